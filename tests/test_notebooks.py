@@ -1,0 +1,123 @@
+"""Pruebas de los cuadernos: publicación al día, estructura, celdas calificadas honestas y
+calificación automática real con nbgrader (solución = nota máxima, publicado = 0, errónea = parcial)."""
+import ast
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wrong_answers import wrong_cells  # noqa: E402
+
+from helpers import autograde as ag  # noqa: E402
+from helpers.release import ROOT, badge_line, notebook_names, setup_cell_source, generate, SETUP_TAG  # noqa: E402
+
+NAMES = notebook_names()
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def solution(name):
+    return ROOT / "solutions" / name / f"{name}.ipynb"
+
+
+def released(name):
+    return ROOT / "notebooks" / name / f"{name}.ipynb"
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def grade_cells(nb):
+    return [c for c in nb.cells if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")]
+
+
+def comparable(nb):
+    return [(c.cell_type, c.source, nbgrader_meta(c)) for c in nb.cells]
+
+
+def test_hay_cuadernos():
+    assert NAMES, "solutions/ no tiene cuadernos"
+    assert NAMES[0] == "01_introduccion_peft"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_publicado_al_dia(name, tmp_path):
+    """notebooks/ es exactamente lo que genera nbgrader desde solutions/ (nadie lo edita a mano)."""
+    assert released(name).exists(), f"Falta notebooks/{name}: ejecuta `make release`"
+    out = generate(name, release_dir=tmp_path)
+    fresh = read(out / f"{name}.ipynb")
+    assert comparable(fresh) == comparable(read(released(name))), f"notebooks/{name} está desfasado: ejecuta `make release`"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_insignia_y_preparacion(name):
+    for path in (solution(name), released(name)):
+        nb = read(path)
+        assert nb.cells[0].source.split("\n")[0] == badge_line(name)
+        setup = [c for c in nb.cells if SETUP_TAG in c.metadata.get("tags", [])]
+        assert len(setup) == 1 and setup[0].source == setup_cell_source()
+        assert nb.cells.index(setup[0]) == 1 + next(i for i, c in enumerate(nb.cells[1:]) if c.cell_type == "code"), \
+            "la celda de preparación debe ser la primera de código"
+    target = re.search(r"/blob/[^/]+/(notebooks/.+\.ipynb)\)$", badge_line(name)).group(1)
+    assert (ROOT / target).exists()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_estructura(name):
+    nb = read(solution(name))
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for needed in ("Objetivos", "🐢", "🐕", "🦁", "Resumen", "Para saber más"):
+        assert needed in text, f"{name}: falta «{needed}» en el texto"
+    graded = grade_cells(nb)
+    assert len(graded) >= 4, f"{name}: hacen falta al menos 4 celdas calificadas"
+    assert any("### BEGIN HIDDEN TESTS" in c.source for c in graded), f"{name}: ninguna celda con pruebas ocultas"
+    ids = [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c)]
+    assert len(ids) == len(set(ids)), "grade_id repetidos"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_celdas_calificadas_solo_comprueban(name):
+    """Una celda calificada nunca termina en una expresión con valor (nbgrader la tomaría como nota parcial)."""
+    for cell in grade_cells(read(solution(name))):
+        tree = ast.parse(cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", ""))
+        last = tree.body[-1]
+        ok = isinstance(last, ast.Assert) or (
+            isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+            and getattr(last.value.func, "attr", getattr(last.value.func, "id", "")).startswith("check_")
+        )
+        assert ok, f"{name}/{nbgrader_meta(cell)['grade_id']}: debe terminar en assert o en helpers.check_*(...)"
+
+
+def _errors(path):
+    return [(i, o.get("ename")) for i, c in enumerate(read(path).cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_calificacion_automatica(name, tmp_path):
+    """Con el perfil rápido: la solución se ejecuta entera sin errores y saca la nota máxima;
+    el cuaderno publicado sin tocar saca 0 en cada celda; una respuesta errónea, nota parcial."""
+    course = ag.make_course(tmp_path, [name])
+    wrong = wrong_cells(name)
+    assert wrong, f"tests/wrong_answers/nb{name[:2]}.py debe definir WRONG con al menos una respuesta errónea"
+    nb = read(solution(name))
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells}
+    for grade_id, source in wrong.items():
+        by_id[grade_id].source = source
+    wrong_path = tmp_path / "erronea.ipynb"
+    nbformat.write(nb, wrong_path)
+
+    grades = ag.autograde(course, name, {"solucion": solution(name), "publicado": ag.released_notebook(course, name), "erronea": wrong_path})
+
+    sol = grades["solucion"]
+    assert _errors(ag.autograded_notebook(course, name, "solucion")) == [], "la solución tiene celdas con error"
+    assert sol.score == sol.max_score > 0, sol.cells
+    assert all(score == 0 for score, _ in grades["publicado"].cells.values()), grades["publicado"].cells
+    assert 0 < grades["erronea"].score < grades["erronea"].max_score, grades["erronea"].cells
