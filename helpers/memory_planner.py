@@ -1,0 +1,172 @@
+"""Planificador de memoria: «¿cabe en mi GPU?» sin descargar pesos.
+
+A partir de la configuración de un modelo tipo Llama (un ``AutoConfig`` o un diccionario con
+sus campos) y del método (``full``, ``lora``, ``qlora``) estima los parámetros entrenables y la
+memoria pico del entrenamiento, desglosada en pesos, gradientes, estados del optimizador y
+activaciones, y dice si cabe en una GPU con nombre (T4, L4, A100...).
+
+Los recuentos de LoRA son exactos (los mismos que da ``peft``); la memoria es una estimación.
+Fórmulas (bytes por parámetro) según ``reference-figures``: fp32 4, fp16/bf16 2, NF4 con doble
+cuantización ≈ 0.516 (Dettmers et al. 2023, QLoRA, arXiv 2305.14314, §3); AdamW guarda dos
+estados fp32 (8 bytes) por parámetro entrenable, AdamW de 8 bits unos 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Memoria utilizable (GB, 10^9 bytes) de GPUs habituales. La T4 tiene 16 GB pero deja unos 14.7 útiles.
+GPUS_GB = {"T4": 14.7, "L4": 22.0, "V100-16GB": 15.8, "A10G": 22.0, "A100-40GB": 39.4, "A100-80GB": 79.2, "H100-80GB": 79.2}
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+NF4_DQ_BYTES = 0.5 + (8 / 64 + 32 / (64 * 256)) / 8  # ≈ 0.516 bytes/parámetro
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+OPTIMIZER_BYTES = {"adamw": 8, "adamw_8bit": 2, "paged_adamw_8bit": 2, "sgd": 0}
+CUDA_OVERHEAD_BYTES = 0.5e9  # contexto de CUDA y kernels, aproximado
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Lo que importa de la configuración para contar y estimar."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool
+
+    @classmethod
+    def from_config(cls, config) -> "Shape":
+        get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+        hidden, heads = get("hidden_size"), get("num_attention_heads")
+        if hidden is None or heads is None:
+            raise ValueError("La configuración necesita al menos hidden_size y num_attention_heads (modelo tipo Llama).")
+        return cls(
+            hidden=hidden,
+            intermediate=get("intermediate_size"),
+            layers=get("num_hidden_layers"),
+            heads=heads,
+            kv_heads=get("num_key_value_heads") or heads,
+            head_dim=get("head_dim") or hidden // heads,
+            vocab=get("vocab_size"),
+            tied=bool(get("tie_word_embeddings", False)),
+        )
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(d_in, d_out) de cada capa lineal de un bloque; k/v con atención de grupos (GQA)."""
+        h, q, kv, i = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim, self.intermediate
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    def linear_params(self) -> int:
+        return self.layers * sum(a * b for a, b in self.linear_shapes().values())
+
+    def total_params(self) -> int:
+        embeddings = self.vocab * self.hidden * (1 if self.tied else 2)
+        norms = self.layers * 2 * self.hidden + self.hidden
+        return embeddings + norms + self.linear_params()
+
+
+def resolve_targets(target_modules) -> tuple[str, ...]:
+    """'all-linear' o una lista de nombres (q_proj, v_proj, ...)."""
+    if target_modules in ("all-linear", None):
+        return LINEAR_MODULES
+    targets = tuple(target_modules)
+    unknown = set(targets) - set(LINEAR_MODULES)
+    if unknown:
+        raise ValueError(f"Módulos desconocidos {sorted(unknown)}: usa algunos de {', '.join(LINEAR_MODULES)} o 'all-linear'.")
+    return targets
+
+
+def lora_params(config, r: int, target_modules="all-linear") -> int:
+    """Parámetros entrenables de LoRA: Σ r·(d_in + d_out) sobre las capas elegidas (exacto)."""
+    shape = config if isinstance(config, Shape) else Shape.from_config(config)
+    shapes = shape.linear_shapes()
+    return shape.layers * sum(r * sum(shapes[name]) for name in resolve_targets(target_modules))
+
+
+@dataclass
+class Plan:
+    method: str
+    total_params: int
+    trainable_params: int
+    breakdown: dict[str, float] = field(default_factory=dict)  # bytes
+
+    @property
+    def total_bytes(self) -> float:
+        return sum(self.breakdown.values())
+
+    def fits(self, gpu: str = "T4") -> bool:
+        if gpu not in GPUS_GB:
+            raise ValueError(f"GPU desconocida {gpu!r}: elige una de {', '.join(GPUS_GB)}.")
+        return self.total_bytes <= GPUS_GB[gpu] * 1e9
+
+    def report(self, gpu: str = "T4") -> str:
+        """Resumen en español, con el desglose y el veredicto para ``gpu``."""
+        lines = [f"Método: {self.method} · parámetros entrenables: {self.trainable_params:,} de {self.total_params:,}".replace(",", " ")]
+        for part, value in self.breakdown.items():
+            lines.append(f"  {part:<22} {value / 1e9:8.2f} GB")
+        lines.append(f"  {'total estimado':<22} {self.total_bytes / 1e9:8.2f} GB")
+        verdict = "sí cabe" if self.fits(gpu) else "no cabe"
+        lines.append(f"¿Cabe en una {gpu} ({GPUS_GB[gpu]} GB útiles)? {verdict}.")
+        return "\n".join(lines)
+
+
+def activation_bytes(shape: Shape, batch: int, seq_len: int, bytes_per_value: int, gradient_checkpointing: bool, lora_r: int = 0, n_lora: int = 0) -> float:
+    """Activaciones guardadas para la retropropagación (estimación por componentes).
+
+    Por token y bloque: entradas de las normas y del residuo, q/k/v/salida de la atención
+    (SDPA, sin la matriz de atención completa) y las cuatro activaciones del MLP SwiGLU; más los
+    *logits* (fp32) y su gradiente. Con *gradient checkpointing* solo se guarda la entrada de
+    cada bloque más un bloque completo recalculado.
+    """
+    q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    per_token_layer = 6 * shape.hidden + 2 * q + 2 * kv + 4 * shape.intermediate + n_lora * lora_r
+    tokens = batch * seq_len
+    if gradient_checkpointing:
+        layers = tokens * (shape.layers * shape.hidden + per_token_layer) * bytes_per_value
+    else:
+        layers = tokens * shape.layers * per_token_layer * bytes_per_value
+    logits = tokens * shape.vocab * 4 * 2  # logits fp32 y su gradiente
+    return layers + logits
+
+
+def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linear", batch: int = 1, seq_len: int = 512,
+         precision: str = "fp16", optimizer: str = "adamw", gradient_checkpointing: bool = False, cuda_overhead: bool = True) -> Plan:
+    """Estima la memoria pico de entrenamiento.
+
+    ``method``: 'full' (ajuste fino completo), 'lora' o 'qlora'. ``precision``: 'fp32', 'fp16' o
+    'bf16' (en 'full' con fp16/bf16 se supone precisión mixta: copia maestra fp32 + copia de 16
+    bits, los 18 bytes/parámetro de la documentación de transformers).
+    """
+    if method not in ("full", "lora", "qlora"):
+        raise ValueError(f"Método desconocido {method!r}: usa 'full', 'lora' o 'qlora'.")
+    if precision not in DTYPE_BYTES:
+        raise ValueError(f"Precisión desconocida {precision!r}: usa 'fp32', 'fp16' o 'bf16'.")
+    if optimizer not in OPTIMIZER_BYTES:
+        raise ValueError(f"Optimizador desconocido {optimizer!r}: usa {', '.join(OPTIMIZER_BYTES)}.")
+    shape = Shape.from_config(config)
+    total = shape.total_params()
+    e = DTYPE_BYTES[precision]
+    targets = resolve_targets(target_modules)
+    if method == "full":
+        trainable = total
+        weights = total * (4 + (e if e != 4 else 0))  # maestra fp32 (+ copia de 16 bits)
+        n_lora = 0
+    else:
+        trainable = lora_params(shape, r, targets)
+        linear = shape.linear_params()
+        base_bytes = linear * NF4_DQ_BYTES + (total - linear) * e if method == "qlora" else total * e
+        weights = base_bytes + trainable * 4  # los adaptadores se entrenan en fp32
+        n_lora = len(targets)
+        total += trainable
+    breakdown = {
+        "pesos": weights,
+        "gradientes": trainable * 4,
+        "estados del optimizador": trainable * OPTIMIZER_BYTES[optimizer],
+        "activaciones": activation_bytes(shape, batch, seq_len, e, gradient_checkpointing, r if method != "full" else 0, n_lora),
+    }
+    if cuda_overhead:
+        breakdown["contexto CUDA"] = CUDA_OVERHEAD_BYTES
+    return Plan(method, total, trainable, breakdown)

@@ -1,0 +1,64 @@
+"""El planificador de memoria: recuentos de LoRA idénticos a los de peft y cifras publicadas."""
+import pytest
+from peft import LoraConfig, get_peft_model
+
+import helpers
+from helpers.memory_planner import GPUS_GB, NF4_DQ_BYTES, Shape, lora_params, plan
+
+# Cifras publicadas copiadas de shared/reference-figures.md (con su fuente):
+# - SmolLM2-135M, r=16, las 7 lineales: 4 884 480; Llama-3.2-1B: 11 272 192 (calculadas de su config).
+# - Llama-2-7B: r=8 en q,v → 4 194 304; r=16 en q,k,v,o → 16 777 216; el modelo base 6 738 415 616
+#   (el fragmento famoso imprime 6 742 609 920 = base + 4 194 304).
+# - NF4 con doble cuantización ≈ 0.516 bytes/parámetro (Dettmers et al. 2023, QLoRA, §3).
+LLAMA32_1B = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                  num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True)
+LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                 num_key_value_heads=32, vocab_size=32000, tie_word_embeddings=False)
+
+
+@pytest.mark.parametrize("r,targets", [(1, "all-linear"), (8, ["q_proj", "v_proj"]), (16, ["k_proj", "down_proj"]), (4, ["o_proj", "gate_proj", "up_proj"])])
+def test_lora_igual_que_peft(r, targets):
+    model = helpers.load_model("tiny", verbose=False)
+    base_total = helpers.count_parameters(model).total
+    assert Shape.from_config(model.config).total_params() == base_total
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets))
+    trainable, _ = peft_model.get_nb_trainable_parameters()
+    assert lora_params(model.config, r, targets) == trainable
+
+
+def test_modelo_real_y_cifras_publicadas():
+    model = helpers.load_model("embedded", verbose=False)
+    assert Shape.from_config(model.config).total_params() == helpers.count_parameters(model).total
+    assert lora_params(model.config, 16) == 4_884_480
+    assert lora_params(LLAMA32_1B, 16) == 11_272_192
+    assert lora_params(LLAMA2_7B, 8, ["q_proj", "v_proj"]) == 4_194_304
+    assert lora_params(LLAMA2_7B, 16, ["q_proj", "k_proj", "v_proj", "o_proj"]) == 16_777_216
+    assert Shape.from_config(LLAMA2_7B).total_params() + 4_194_304 == 6_742_609_920
+    assert NF4_DQ_BYTES == pytest.approx(0.516, abs=1e-3)
+
+
+def test_veredictos_t4():
+    # Ajuste fino completo de un 7B: ~16–18 bytes/parámetro, imposible en una T4.
+    full = plan(LLAMA2_7B, "full", precision="fp16")
+    assert not full.fits("T4") and full.breakdown["estados del optimizador"] == 8 * full.trainable_params
+    assert 16 * 6.7e9 < full.total_bytes
+    # QLoRA de un 7B con batch 1 cabe en una T4 (las ejecuciones publicadas usan < 8 GB).
+    qlora = plan(LLAMA2_7B, "qlora", r=16, batch=1, seq_len=512, gradient_checkpointing=True)
+    assert qlora.fits("T4") and qlora.total_bytes < 8e9
+    assert "¿Cabe en una T4" in qlora.report("T4")
+
+
+def test_checkpointing_reduce_activaciones():
+    a = plan(LLAMA32_1B, "lora", batch=4, seq_len=1024)
+    b = plan(LLAMA32_1B, "lora", batch=4, seq_len=1024, gradient_checkpointing=True)
+    assert b.breakdown["activaciones"] < a.breakdown["activaciones"] / 3
+
+
+def test_errores_en_espanol():
+    with pytest.raises(ValueError, match="Método desconocido"):
+        plan(LLAMA32_1B, "adapters")
+    with pytest.raises(ValueError, match="Módulos desconocidos"):
+        lora_params(LLAMA32_1B, 8, ["qkv"])
+    with pytest.raises(ValueError, match="GPU desconocida"):
+        plan(LLAMA32_1B).fits("RTX9090")
+    assert "T4" in GPUS_GB
