@@ -114,11 +114,10 @@ class Plan:
 
 
 def activation_bytes(shape: Shape, batch: int, seq_len: int, bytes_per_value: int, gradient_checkpointing: bool, lora_r: int = 0, n_lora: int = 0) -> float:
-    """Activaciones guardadas para la retropropagación (estimación por componentes).
+    """Activaciones de los bloques guardadas para la retropropagación (estimación por componentes).
 
     Por token y bloque: entradas de las normas y del residuo, q/k/v/salida de la atención
-    (SDPA, sin la matriz de atención completa) y las cuatro activaciones del MLP SwiGLU; más los
-    *logits* (fp32) y su gradiente. Con *gradient checkpointing* solo se guarda la entrada de
+    (SDPA, sin la matriz de atención completa) y las cuatro activaciones del MLP SwiGLU. Con *gradient checkpointing* solo se guarda la entrada de
     cada bloque más un bloque completo recalculado.
     """
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
@@ -128,8 +127,12 @@ def activation_bytes(shape: Shape, batch: int, seq_len: int, bytes_per_value: in
         layers = tokens * (shape.layers * shape.hidden + per_token_layer) * bytes_per_value
     else:
         layers = tokens * shape.layers * per_token_layer * bytes_per_value
-    logits = tokens * shape.vocab * 4 * 2  # logits fp32 y su gradiente
-    return layers + logits
+    return layers
+
+
+def logits_bytes(shape: Shape, batch: int, seq_len: int) -> float:
+    """*Logits* en fp32 y su gradiente: con vocabularios grandes pesan mucho."""
+    return batch * seq_len * shape.vocab * 4 * 2
 
 
 def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linear", batch: int = 1, seq_len: int = 512,
@@ -166,6 +169,7 @@ def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linea
         "gradientes": trainable * 4,
         "estados del optimizador": trainable * OPTIMIZER_BYTES[optimizer],
         "activaciones": activation_bytes(shape, batch, seq_len, e, gradient_checkpointing, r if method != "full" else 0, n_lora),
+        "logits": logits_bytes(shape, batch, seq_len),
     }
     if cuda_overhead:
         breakdown["contexto CUDA"] = CUDA_OVERHEAD_BYTES
