@@ -114,25 +114,29 @@ class Plan:
 
 
 def activation_bytes(shape: Shape, batch: int, seq_len: int, bytes_per_value: int, gradient_checkpointing: bool, lora_r: int = 0, n_lora: int = 0) -> float:
-    """Activaciones de los bloques guardadas para la retropropagación (estimación por componentes).
+    """Activaciones de los bloques que se guardan para la retropropagación.
 
-    Por token y bloque: entradas de las normas y del residuo, q/k/v/salida de la atención
-    (SDPA, sin la matriz de atención completa) y las cuatro activaciones del MLP SwiGLU. Con *gradient checkpointing* solo se guarda la entrada de
-    cada bloque más un bloque completo recalculado.
+    Por token y bloque: entradas y salidas de las dos normas y el residuo (6·h), la consulta y
+    la salida de la atención (2·q), las claves y valores (2·kv, más pequeñas con GQA), cuatro
+    tensores del MLP SwiGLU (4·intermedia) y la entrada intermedia de cada adaptador LoRA (r).
+    Es la cuenta que coincide con lo que PyTorch guarda de verdad en un Llama (lo mide
+    ``make bench``). Con
+    *gradient checkpointing* solo se guarda la entrada de cada bloque más un bloque completo.
     """
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
     per_token_layer = 6 * shape.hidden + 2 * q + 2 * kv + 4 * shape.intermediate + n_lora * lora_r
     tokens = batch * seq_len
     if gradient_checkpointing:
-        layers = tokens * (shape.layers * shape.hidden + per_token_layer) * bytes_per_value
-    else:
-        layers = tokens * shape.layers * per_token_layer * bytes_per_value
-    return layers
+        return tokens * (shape.layers * shape.hidden + per_token_layer) * bytes_per_value
+    return tokens * shape.layers * per_token_layer * bytes_per_value
 
 
 def logits_bytes(shape: Shape, batch: int, seq_len: int) -> float:
-    """*Logits* en fp32 y su gradiente: con vocabularios grandes pesan mucho."""
-    return batch * seq_len * shape.vocab * 4 * 2
+    """*Logits* en fp32: los guardados para la pérdida y su gradiente al empezar la
+    retropropagación (2 copias). Con vocabularios grandes (49 152 en SmolLM2, 128 256 en
+    Llama 3) pesan mucho.
+    """
+    return 2 * batch * seq_len * shape.vocab * 4
 
 
 def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linear", batch: int = 1, seq_len: int = 512,
