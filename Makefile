@@ -3,6 +3,7 @@
 #   make curso    ejecuta todos los cuadernos con el modelo embebido real
 #   make lab      abre el curso en JupyterLab local
 #   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/
+#   make bench    mide el rendimiento y escribe docs/rendimiento.md
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.instalado
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-rapido curso lab release limpiar
+.PHONY: install test test-rapido curso lab release bench limpiar
 
 install: $(STAMP)
 
@@ -21,11 +22,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[local,dev]"
 	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -m helpers.pins no-deps)
+	@# Chromium del sistema para la prueba en el navegador (playwright no descarga navegadores).
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "AVISO: no se pudo instalar chromium (apt-get); instálalo a mano para la prueba del navegador."
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (curso-peft)" >/dev/null
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 test-rapido: install
 	$(BIN)/python -m pytest -m "not slow"
@@ -38,6 +42,9 @@ lab: install
 
 release: install
 	$(BIN)/python -m helpers.release
+
+bench: install
+	$(BIN)/python -m helpers.bench $(BENCH_ARGS)
 
 limpiar:
 	rm -rf build .pytest_cache

@@ -1,0 +1,106 @@
+"""``python -m helpers.doctor``: diagnóstico en español; código distinto de 0 si una versión no
+coincide con la fijada."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import doctor, pins
+from helpers.models import ENV_VAR
+
+ROOT = pins.PYPROJECT.parent
+
+
+def run_doctor(**env_extra) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", "COLAB_RELEASE_TAG", ENV_VAR)}
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "helpers.doctor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def _clean(monkeypatch):
+    for var in ("NBGRADER_EXECUTION", "COLAB_RELEASE_TAG", ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_doctor_en_este_entorno():
+    result = run_doctor(**{ENV_VAR: "tiny"})
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Todo en orden" in out
+    for needed in ("entorno", "local", "Versiones", "GPU", "bf16 real", "precisión de entrenamiento",
+                   "perfil del modelo", "diminuto", f"la variable {ENV_VAR}", "modelo embebido (GGUF)",
+                   "caché del modelo embebido"):
+        assert needed in out, f"falta «{needed}» en la salida:\n{out}"
+    # Cada versión fijada aparece con su versión instalada.
+    for req in pins.pinned_requirements(extras=("local",)) + pins.no_deps_requirements():
+        name, pinned = req.split("==")
+        line = next((l for l in out.splitlines() if f" {name} " in l), None)
+        assert line and pinned in line and "✔" in line, f"{name}: {line}"
+
+
+def test_doctor_falla_con_una_version_distinta(monkeypatch, capsys):
+    _clean(monkeypatch)
+    real = doctor.installed_version
+    monkeypatch.setattr(doctor, "installed_version", lambda name: "0.20.0" if name == "peft" else real(name))
+    assert doctor.main([]) == 1
+    out = capsys.readouterr().out
+    assert "✘ peft" in out and "0.20.0       ≠ 0.21.2" in out
+    assert "Problema: 1 paquete(s) no coinciden con las versiones fijadas: peft (instalada 0.20.0, fijada 0.21.2)" in out
+    assert "make install" in out
+
+
+def test_doctor_falla_si_falta_un_paquete_imprescindible(monkeypatch, capsys):
+    _clean(monkeypatch)
+    real = doctor.installed_version
+    monkeypatch.setattr(doctor, "installed_version", lambda name: None if name == "trl" else real(name))
+    assert doctor.main([]) == 1
+    assert "trl (no instalado, fijada 1.16.0)" in capsys.readouterr().out
+
+
+def test_faltar_las_de_pruebas_solo_avisa(monkeypatch, capsys):
+    _clean(monkeypatch)
+    real = doctor.installed_version
+    monkeypatch.setattr(doctor, "installed_version", lambda name: None if name == "pytest" else real(name))
+    assert doctor.main([]) == 0
+    assert "solo hace falta para las pruebas" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("installed", "pinned", "ok"),
+    [("2.13.0+cpu", "2.13.0", True), ("2.13.0+cu126", "2.13.0", True), ("2.13.1", "2.13.0", False),
+     ("5.23.0rc1", "5.23.0", False), ("no-es-una-versión", "1.0", False)],
+)
+def test_comparacion_de_versiones(installed, pinned, ok):
+    assert doctor.PinStatus("x", pinned, installed, "curso", True).matches is ok
+
+
+def test_en_colab_solo_las_del_curso(monkeypatch, capsys):
+    _clean(monkeypatch)
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-prueba")
+    monkeypatch.setenv(ENV_VAR, "tiny")  # en Colab el perfil por defecto sería hub
+    statuses = doctor.check_pins("colab")
+    assert {s.group for s in statuses} == {"curso"}
+    assert {s.name for s in statuses} == {r.split("==")[0] for r in pins.pinned_requirements()}
+    # Colab trae su torch: que no esté la versión fijada en local no es un problema allí.
+    real = doctor.installed_version
+    monkeypatch.setattr(doctor, "installed_version", lambda name: "2.9.0+cu126" if name == "torch" else real(name))
+    assert doctor.main([]) == 0
+    out = capsys.readouterr().out
+    assert "entorno : colab" in out and "en Colab solo las del curso" in out
+
+
+def test_pins_desde_los_metadatos_del_paquete():
+    """Instalado desde git (Colab) no hay pyproject.toml al lado: las versiones salen de los metadatos."""
+    data = doctor._pins_from_metadata()
+    assert set(pins.pinned_requirements(data)) == set(pins.pinned_requirements())
+
+
+def test_calificador(monkeypatch, capsys):
+    _clean(monkeypatch)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert doctor.main([]) == 0
+    out = capsys.readouterr().out
+    assert "entorno : calificador" in out and "elegido por el calificador" in out
