@@ -3,7 +3,6 @@
 #   make curso    ejecuta todos los cuadernos con el modelo embebido real
 #   make lab      abre el curso en JupyterLab local
 #   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/
-#   make bench    mide el rendimiento y escribe docs/rendimiento.md
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -12,7 +11,7 @@ STAMP  := $(VENV)/.instalado
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-rapido curso lab release bench limpiar
+.PHONY: install test test-rapido curso lab release limpiar
 
 install: $(STAMP)
 
@@ -42,9 +41,6 @@ lab: install
 
 release: install
 	$(BIN)/python -m helpers.release
-
-bench: install
-	$(BIN)/python -m helpers.bench $(BENCH_ARGS)
 
 limpiar:
 	rm -rf build .pytest_cache
