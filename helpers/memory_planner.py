@@ -120,7 +120,7 @@ def activation_bytes(shape: Shape, batch: int, seq_len: int, bytes_per_value: in
     la salida de la atención (2·q), las claves y valores (2·kv, más pequeñas con GQA), cuatro
     tensores del MLP SwiGLU (4·intermedia) y la entrada intermedia de cada adaptador LoRA (r).
     Es la cuenta que coincide con lo que PyTorch guarda de verdad en un Llama (lo mide
-    ``make bench``). Con
+    el banco de pruebas). Con
     *gradient checkpointing* solo se guarda la entrada de cada bloque más un bloque completo.
     """
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
