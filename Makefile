@@ -3,6 +3,8 @@
 #   make curso    ejecuta todos los cuadernos con el modelo embebido real
 #   make lab      abre el curso en JupyterLab local
 #   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/
+#   make bench    mide el rendimiento en esta máquina y escribe docs/rendimiento.md
+#   make calificar ENTREGAS=<zip o carpeta> TAREA=<cuaderno>  califica una clase (profesorado)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -11,7 +13,7 @@ STAMP  := $(VENV)/.instalado
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-rapido curso lab release limpiar
+.PHONY: install test test-rapido curso lab release bench limpiar
 
 install: $(STAMP)
 
@@ -42,5 +44,16 @@ lab: install
 release: install
 	$(BIN)/python -m helpers.release
 
+bench: install
+	$(BIN)/python -m helpers.bench
+
 limpiar:
 	rm -rf build .pytest_cache
+
+# Califica las entregas de una clase con nbgrader (ver README, «Calificar una clase»). Opcionales:
+# CLASE=<carpeta de la clase, fuera del repositorio> PERFIL=embedded TRABAJADORES=2
+.PHONY: calificar
+calificar: install
+	@test -n "$(ENTREGAS)" -a -n "$(TAREA)" || { echo "Uso: make calificar ENTREGAS=<zip de Moodle o carpeta> TAREA=<cuaderno, p. ej. 01_introduccion_peft> [CLASE=<carpeta>] [PERFIL=embedded] [TRABAJADORES=2]"; exit 2; }
+	$(BIN)/python -m helpers.classroom calificar --entregas "$(ENTREGAS)" --tarea "$(TAREA)" \
+		$(if $(CLASE),--clase "$(CLASE)") $(if $(PERFIL),--perfil "$(PERFIL)") $(if $(TRABAJADORES),--trabajadores "$(TRABAJADORES)")

@@ -12,8 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import ENV_VAR
 from .release import ROOT, SOLUTIONS
+
+# La variable de entorno del perfil (la misma que helpers.models.ENV_VAR; sin importar torch aquí,
+# para que el calificador de la clase arranque rápido).
+ENV_VAR = "CURSO_PEFT_PROFILE"
 
 CONFIG_TEMPLATE = """\
 # Generado por helpers.autograde: la configuración del curso con este directorio como raíz.
@@ -33,19 +36,32 @@ class NotebookGrade:
     cells: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def make_course(workdir: Path, names: list[str]) -> Path:
+def write_config(workdir: Path, extra: str = "") -> Path:
+    """Escribe ``nbgrader_config.py`` en ``workdir``: la configuración del curso con ese directorio
+    como raíz y su propio libro de notas, más las líneas ``extra`` (ajustes de quien califica)."""
+    workdir = Path(workdir)
+    path = workdir / "nbgrader_config.py"
+    text = CONFIG_TEMPLATE.format(
+        repo_config=str(ROOT / "nbgrader_config.py"), root=str(workdir), db=str(workdir / "gradebook.db")
+    )
+    path.write_text(text + (extra.rstrip() + "\n" if extra else ""), encoding="utf-8")
+    return path
+
+
+def copy_source(name: str, dest: Path, solutions: Path = SOLUTIONS) -> Path:
+    """Copia ``solutions/<name>`` (sin puntos de control ni salidas) en ``dest``."""
+    shutil.copytree(Path(solutions) / name, dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas", "__pycache__"))
+    return Path(dest)
+
+
+def make_course(workdir: Path, names: list[str], extra_config: str = "") -> Path:
     """Crea un directorio de curso de nbgrader con los cuadernos ``names`` ya generados."""
     workdir = Path(workdir)
     (workdir / "source").mkdir(parents=True, exist_ok=True)
-    (workdir / "nbgrader_config.py").write_text(
-        CONFIG_TEMPLATE.format(
-            repo_config=str(ROOT / "nbgrader_config.py"), root=str(workdir), db=str(workdir / "gradebook.db")
-        ),
-        encoding="utf-8",
-    )
+    write_config(workdir, extra_config)
     for name in names:
-        shutil.copytree(SOLUTIONS / name, workdir / "source" / name, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas"))
+        copy_source(name, workdir / "source" / name)
         _nbgrader(workdir, "generate_assignment", name, "--force")
     return workdir
 
@@ -57,9 +73,10 @@ def nbgrader_env(**extra: str) -> dict:
     return env
 
 
-def _nbgrader(course: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def _nbgrader(course: Path, *args: str, env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
     env = env or nbgrader_env()
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
+                            env=env, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} falló:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
@@ -79,8 +96,13 @@ def autograde(course: Path, name: str, submissions: dict[str, Path], profile: st
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, dest / f"{name}.ipynb")
     env = nbgrader_env(**{ENV_VAR: profile})
-    for student in submissions:
-        _nbgrader(course, "autograde", name, "--force", f"--student={student}", env=env)
+    present = {p.name for p in (course / "submitted").iterdir() if (p / name).is_dir()}
+    if present == set(submissions):
+        # Una sola ejecución de nbgrader para todas las entregas (se ahorra arrancarlo cada vez).
+        _nbgrader(course, "autograde", name, "--force", env=env)
+    else:
+        for student in submissions:
+            _nbgrader(course, "autograde", name, "--force", f"--student={student}", env=env)
     grades = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student in submissions:

@@ -137,9 +137,15 @@ class PeakMemory:
 
 
 def free_memory() -> None:
-    """Libera la memoria que ya no se usa (recolector de Python y caché de CUDA)."""
+    """Libera la memoria que ya no se usa: recolector de Python, caché de CUDA y, en Linux, la
+    memoria libre del asignador de C (para que lo liberado se note en la memoria del proceso)."""
+    import ctypes
     import gc
 
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -98,10 +98,13 @@ def generate(name: str, root: Path = ROOT, release_dir: Path | None = None) -> P
 
 
 def main(argv: list[str]) -> int:
-    names = argv or notebook_names()
-    unknown = sorted(set(names) - set(notebook_names()))
+    known = notebook_names()
+    # Se acepta el nombre completo o solo su número («03»).
+    names = [next((n for n in known if n == arg or n.startswith(f"{arg}_")), arg) for arg in argv] or known
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        print(f"No existen en solutions/: {', '.join(unknown)}", file=sys.stderr)
+        print(f"No existen en solutions/: {', '.join(unknown)}. Usa el nombre de la carpeta o su número "
+              f"(p. ej. 03); los cuadernos son: {', '.join(known)}", file=sys.stderr)
         return 2
     for name in names:
         path = SOLUTIONS / name / f"{name}.ipynb"

@@ -1,0 +1,150 @@
+"""Los cuadernos que se califican: plantilla de nbgrader por cuaderno y curso maestro de la clase.
+
+- La *plantilla* (``CLASE/.plantillas/<cuaderno>/``) es un curso de nbgrader con solo ese cuaderno
+  generado desde ``solutions/``: su libro de notas (con las pruebas ocultas) se copia para
+  calificar cada entrega por separado.
+- El *curso maestro* (``CLASE/curso/``) es el curso de nbgrader de la clase: su libro de notas
+  reúne las notas de todas las entregas (se puede abrir con ``nbgrader formgrader``).
+
+Ambos se regeneran solos si cambia el cuaderno de solutions/ (se compara su huella).
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import shutil
+from pathlib import Path
+
+import nbformat
+
+from .. import autograde as ag
+from ..release import SOLUTIONS
+from .layout import ClassDir, read_json, write_json
+
+
+def fingerprint(name: str, solutions: Path = SOLUTIONS) -> str:
+    """Huella (sha256) de todos los archivos de ``solutions/<name>``."""
+    digest = hashlib.sha256()
+    folder = Path(solutions) / name
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not {".ipynb_checkpoints", "salidas", "__pycache__"} & set(rel.parts):
+            digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def test_cells_only_assert(nb) -> list[str]:
+    """``grade_id`` de las celdas de pruebas que no terminan en ``assert`` ni en ``check_*(...)``.
+
+    nbgrader tomaría un número al final de una celda de pruebas como nota parcial.
+    """
+    bad = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        code = cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
+        try:
+            body = ast.parse(code).body
+        except SyntaxError:
+            bad.append(meta["grade_id"])
+            continue
+        last = body[-1] if body else None
+        ok = isinstance(last, ast.Assert) or (
+            isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+            and getattr(last.value.func, "attr", getattr(last.value.func, "id", "")).startswith("check_"))
+        if not ok:
+            bad.append(meta["grade_id"])
+    return bad
+
+
+def generate_assignment(course: Path, name: str) -> None:
+    """``nbgrader generate_assignment <name> --force`` en este proceso (sin arrancar otro Python)."""
+    import logging
+
+    import os
+    import sys
+
+    from .grading import _api, _env
+
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    # nbgrader llama al programa ``alembic`` del entorno (al crear el libro de notas).
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    with _env(PATH=path):
+        outcome = _api(Path(course)).generate_assignment(name, force=True, create=True)
+    if not outcome.get("success"):
+        raise RuntimeError(f"nbgrader generate_assignment {name} falló:\n{(outcome.get('log') or '')[-3000:]}\n"
+                           f"{outcome.get('error') or ''}")
+
+
+def _read_template_gradebook(course: Path, name: str) -> tuple[float, dict]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_notebook(name, name)
+        cells = {c.name: float(c.max_score) for c in nb.grade_cells}
+    return float(sum(cells.values())), cells
+
+
+def prepare_template(cd: ClassDir, name: str, solutions: Path = SOLUTIONS) -> dict:
+    """Crea (o reutiliza) la plantilla de ``name``; devuelve su información."""
+    folder = cd.template(name)
+    fp = fingerprint(name, solutions)
+    info = read_json(folder / "info.json")
+    if info and info.get("huella") == fp and (folder / "gradebook.db").exists():
+        return info
+    fresh = folder.with_name(folder.name + ".nueva")
+    shutil.rmtree(fresh, ignore_errors=True)
+    (fresh / "source").mkdir(parents=True)
+    ag.copy_source(name, fresh / "source" / name, solutions)
+    ag.write_config(fresh)
+    generate_assignment(fresh, name)
+    max_score, cells = _read_template_gradebook(fresh, name)
+    source_nb = nbformat.read(fresh / "source" / name / f"{name}.ipynb", as_version=4)
+    info = {"cuaderno": name, "huella": fp, "puntuacion_maxima": max_score, "celdas": cells,
+            "pruebas_sin_assert": test_cells_only_assert(source_nb)}
+    write_json(fresh / "info.json", info)
+    # Cambio atómico de la plantilla vieja por la nueva.
+    old = folder.with_name(folder.name + ".vieja")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    fresh.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    # Las rutas absolutas del config apuntaban a la carpeta ".nueva".
+    ag.write_config(folder)
+    return info
+
+
+def released_path(cd: ClassDir, name: str) -> Path:
+    return cd.template(name) / "release" / name / f"{name}.ipynb"
+
+
+def prepare_master(cd: ClassDir, name: str, info: dict, solutions: Path = SOLUTIONS) -> None:
+    """Deja el cuaderno ``name`` generado en el curso maestro con la huella actual."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    course = cd.course
+    course.mkdir(parents=True, exist_ok=True)
+    ag.write_config(course)
+    stamps = read_json(course / "huellas.json", {})
+    if stamps.get(name) == info["huella"] and (course / "gradebook.db").exists():
+        return
+    target = course / "source" / name
+    shutil.rmtree(target, ignore_errors=True)
+    ag.copy_source(name, target, solutions)
+    try:
+        generate_assignment(course, name)
+    except RuntimeError:
+        # El cuaderno cambió y el libro de notas tiene entregas con la versión vieja: se quitan
+        # (se recalifican con la nueva; los resultados guardados tienen otra huella).
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            try:
+                assignment = gb.find_assignment(name)
+            except MissingEntry:
+                raise
+            for sub in list(assignment.submissions):
+                gb.remove_submission(name, sub.student.id)
+        generate_assignment(course, name)
+    stamps[name] = info["huella"]
+    write_json(course / "huellas.json", stamps)

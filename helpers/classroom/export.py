@@ -1,0 +1,154 @@
+"""El CSV de notas y el libro de notas maestro de nbgrader.
+
+CSV (``CLASE/calificaciones.csv``, UTF-8, separado por comas): una fila por alumno/a y cuaderno,
+ordenadas, sin fechas ni tiempos (repetir la orden da el mismo archivo, byte a byte).
+
+==================  =========================================================================
+columna             contenido
+==================  =========================================================================
+alumno              identificador (el de nbgrader y el de las carpetas)
+nombre              nombre tal como venía en la exportación
+cuaderno            p. ej. ``01_introduccion_peft``
+puntuacion          nota obtenida; vacía si no hay nota (falta la entrega o no se pudo calificar)
+puntuacion_maxima   nota máxima del cuaderno
+estado              ``calificado``, ``no calificable: <motivo>`` o ``falta la entrega``
+observaciones       lo que el profesorado debe saber (separado por « | »)
+==================  =========================================================================
+
+Con «no calificable: kernel muerto» o «no calificable: tiempo total agotado» la puntuación es la
+parcial de las celdas que llegaron a ejecutarse (las observaciones lo dicen): nunca un 0 sin motivo.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+import shutil
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+from .grading import STATUS_MISSING, ungradable
+from .layout import ClassDir, read_json, write_atomic
+
+COLUMNS = ["alumno", "nombre", "cuaderno", "puntuacion", "puntuacion_maxima", "estado", "observaciones"]
+PENDING = ungradable("sin calificar todavía (vuelve a ejecutar la orden)")
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{float(value):g}"
+
+
+def rows(cd: ClassDir) -> list[dict]:
+    """Filas del CSV a partir del índice de entregas y de los resultados guardados."""
+    index = read_json(cd.index, {}) or {}
+    out = []
+    for nb in index.get("cuadernos", []):
+        info = read_json(cd.template(nb) / "info.json", {}) or {}
+        for sid in sorted(index.get("alumnos", {})):
+            name = index["alumnos"][sid].get("nombre", sid)
+            sub = index.get("entregas", {}).get(sid, {}).get(nb)
+            row = {"alumno": sid, "nombre": name, "cuaderno": nb, "puntuacion": "",
+                   "puntuacion_maxima": _num(info.get("puntuacion_maxima")), "estado": STATUS_MISSING,
+                   "observaciones": ""}
+            if sub is not None:
+                result = read_json(cd.result_dir(nb, sid) / "resultado.json")
+                if result is None or result.get("sha256") != sub["sha256"]:
+                    row["estado"] = PENDING
+                else:
+                    row.update(puntuacion=_num(result.get("puntuacion")),
+                               puntuacion_maxima=_num(result.get("puntuacion_maxima")),
+                               estado=result["estado"], observaciones=" | ".join(result.get("observaciones", [])))
+            out.append(row)
+    out.sort(key=lambda r: (r["alumno"], r["cuaderno"]))
+    return out
+
+
+def write_csv(cd: ClassDir) -> list[dict]:
+    data = rows(cd)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(data)
+    write_atomic(cd.csv, buffer.getvalue())
+    return data
+
+
+# --- libro de notas maestro -------------------------------------------------------------------
+@contextmanager
+def locked(path: Path):
+    """Cerrojo de archivo (entre procesos) para el libro de notas maestro."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_integrity(db: Path) -> bool:
+    """``PRAGMA integrity_check`` del libro de notas (True si está sano)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+
+
+def merge_into_gradebook(cd: ClassDir, results: list[dict]) -> None:
+    """Pasa resultados al libro de notas maestro (``CLASE/curso/gradebook.db``).
+
+    Se trabaja sobre una copia y se sustituye el original de una vez (``os.replace``): si algo
+    falla o el proceso muere a mitad, el libro de notas anterior sigue intacto.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    import warnings
+
+    db = cd.course / "gradebook.db"
+    with locked(cd.course / ".gradebook.lock"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # avisos internos de SQLAlchemy en nbgrader
+        tmp = db.with_name(".gradebook.db.nuevo")
+        shutil.copy(db, tmp)
+        try:
+            with Gradebook(f"sqlite:///{tmp}") as gb:
+                for res in results:
+                    nb, sid = res["cuaderno"], res["alumno"]
+                    if not res.get("celdas"):
+                        try:
+                            gb.remove_submission(nb, sid)
+                        except MissingEntry:
+                            pass
+                        continue
+                    gb.update_or_create_student(sid, first_name=res.get("nombre", sid))
+                    gb.update_or_create_submission(nb, sid)
+                    for cell, (score, _max) in res["celdas"].items():
+                        grade = gb.find_grade(cell, nb, nb, sid)
+                        grade.auto_score = float(score)
+                        grade.needs_manual_grade = False
+                    gb.db.commit()
+            if not check_integrity(tmp):
+                raise RuntimeError("el libro de notas nuevo no pasa PRAGMA integrity_check")
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, db)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def publish_result(cd: ClassDir, res: dict) -> None:
+    """Copia lo que ve el profesorado y el alumnado: retroalimentación y cuadernos del curso."""
+    nb, sid = res["cuaderno"], res["alumno"]
+    folder = cd.result_dir(nb, sid)
+    page = folder / "retroalimentacion.html"
+    if page.exists():
+        write_atomic(cd.feedback_file(sid, nb), page.read_bytes())
+    for src, kind in ((folder / "entregado.ipynb", "submitted"), (folder / "calificado.ipynb", "autograded")):
+        target = cd.course / kind / sid / nb / f"{nb}.ipynb"
+        if src.exists():
+            write_atomic(target, src.read_bytes())
+        elif target.exists():
+            target.unlink()

@@ -1,0 +1,417 @@
+"""Calificar UNA entrega con nbgrader, aislada, y guardar su resultado.
+
+Cada entrega se califica en su propio curso temporal de nbgrader
+(``CLASE/.trabajo/<hueco>/``), que contiene solo la configuración, una copia del libro de notas de
+la plantilla (con las pruebas ocultas, que nbgrader vuelve a poner en las celdas de pruebas) y esa
+entrega ya reparada (:mod:`helpers.classroom.repair`). nbgrader corre aquí, como root; el código del
+alumnado corre solo en el núcleo, dentro de la caja de arena (:mod:`helpers.classroom.sandbox`),
+que únicamente ve la carpeta de esa entrega.
+
+El resultado (``CLASE/resultados/<cuaderno>/<alumno>/``) se escribe de una vez al final:
+``resultado.json`` (estado, nota, observaciones), el cuaderno calificado y la retroalimentación.
+
+``python -m helpers.classroom.grading`` es el proceso trabajador que lanza el lote: lee trabajos
+(JSON, uno por línea) de la entrada estándar y contesta por la salida estándar al terminar cada uno.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+
+from ..release import ROOT
+from . import feedback, kernel, repair
+from .assignments import released_path
+from .layout import ClassDir, read_json, write_json
+
+# Cambia este número si cambia la forma de calificar: invalida los resultados guardados.
+GRADER_VERSION = "1"
+SANDBOX_UID_BASE = 64500
+MODELS_MOUNT = "/opt/curso-peft/modelos"
+TIMEOUT_MESSAGE = "la celda superó el tiempo máximo por celda y se interrumpió"
+
+STATUS_GRADED = "calificado"
+STATUS_MISSING = "falta la entrega"
+
+
+def ungradable(reason: str) -> str:
+    return f"no calificable: {reason}"
+
+
+@dataclass
+class Settings:
+    """Ajustes de una ejecución (los que cambian la nota forman parte de la huella)."""
+
+    class_dir: str
+    profile: str = "tiny"
+    cell_timeout: int = 300
+    total_budget: int = 1800
+    memory_bytes: int | None = None
+    sandbox: bool = True
+    threads: int = 1
+    max_output_chars: int = 2_000_000
+
+    def fingerprint(self) -> str:
+        key = {k: v for k, v in asdict(self).items() if k not in ("class_dir", "threads")}
+        key["version"] = GRADER_VERSION
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def job_fingerprint(data: bytes, template_fingerprint: str, settings: Settings) -> str:
+    digest = hashlib.sha256()
+    for part in (data, template_fingerprint.encode(), settings.fingerprint().encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+# --- preparación de la caja de arena ----------------------------------------------------------
+def prepare_models(cd: ClassDir, profile: str) -> Path:
+    """Copia legible por la caja de los modelos del perfil (los de la caché de root no lo son)."""
+    from .. import models
+
+    wanted = [models.tiny_checkpoint()]
+    if models.resolve_profile(profile).name == "embedded":
+        wanted.append(models.embedded_checkpoint())
+    for src in wanted:
+        dest = cd.models / src.name
+        same = dest.exists() and all(
+            (dest / f.name).exists() and (dest / f.name).stat().st_size == f.stat().st_size
+            for f in src.iterdir() if f.is_file())
+        if same:
+            continue
+        tmp = cd.models / f".{src.name}.copia"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        for path in [tmp, *tmp.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    os.chmod(cd.models, 0o755)
+    return cd.models
+
+
+def _python_dirs() -> list[str]:
+    """Carpetas que necesita el Python del curso: el entorno virtual y el Python base."""
+    dirs = []
+    for path in (sys.prefix, os.path.realpath(sys.base_prefix),
+                 os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
+        path = os.path.realpath(path)
+        if path not in dirs and not path.startswith(("/usr/", "/bin", "/lib")) and path != "/usr":
+            dirs.append(path)
+    # Si uno está dentro de otro, basta el de fuera.
+    return [d for d in dirs if not any(d != o and d.startswith(o + os.sep) for o in dirs)]
+
+
+def _matplotlib_cache(home: Path) -> None:
+    """Copia la caché de fuentes de matplotlib (construirla en cada núcleo tarda segundos)."""
+    try:
+        import matplotlib
+        import matplotlib.font_manager  # noqa: F401 - crea la caché si no existe
+
+        cache = Path(matplotlib.get_cachedir())
+    except Exception:  # noqa: BLE001
+        return
+    target = home / ".matplotlib"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in cache.glob("fontlist-*.json"):
+        shutil.copy(path, target / path.name)
+
+
+def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, workdir: Path, run_dir: Path) -> dict:
+    uid = SANDBOX_UID_BASE + slot
+    home = run_dir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    _matplotlib_cache(home)
+    threads = str(max(1, settings.threads))
+    binds = [[d, d] for d in _python_dirs()]
+    binds.append([str(ROOT / "helpers"), str(ROOT / "helpers")])
+    binds.append([str(cd.models), MODELS_MOUNT])
+    limits = {"nproc": 4096, "core": 0, "fsize": 2 * 1024**3, "nofile": 4096}
+    if settings.memory_bytes:
+        limits["as"] = int(settings.memory_bytes)
+    return {
+        "uid": uid, "gid": uid,
+        "root_dir": str(workdir / "raiz"),
+        "ro_binds": binds,
+        "rw_binds": [[str(run_dir), str(run_dir)]],
+        "chown": [str(run_dir)],
+        "rlimits": limits,
+        "env": {
+            "HOME": str(home), "USER": "alumno", "LOGNAME": "alumno", "TMPDIR": "/tmp",
+            "PATH": f"{sys.prefix}/bin:/usr/local/bin:/usr/bin:/bin",
+            "MPLCONFIGDIR": str(home / ".matplotlib"), "MPLBACKEND": "Agg",
+            "CURSO_PEFT_CACHE": MODELS_MOUNT, "CURSO_PEFT_PROFILE": settings.profile,
+            "HF_HOME": str(home / ".cache" / "huggingface"), "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
+        },
+    }
+
+
+def course_config(settings: Settings, template_base: Path) -> str:
+    """Ajustes de nbgrader para calificar (se añaden a la configuración del curso)."""
+    return "\n".join([
+        "# Ajustes del calificador de la clase (helpers.classroom).",
+        f"c.Execute.timeout = {int(settings.cell_timeout)}",
+        # Si la salida de una celda interrumpida tarda, se anota en la celda y se sigue (por defecto
+        # nbgrader abandonaría el cuaderno entero).
+        "c.Execute.raise_on_iopub_timeout = False",
+        "c.Execute.error_on_timeout = {'ename': 'CellTimeoutError', 'evalue': %r, 'traceback': [%r]}"
+        % (TIMEOUT_MESSAGE, "CellTimeoutError: " + TIMEOUT_MESSAGE),
+        f"c.SandboxedExecute.total_budget = {int(settings.total_budget)}",
+        f"c.SandboxedExecute.max_output_chars = {int(settings.max_output_chars)}",
+        "c.Autograde.autograde_preprocessors = [",
+        "    'helpers.classroom.kernel.SandboxedExecute',",
+        "    'nbgrader.preprocessors.IgnorePattern',",
+        "    'nbconvert.preprocessors.ClearMetadataPreprocessor',",
+        "    'nbgrader.preprocessors.LimitOutput',",
+        "    'nbgrader.preprocessors.SaveAutoGrades',",
+        "    'nbgrader.preprocessors.AssignLatePenalties',",
+        "    'nbgrader.preprocessors.CheckCellMetadata',",
+        "]",
+        feedback.nbgrader_config(template_base),
+    ])
+
+
+# --- nbgrader en este proceso -------------------------------------------------------------------
+def _api(course: Path):
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    coursedir = CourseDirectory(config=config)
+    coursedir.root = str(course)
+    return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+def _generate_feedback(api, name: str, student: str) -> dict:
+    """``generate_feedback`` con nuestra plantilla (el de NbGraderAPI impone la suya, en inglés)."""
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.utils import capture_log, temp_attrs
+
+    with temp_attrs(api.coursedir, assignment_id=name, student_id=student):
+        app = GenerateFeedback(coursedir=api.coursedir, parent=api)
+        app.force = True
+        return capture_log(app)
+
+
+def _grades(course: Path, name: str, student: str) -> tuple[float, float, dict]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        sub = gb.find_submission_notebook(name, name, student)
+        cells = {g.name: [float(g.score), float(g.max_score)] for g in sub.grades}
+        return float(sub.score), float(sub.max_score), cells
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "error desconocido"
+
+
+# --- una entrega -------------------------------------------------------------------------------
+def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
+    """Califica el trabajo ``job`` y guarda su resultado; devuelve ``resultado.json``."""
+    started = time.monotonic()
+    name, student = job["cuaderno"], job["alumno"]
+    info = read_json(cd.template(name) / "info.json")
+    result = {
+        "alumno": student, "nombre": job.get("nombre", student), "cuaderno": name,
+        "huella": job["huella"], "sha256": job.get("sha256"), "archivo": job.get("archivo", ""),
+        "estado": None, "puntuacion": None, "puntuacion_maxima": info["puntuacion_maxima"],
+        "celdas": {}, "observaciones": list(job.get("notas", [])),
+    }
+    workdir = cd.work / f"hueco{slot}"
+    run_dir = None
+    outdir = cd.result_dir(name, student)
+    staging = outdir.with_name(f".{student}.nuevo")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        data = Path(job["entrega"]).read_bytes()
+        try:
+            nb = repair.load_notebook(data)
+        except repair.Ungradable as exc:
+            result["estado"] = ungradable(str(exc))
+            return result
+        released = nbformat.read(released_path(cd, name), as_version=4)
+        fixed = repair.repair(nb, released)
+        result["observaciones"] += fixed.notes
+
+        # Curso temporal con solo esta entrega.
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        os.chmod(workdir, 0o711)
+        feedback.write_template(workdir / "plantillas")
+        from .. import autograde as ag
+
+        ag.write_config(workdir, course_config(settings, workdir / "plantillas"))
+        shutil.copy(cd.template(name) / "gradebook.db", workdir / "gradebook.db")
+        os.chmod(workdir / "gradebook.db", 0o600)
+        src_assets = cd.template(name) / "source" / name
+        shutil.copytree(src_assets, workdir / "source" / name, ignore=shutil.ignore_patterns("*.ipynb"))
+        os.chmod(workdir / "source", 0o700)
+        sub_dir = workdir / "submitted" / student / name
+        sub_dir.mkdir(parents=True)
+        nbformat.write(fixed.nb, sub_dir / f"{name}.ipynb")
+        (workdir / "raiz").mkdir()
+        report_path = workdir / "ejecucion.json"
+        if settings.sandbox:
+            # Ruta corta: los sockets de Unix no admiten rutas de más de ~100 caracteres.
+            run_dir = Path(tempfile.mkdtemp(prefix="cpk-", dir="/tmp"))
+            spec = sandbox_spec(cd, settings, slot, workdir, run_dir)
+            spec_path = workdir / "caja.json"
+            write_json(spec_path, spec)
+            os.chmod(spec_path, 0o600)
+            kernel.configure(spec_path=str(spec_path), run_dir=str(run_dir), report_path=str(report_path))
+        else:
+            kernel.configure(spec_path=None, run_dir=None, report_path=str(report_path))
+
+        api = _api(workdir)
+        with _env(CURSO_PEFT_PROFILE=settings.profile, OMP_NUM_THREADS=str(max(1, settings.threads))):
+            outcome = api.autograde(name, student, force=True, create=True)
+        report = read_json(report_path, {})
+        autograded = workdir / "autograded" / student / name / f"{name}.ipynb"
+        if not outcome.get("success") or not autograded.exists():
+            result["estado"] = ungradable("error de nbgrader")
+            result["observaciones"].append("nbgrader: " + _last_line(outcome.get("error") or outcome.get("log")))
+            (staging / "nbgrader.log").write_text((outcome.get("log") or "") + "\n" + (outcome.get("error") or ""),
+                                                  encoding="utf-8")
+            return result
+        score, max_score, cells = _grades(workdir, name, student)
+        result.update(puntuacion=score, puntuacion_maxima=max_score, celdas=cells)
+        if report.get("dead_kernel") is not None:
+            result["estado"] = ungradable("kernel muerto")
+            result["observaciones"].append(
+                f"el núcleo murió en la celda {report['dead_kernel']} (salida del proceso o falta de memoria); "
+                "la puntuación es parcial: solo cuentan las celdas ejecutadas antes")
+        elif report.get("budget_exhausted") is not None:
+            result["estado"] = ungradable("tiempo total agotado")
+            result["observaciones"].append(
+                f"se agotó el tiempo total del cuaderno ({settings.total_budget} s) en la celda "
+                f"{report['budget_exhausted']}; la puntuación es parcial: solo cuentan las celdas ejecutadas antes")
+        else:
+            result["estado"] = STATUS_GRADED
+        for index in report.get("timeouts", []):
+            result["observaciones"].append(
+                f"la celda {index} superó el tiempo máximo por celda ({settings.cell_timeout} s) y se interrumpió")
+        for index in report.get("truncated", []):
+            result["observaciones"].append(f"la salida de la celda {index} era demasiado larga y se recortó")
+        for index in report.get("ignored_results", []):
+            result["observaciones"].append(
+                f"la celda de pruebas {index} devolvió un valor; no cuenta como nota parcial (solo cuentan los errores)")
+        shutil.copy(autograded, staging / "calificado.ipynb")
+        shutil.copy(sub_dir / f"{name}.ipynb", staging / "entregado.ipynb")
+        fb = _generate_feedback(api, name, student)
+        page_path = workdir / "feedback" / student / name / f"{name}.html"
+        if fb.get("success") and page_path.exists():
+            page = page_path.read_text(encoding="utf-8")
+        else:
+            page = None
+            result["observaciones"].append("no se pudo generar la retroalimentación: "
+                                           + _last_line(fb.get("error") or fb.get("log")))
+        result["_pagina"] = page
+        return result
+    except Exception as exc:  # noqa: BLE001 - una entrega nunca para el lote
+        result["estado"] = ungradable("error del calificador")
+        result["puntuacion"] = None
+        result["observaciones"].append(f"{type(exc).__name__}: {exc}"[:300])
+        (staging / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        return result
+    finally:
+        kernel.configure(spec_path=None, run_dir=None, report_path=None)
+        page = result.pop("_pagina", None)
+        result["segundos"] = round(time.monotonic() - started, 2)
+        _finish(cd, result, staging, outdir, page)
+        if not os.environ.get("CURSO_PEFT_CONSERVAR_TRABAJO"):  # para depurar el calificador
+            shutil.rmtree(workdir, ignore_errors=True)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _finish(cd: ClassDir, result: dict, staging: Path, outdir: Path, page: str | None) -> None:
+    """Escribe el resultado completo y lo pone en su sitio de una vez (cambio de carpeta atómico)."""
+    notes = result["observaciones"]
+    if page is not None:
+        page = feedback.add_summary(page, student=result["nombre"], notebook=result["cuaderno"],
+                                    status=result["estado"], score=result["puntuacion"],
+                                    max_score=result["puntuacion_maxima"], notes=notes)
+    else:
+        page = feedback.standalone_page(student=result["nombre"], notebook=result["cuaderno"],
+                                        status=result["estado"], max_score=result["puntuacion_maxima"], notes=notes)
+    (staging / "retroalimentacion.html").write_text(page, encoding="utf-8")
+    write_json(staging / "resultado.json", result)
+    old = outdir.with_name(f".{outdir.name}.viejo")
+    shutil.rmtree(old, ignore_errors=True)
+    if outdir.exists():
+        outdir.rename(old)
+    staging.rename(outdir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _env(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- proceso trabajador ----------------------------------------------------------------------------
+def worker_main(argv: list[str]) -> int:
+    """Bucle del trabajador: ``{"trabajo": {...}}`` por línea → ``{"hecho": id}`` por línea."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.classroom.grading",
+                                     description="Proceso trabajador del calificador (lo lanza el lote).")
+    parser.add_argument("--ajustes", required=True, help="JSON con los ajustes de la ejecución")
+    parser.add_argument("--hueco", type=int, required=True, help="número de trabajador (0, 1, ...)")
+    parser.add_argument("--padre", type=int, default=None, help="PID del lote")
+    args = parser.parse_args(argv)
+    # Si el lote muere, este proceso muere también (y con él, por la misma vía, sus núcleos).
+    kernel.die_with_parent()
+    if args.padre is not None and os.getppid() != args.padre:
+        return 1
+    from .sandbox import PARENT_ENV
+
+    os.environ[PARENT_ENV] = str(os.getpid())
+    settings = Settings(**json.loads(Path(args.ajustes).read_text(encoding="utf-8")))
+    cd = ClassDir(settings.class_dir)
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    # El protocolo va por una copia de la salida estándar; la salida estándar de verdad (la que
+    # heredan nbgrader y los núcleos) pasa a ser la de errores, para que nada se mezcle.
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        job = json.loads(line)["trabajo"]
+        result = grade(cd, job, settings, args.hueco)
+        out.write(json.dumps({"hecho": job["id"], "estado": result["estado"]}, ensure_ascii=False) + "\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main(sys.argv[1:]))

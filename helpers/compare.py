@@ -1,0 +1,355 @@
+"""Comparativa medida de métodos de ajuste fino y clasificación de reseñas con LoRA.
+
+:func:`run_method` entrena unos pocos pasos con uno de los cuatro métodos (``"full"``,
+``"lora"``, ``"qlora"``, ``"prompt"``) sobre el mismo modelo base, los mismos lotes, la misma
+semilla y la misma longitud de secuencia, y devuelve un :class:`MethodRecord` con lo medido:
+parámetros entrenables, porcentaje, segundos por paso, memoria pico y pérdida final.
+:func:`train_classifier` entrena un clasificador de secuencias (p. ej. LoRA con
+``task_type="SEQ_CLS"``) con un bucle sencillo y reproducible.
+
+Uso típico::
+
+    from helpers.compare import run_method
+    registro = run_method("lora", steps=5)
+    print(registro.as_row())
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .measure import PeakMemory, count_parameters, free_memory
+from .models import checkpoint, load_model, load_tokenizer
+from .sweep import SEED, fixed_batches, memory_in_use
+
+METHODS = ("full", "lora", "qlora", "prompt")
+METHOD_NAMES = {
+    "full": "ajuste fino completo",
+    "lora": "LoRA",
+    "qlora": "QLoRA",
+    "prompt": "ajuste de prompts",
+}
+# Los mismos nombres como sujeto de una frase.
+SUBJECTS = {"full": "el ajuste fino completo", "lora": "LoRA", "qlora": "QLoRA", "prompt": "el ajuste de prompts"}
+# Tasas de aprendizaje habituales para cada método (AdamW, pocos pasos).
+LEARNING_RATES = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "prompt": 3e-2}
+PROMPT_INIT_TEXT = "Responde con un dato breve de geografía:"
+NUM_VIRTUAL_TOKENS = 16
+LORA_RANK = 8
+
+
+@dataclass
+class MethodRecord:
+    """Lo medido al entrenar un método: una fila de la tabla comparativa."""
+
+    method: str
+    trainable: int
+    total: int
+    seconds_per_step: float
+    peak_memory_bytes: int
+    losses: list[float] = field(default_factory=list)
+    accuracy: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        """Fracción de parámetros entrenables (0–1)."""
+        return self.trainable / self.total if self.total else 0.0
+
+    @property
+    def percent(self) -> float:
+        """Porcentaje de parámetros entrenables (0–100)."""
+        return 100 * self.fraction
+
+    @property
+    def final_loss(self) -> float:
+        """Pérdida del último paso (NaN si no hubo pasos)."""
+        return self.losses[-1] if self.losses else math.nan
+
+    def as_row(self) -> dict:
+        """La fila de la tabla con nombres de columna en español."""
+        row = {
+            "método": METHOD_NAMES.get(self.method, self.method),
+            "parámetros entrenables": self.trainable,
+            "parámetros totales": self.total,
+            "% entrenable": round(self.percent, 4),
+            "s/paso": round(self.seconds_per_step, 3),
+            "memoria pico (MB)": round(self.peak_memory_bytes / 1024**2, 1),
+            "pérdida final": round(self.final_loss, 4),
+        }
+        if self.accuracy is not None:
+            row["exactitud"] = round(self.accuracy, 4)
+        return row
+
+
+# ----------------------------------------------------------------------------------------------
+# Datos: los mismos lotes para todos los métodos
+# ----------------------------------------------------------------------------------------------
+# Los lotes son los del cuaderno 05 (helpers.sweep): mismos ejemplos, misma longitud, misma semilla.
+lm_batches = fixed_batches
+
+
+# ----------------------------------------------------------------------------------------------
+# Modelos: el mismo modelo base, cuatro maneras de entrenarlo
+# ----------------------------------------------------------------------------------------------
+def lora_config(task_type: str = "CAUSAL_LM", r: int = LORA_RANK, **overrides):
+    """``LoraConfig`` del curso: rango ``r``, α = 2r, todas las capas lineales, sin *dropout*."""
+    from peft import LoraConfig
+
+    options = dict(task_type=task_type, r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear")
+    options.update(overrides)
+    return LoraConfig(**options)
+
+
+def prompt_config(num_virtual_tokens: int = NUM_VIRTUAL_TOKENS, init_text: str = PROMPT_INIT_TEXT, profile=None):
+    """``PromptTuningConfig`` con los tokens virtuales iniciados desde un texto en español.
+
+    El tokenizador se carga desde la ruta LOCAL del perfil (nunca desde el Hub).
+    """
+    from peft import PromptTuningConfig, PromptTuningInit
+
+    return PromptTuningConfig(
+        task_type="CAUSAL_LM",
+        num_virtual_tokens=num_virtual_tokens,
+        prompt_tuning_init=PromptTuningInit.TEXT,
+        prompt_tuning_init_text=init_text,
+        tokenizer_name_or_path=checkpoint(profile),
+    )
+
+
+def quantization_config():
+    """``BitsAndBytesConfig`` de QLoRA: NF4 con doble cuantización, cálculo en la precisión del modelo."""
+    from transformers import BitsAndBytesConfig
+
+    from .models import default_dtype
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=default_dtype(),
+    )
+
+
+def build_model(method: str, profile=None):
+    """El modelo de lenguaje del perfil preparado para entrenar con ``method``."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if method not in METHODS:
+        raise ValueError(f"Método desconocido {method!r}: usa uno de {', '.join(METHODS)}.")
+    if method == "qlora":
+        model = load_model(profile, quantization_config=quantization_config(), verbose=False)
+        # Sin gradient checkpointing: así los cuatro métodos hacen exactamente el mismo cálculo.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return get_peft_model(model, lora_config())
+    model = load_model(profile, verbose=False)
+    if method == "full":
+        model.requires_grad_(True)
+        return model
+    if method == "lora":
+        return get_peft_model(model, lora_config())
+    return get_peft_model(model, prompt_config(profile=profile))
+
+
+# ----------------------------------------------------------------------------------------------
+# Entrenamiento y medida
+# ----------------------------------------------------------------------------------------------
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def train_steps(model, batches: list[dict], learning_rate: float, *, progress: bool = False) -> tuple[list[float], list[float]]:
+    """Un paso de AdamW por lote; devuelve ``(pérdidas, segundos de cada paso)``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate)
+    device = _device(model)
+    model.train()
+    losses, seconds = [], []
+    iterator = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(batches, desc="entrenando", leave=False)
+    for batch in iterator:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+        losses.append(float(loss.detach()))
+    del optimizer
+    return losses, seconds
+
+
+def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
+               learning_rate: float | None = None, profile=None, batches: list[dict] | None = None,
+               progress: bool = False) -> MethodRecord:
+    """Construye el modelo para ``method``, entrena ``steps`` pasos y devuelve lo medido.
+
+    - Mismo modelo base, mismos lotes (``lm_batches`` con ``seed``), misma semilla de torch.
+    - ``seconds_per_step``: media de los pasos sin contar el primero (que incluye la puesta en
+      marcha del optimizador); con un solo paso, ese paso.
+    - ``peak_memory_bytes``: pico de memoria durante el entrenamiento por encima de la que el
+      proceso usaba antes de cargar el modelo (en GPU, memoria de CUDA; en CPU, memoria residente
+      del proceso). Incluye pesos, gradientes, estados de AdamW y activaciones; no incluye los
+      picos pasajeros de la carga.
+    """
+    if batches is None:
+        batches = lm_batches(load_tokenizer(profile), steps, batch_size=batch_size, max_length=max_length, seed=seed)
+    batches = batches[:steps]
+    baseline = memory_in_use()
+    torch.manual_seed(seed)
+    model = build_model(method, profile)
+    counts = count_parameters(model)
+    free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
+    with PeakMemory() as memory:
+        losses, seconds = train_steps(model, batches, learning_rate or LEARNING_RATES[method], progress=progress)
+    del model
+    free_memory()
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    return MethodRecord(
+        method=method,
+        trainable=counts.trainable,
+        total=counts.total,
+        seconds_per_step=sum(timed) / len(timed),
+        peak_memory_bytes=max(0, memory.peak_bytes - baseline),
+        losses=losses,
+    )
+
+
+def compare_methods(methods=METHODS, steps: int = 5, **kwargs) -> list[MethodRecord]:
+    """:func:`run_method` para cada método con los mismos lotes; una lista de registros."""
+    profile = kwargs.get("profile")
+    if "batches" not in kwargs:
+        kwargs["batches"] = lm_batches(
+            load_tokenizer(profile), steps,
+            batch_size=kwargs.pop("batch_size", 4), max_length=kwargs.pop("max_length", 64), seed=kwargs.get("seed", SEED),
+        )
+    records = []
+    for method in methods:
+        print(f"→ {METHOD_NAMES[method]} ...", flush=True)
+        records.append(run_method(method, steps, **kwargs))
+    return records
+
+
+def table(records: list[MethodRecord]):
+    """La tabla comparativa: un ``pandas.DataFrame`` si pandas está instalado; si no, texto Markdown."""
+    rows = [r.as_row() for r in records]
+    try:
+        import pandas as pd
+    except ImportError:
+        columns = list(rows[0])
+        lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+        lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+        return "\n".join(lines)
+    return pd.DataFrame(rows).set_index("método")
+
+
+# ----------------------------------------------------------------------------------------------
+# Clasificación de secuencias
+# ----------------------------------------------------------------------------------------------
+def classification_batch(tokenizer, texts: list[str], labels: list[int] | None = None, max_length: int = 48) -> dict:
+    """Textos → lote rellenado al más largo (máx. ``max_length`` tokens), con ``labels`` si se dan."""
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    if labels is not None:
+        batch["labels"] = torch.tensor(list(labels))
+    return dict(batch)
+
+
+def train_classifier(model, tokenizer, texts: list[str], labels: list[int], steps: int, *, learning_rate: float = 1e-3,
+                     batch_size: int = 8, max_length: int = 48, seed: int = SEED, progress: bool = False) -> list[float]:
+    """Entrena ``model`` (p. ej. LoRA con ``task_type="SEQ_CLS"``) ``steps`` pasos de AdamW.
+
+    Recorre los ejemplos barajados con ``seed`` (vuelve a barajar al acabar cada época) y
+    devuelve la pérdida de cada paso. El modelo debe tener ``config.pad_token_id`` igual al
+    relleno del tokenizador: así la clasificación usa el último token que no es relleno.
+    """
+    if model.config.pad_token_id != tokenizer.pad_token_id:
+        raise ValueError("model.config.pad_token_id debe ser tokenizer.pad_token_id.")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
+    device = _device(model)
+    model.train()
+    order: list[int] = []
+    losses = []
+    iterator = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="entrenando el clasificador")
+    for _ in iterator:
+        if len(order) < batch_size:
+            order += torch.randperm(len(texts), generator=generator).tolist()
+        chosen, order = order[:batch_size], order[batch_size:]
+        batch = classification_batch(tokenizer, [texts[i] for i in chosen], [labels[i] for i in chosen], max_length)
+        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+# ----------------------------------------------------------------------------------------------
+# Conclusiones calculadas a partir de lo medido
+# ----------------------------------------------------------------------------------------------
+def conclusions(records: list[MethodRecord]) -> list[str]:
+    """Frases comparativas que salen de los números medidos (siguen siendo ciertas si cambian)."""
+    by = {r.method: r for r in records}
+    name = lambda m: SUBJECTS.get(m, m)  # noqa: E731
+    lines = []
+    if {"full", "lora", "prompt"} <= set(by):
+        full, lora, prompt = by["full"], by["lora"], by["prompt"]
+        lines.append(
+            f"Parámetros entrenables: el ajuste fino completo entrena {full.trainable / lora.trainable:.0f} veces "
+            f"más que LoRA y {full.trainable / prompt.trainable:.0f} veces más que el ajuste de prompts "
+            f"(LoRA, el {lora.percent:.2f} % del total; el ajuste de prompts, el {prompt.percent:.4f} %)."
+        )
+    fastest = min(records, key=lambda r: r.seconds_per_step)
+    slowest = max(records, key=lambda r: r.seconds_per_step)
+    lines.append(
+        f"Tiempo por paso: el más rápido fue {name(fastest.method)} ({fastest.seconds_per_step:.2f} s) y el más "
+        f"lento, {name(slowest.method)} ({slowest.seconds_per_step:.2f} s, "
+        f"{slowest.seconds_per_step / fastest.seconds_per_step:.1f} veces más)."
+    )
+    if {"lora", "qlora"} <= set(by):
+        lora, qlora = by["lora"], by["qlora"]
+        if qlora.seconds_per_step > lora.seconds_per_step:
+            speed = "más lento: en cada paso tiene que descuantizar los pesos de 4 bits"
+        else:
+            speed = "más rápido en esta máquina, a pesar de descuantizar los pesos de 4 bits en cada paso"
+        lines.append(
+            f"QLoRA frente a LoRA: {qlora.seconds_per_step:.2f} s/paso frente a {lora.seconds_per_step:.2f} "
+            f"({speed}); memoria pico {format_mb(qlora.peak_memory_bytes)} frente a "
+            f"{format_mb(lora.peak_memory_bytes)}."
+        )
+    least = min(records, key=lambda r: r.peak_memory_bytes)
+    most = max(records, key=lambda r: r.peak_memory_bytes)
+    lines.append(
+        f"Memoria pico: la menor la necesitó {name(least.method)} ({format_mb(least.peak_memory_bytes)}) y la "
+        f"mayor, {name(most.method)} ({format_mb(most.peak_memory_bytes)})."
+    )
+    steps = len(records[0].losses)
+    best = min(records, key=lambda r: r.final_loss)
+    worst = max(records, key=lambda r: r.final_loss)
+    lines.append(
+        f"Pérdida tras {steps} pasos (el mismo último lote para todos): la más baja fue la de "
+        f"{name(best.method)} ({best.final_loss:.3f}) y la más alta, la de {name(worst.method)} "
+        f"({worst.final_loss:.3f})."
+    )
+    return [line.replace("la de el ", "la del ") for line in lines]
+
+
+def format_mb(n_bytes: float) -> str:
+    """Bytes → 'N MB' (base 1024)."""
+    return f"{n_bytes / 1024**2:.0f} MB"

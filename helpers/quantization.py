@@ -1,0 +1,110 @@
+"""Cuantización de 4 bits (QLoRA) con bitsandbytes: la configuración del curso y sus medidas.
+
+- :func:`compute_dtype`: precisión del cálculo (fp16 en una T4, bf16 en Ampere o superior,
+  fp32 en CPU).
+- :func:`nf4_config`: el ``BitsAndBytesConfig`` de QLoRA (NF4 + doble cuantización).
+- :func:`quant_constants_bytes`: bytes de las constantes de cuantización (``absmax``...), que
+  ``get_memory_footprint()`` no cuenta porque no son parámetros ni búferes del modelo.
+- :func:`nf4_levels`: los 16 valores del código NF4.
+- :func:`run_qlora_sft`: como :func:`helpers.run_sft`, para un modelo LoRA sobre una base de
+  4 bits, con los adaptadores en fp32 donde no hay bf16 por hardware.
+
+La fórmula de bytes por parámetro la escribes tú en el cuaderno 04; aquí solo está la constante
+del caso típico, ``NF4_DQ_BYTES`` (Dettmers et al. 2023, QLoRA, arXiv 2305.14314, §3).
+"""
+from __future__ import annotations
+
+import torch
+
+from .environment import training_precision
+from .memory_planner import NF4_DQ_BYTES
+from .models import default_dtype
+
+__all__ = ["NF4_DQ_BYTES", "compute_dtype", "nf4_config", "nf4_levels", "quant_constants_bytes", "run_qlora_sft"]
+
+
+def compute_dtype() -> torch.dtype:
+    """Precisión del cálculo con pesos de 4 bits: fp16 (T4), bf16 (Ampere+) o fp32 (CPU).
+
+    Los pesos se guardan en 4 bits, pero cada multiplicación los descuantiza a esta precisión.
+    """
+    return default_dtype()
+
+
+def nf4_config(compute: torch.dtype | None = None, *, double_quant: bool = True, quant_type: str = "nf4", **extra):
+    """``BitsAndBytesConfig`` de QLoRA: pesos NF4, doble cuantización y cálculo en ``compute``.
+
+    ``compute`` por defecto sale de :func:`compute_dtype`. ``extra`` va tal cual al
+    ``BitsAndBytesConfig`` (p. ej. ``llm_int8_skip_modules=["lm_head"]``).
+    """
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quant_type,
+        bnb_4bit_use_double_quant=double_quant,
+        bnb_4bit_compute_dtype=compute or compute_dtype(),
+        **extra,
+    )
+
+
+def quant_constants_bytes(model: torch.nn.Module) -> int:
+    """Bytes de las constantes de cuantización de todas las capas de 4 bits.
+
+    Suma, sin repetir tensores, ``absmax`` (uint8 con doble cuantización, fp32 sin ella), el
+    ``absmax`` de segundo nivel, su desplazamiento y las tablas ``code``.
+    """
+    import bitsandbytes as bnb
+
+    seen, total = set(), 0
+
+    def add(tensor):
+        nonlocal total
+        if isinstance(tensor, torch.Tensor) and tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            total += tensor.numel() * tensor.element_size()
+
+    for module in model.modules():
+        if not isinstance(module, bnb.nn.Linear4bit):
+            continue
+        state = module.weight.quant_state
+        for part in (state.absmax, state.code, getattr(state, "offset", None)):
+            add(part)
+        nested = getattr(state, "state2", None)
+        if nested is not None:
+            add(nested.absmax)
+            add(nested.code)
+    return total
+
+
+def nf4_levels() -> list[float]:
+    """Los 16 niveles del código NF4 (cuantiles de una normal, normalizados a [-1, 1])."""
+    from bitsandbytes.functional import get_4bit_type
+
+    return [float(v) for v in get_4bit_type("nf4", device="cpu")]
+
+
+def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, **config):
+    """Entrena con ``trl.SFTTrainer`` un modelo LoRA sobre una base de 4 bits; devuelve
+    ``(trainer, historial_de_pérdida)``. ``config`` va a :func:`helpers.sft_config`.
+
+    Con una base cuantizada, ``trl`` pasa los adaptadores a bf16 (como recomienda el artículo de
+    QLoRA). Sin bf16 por hardware (una CPU sin AVX-512-BF16, una T4) esas cuentas se emulan y son
+    lentas: entonces los devolvemos a fp32 antes de entrenar, como en la precisión mixta clásica.
+    """
+    from trl import SFTTrainer
+
+    from .training import loss_history, sft_config
+
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(output_dir, max_steps, **config),
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+    )
+    if training_precision() != "bf16":
+        for param in trainer.model.parameters():
+            if param.requires_grad and param.dtype == torch.bfloat16:
+                param.data = param.data.float()
+    trainer.train()
+    return trainer, loss_history(trainer)

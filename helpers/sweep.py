@@ -1,0 +1,112 @@
+"""Barridos de hiperparámetros de LoRA (cuaderno 05): las piezas que se repiten en cada ejecución.
+
+Para comparar rangos con justicia, cada ejecución debe partir del mismo modelo base, ver los
+mismos lotes en el mismo orden y usar la misma semilla. Aquí están:
+
+- :func:`encode_example`: un ejemplo de instrucciones → ``(input_ids, labels)`` con la pregunta
+  enmascarada (-100), usando la plantilla de chat;
+- :func:`fixed_batches`: los lotes fijos (todas las secuencias de la misma longitud),
+  construidos una sola vez y reutilizados en todas las ejecuciones;
+- :func:`train_adapter`: un bucle de entrenamiento mínimo (AdamW, un paso por lote);
+- :func:`final_loss`: la pérdida final, promediada sobre los últimos pasos;
+- :func:`memory_in_use`: la memoria que usa ahora el proceso, para comprobar que liberar el
+  modelo entre ejecuciones funciona.
+
+El bucle del barrido lo escribes tú en el cuaderno 05.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import torch
+
+from .datasets import load_instructions
+from .measure import free_memory
+
+SEED = 0
+
+__all__ = ["SEED", "encode_example", "final_loss", "fixed_batches", "memory_in_use", "train_adapter"]
+
+
+def encode_example(tokenizer, example: dict, max_length: int) -> tuple[list[int], list[int]]:
+    """Un ejemplo de instrucciones → ``(input_ids, labels)`` con la pregunta enmascarada (-100).
+
+    La pérdida se calcula solo sobre la respuesta del asistente (y el fin de turno).
+    """
+    user = [{"role": "user", "content": example["instruction"]}]
+    full = user + [{"role": "assistant", "content": example["response"]}]
+    prompt_ids = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    full_ids = list(tokenizer.apply_chat_template(full, tokenize=True, return_dict=True)["input_ids"])[:max_length]
+    labels = [-100 if i < len(prompt_ids) else token for i, token in enumerate(full_ids)]
+    return full_ids, labels
+
+
+def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED) -> list[dict]:
+    """``steps`` lotes de instrucciones de geografía, todos de ``batch_size × max_length`` tokens.
+
+    Se rellenan (y se recortan) a ``max_length`` para que cada paso cueste lo mismo. El relleno
+    no cuenta en la pérdida. El orden de los ejemplos depende solo de ``seed``: dos llamadas
+    iguales dan los mismos lotes.
+    """
+    data = load_instructions("train")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).tolist()
+    needed = steps * batch_size
+    order = (order * math.ceil(needed / len(order)))[:needed]
+    pad = tokenizer.pad_token_id
+    batches = []
+    for start in range(0, needed, batch_size):
+        ids, labels, mask = [], [], []
+        for index in order[start:start + batch_size]:
+            x, y = encode_example(tokenizer, data[index], max_length)
+            fill = max_length - len(x)
+            ids.append(x + [pad] * fill)
+            labels.append(y + [-100] * fill)
+            mask.append([1] * len(x) + [0] * fill)
+        batches.append({"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)})
+    return batches
+
+
+def train_adapter(model, batches: Sequence[dict], *, learning_rate: float = 1e-3, progress: bool = True) -> list[float]:
+    """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve la pérdida de cada paso."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
+    optimizer = torch.optim.AdamW(params, lr=learning_rate)
+    device = next(model.parameters()).device
+    iterator = list(batches)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="entrenando", leave=False)
+    model.train()
+    losses = []
+    for batch in iterator:
+        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def final_loss(losses: Sequence[float], last: int = 3) -> float:
+    """Media de las ``last`` últimas pérdidas (una sola es demasiado ruidosa); NaN si no hay."""
+    values = [float(v) for v in losses][-last:]
+    return sum(values) / len(values) if values else math.nan
+
+
+def memory_in_use() -> int:
+    """Bytes en uso ahora: memoria de CUDA ocupada por tensores o, en CPU, la residente (RSS).
+
+    En CPU, llama antes a :func:`helpers.free_memory`, que devuelve al sistema la memoria libre
+    del asignador de C, para que lo liberado con ``del`` se note en la cifra.
+    """
+    if torch.cuda.is_available():
+        return torch.cuda.memory_allocated()
+    free_memory()
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss

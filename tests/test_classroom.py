@@ -1,0 +1,351 @@
+"""Piezas del calificador de la clase, una a una (rápidas; el lote completo está en test_classroom_lote.py).
+
+Importar (Moodle y carpeta), reparar la estructura de las entregas (casos de grading-faults.md),
+CSV, retroalimentación, caja de arena y ejecución con tiempos máximos.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_classroom import casos  # noqa: E402
+
+from helpers.classroom import assignments, batch, export, feedback, lms_import, probe, repair, sandbox  # noqa: E402
+from helpers.classroom.__main__ import _parser  # noqa: E402
+from helpers.classroom.layout import ClassDir, write_json  # noqa: E402
+from helpers.release import ROOT  # noqa: E402
+
+NB1 = "01_introduccion_peft"
+
+
+@pytest.fixture(scope="module")
+def nb1():
+    return casos.Notebook(NB1)
+
+
+def ids(nb) -> list[str]:
+    return [casos.meta(c)["grade_id"] for c in nb.cells if casos.meta(c).get("grade_id")]
+
+
+def fake_notebook(grade_ids: list[str]) -> bytes:
+    nb = nbformat.v4.new_notebook()
+    for gid in grade_ids:
+        cell = nbformat.v4.new_code_cell(f"# {gid}")
+        cell.metadata["nbgrader"] = {"grade": False, "grade_id": gid, "locked": False, "schema_version": 3,
+                                     "solution": True, "task": False}
+        nb.cells.append(cell)
+    return nbformat.writes(nb).encode()
+
+
+# --- orden y ayuda -----------------------------------------------------------------------------
+def test_ayuda_en_espanol():
+    text = _parser().format_help()
+    assert "uso:" in text and "opciones" in text and "muestra esta ayuda" in text
+    sub = _parser()._subparsers._group_actions[0].choices["calificar"].format_help()
+    for option in ("--entregas", "--tarea", "--clase", "--perfil", "--trabajadores", "--tiempo-celda", "--tiempo-total"):
+        assert option in sub
+    assert "show this help" not in sub
+
+
+def test_la_clase_vive_fuera_del_repositorio(tmp_path):
+    with pytest.raises(batch.BatchError, match="repositorio"):
+        batch.check_class_dir(ROOT / "clase", tmp_path)
+    with pytest.raises(batch.BatchError, match="entregas"):
+        batch.check_class_dir(tmp_path / "entregas" / "clase", tmp_path / "entregas")
+    batch.check_class_dir(tmp_path / "clase", tmp_path / "entregas")
+
+
+# --- importar --------------------------------------------------------------------------------
+def test_zip_de_moodle(tmp_path):
+    nbs = {NB1: {"count_params", "test_count_params"}, "02_lora_matematicas": {"lora_params"}}
+    path = tmp_path / "moodle.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        def add(name, data, date=(2025, 3, 1, 10, 0, 0)):
+            zf.writestr(zipfile.ZipInfo(name, date_time=date), data)
+
+        add(f"Ana García_11_assignsubmission_file_/{NB1}.ipynb", b"viejo", (2025, 3, 1, 9, 0, 0))
+        add(f"Ana García_11_assignsubmission_file_/{NB1} (1).ipynb", b"nuevo", (2025, 3, 2, 9, 0, 0))
+        add("Luis Pérez_12_assignsubmission_file_/Copia de 01_Introducción_PEFT.ipynb", b"{}")
+        add("Luis Pérez_12_assignsubmission_file_/entrega.ipynb", fake_notebook(["lora_params"]))
+        add("Marta Ruiz_13_assignsubmission_file_/sub/cosas.ipynb", b"{}")
+        add("Marta Ruiz_13_assignsubmission_file_/notas.txt", b"no es un cuaderno")
+        add("__MACOSX/Ana García_11_assignsubmission_file_/._x.ipynb", b"basura")
+        add("../../fuera.ipynb", b"zip-slip")
+        zf.writestr(zipfile.ZipInfo("Nadia Sol_14_assignsubmission_file_/"), b"")
+    students = lms_import.read_export(path)
+    assert sorted(students) == ["ana-garcia-11", "luis-perez-12", "marta-ruiz-13", "nadia-sol-14"]
+    assert students["ana-garcia-11"].name == "Ana García"
+    assert students["nadia-sol-14"].uploads == []
+    chosen, loose = lms_import.match_uploads(students["ana-garcia-11"].uploads, nbs)
+    upload, notes = chosen[NB1]
+    assert upload.data == b"nuevo" and any("2 subidas" in n and "más reciente" in n for n in notes)
+    chosen, loose = lms_import.match_uploads(students["luis-perez-12"].uploads, nbs)
+    assert chosen[NB1][0].data == b"{}" and "por su nombre" in chosen[NB1][1][0]
+    assert chosen["02_lora_matematicas"][0].label.endswith("entrega.ipynb")
+    assert "por su contenido" in chosen["02_lora_matematicas"][1][0]
+    chosen, loose = lms_import.match_uploads(students["marta-ruiz-13"].uploads, {NB1: set()})
+    assert "por ser el único archivo" in chosen[NB1][1][0]
+
+
+def test_carpeta_normal_sin_enlaces_simbolicos(tmp_path):
+    src = tmp_path / "entregas"
+    (src / "Ana").mkdir(parents=True)
+    (src / "Ana" / f"{NB1}.ipynb").write_bytes(b"ana")
+    (src / "vacío").mkdir()
+    (src / "Pepe").mkdir()
+    secret = tmp_path / "secreto.txt"
+    secret.write_text("contraseña")
+    os.symlink(secret, src / "Pepe" / f"{NB1}.ipynb")
+    (src / ".oculta").mkdir()
+    students = lms_import.read_export(src)
+    assert sorted(students) == ["ana", "pepe", "vacio"]
+    assert students["pepe"].uploads == [] and "enlace simbólico" in students["pepe"].skipped[0]
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    index = lms_import.import_submissions(cd, src, {NB1: set()})
+    assert cd.submission("ana", NB1).read_bytes() == b"ana"
+    assert NB1 not in index["entregas"]["pepe"] and NB1 not in index["entregas"]["vacio"]
+    # Una importación posterior con otro archivo no borra el anterior: lo guarda.
+    (src / "Ana" / f"{NB1}.ipynb").write_bytes(b"ana v2")
+    lms_import.import_submissions(cd, src, {NB1: set()})
+    assert cd.submission("ana", NB1).read_bytes() == b"ana v2"
+    assert [p.read_bytes() for p in (cd.previous / "ana").iterdir()] == [b"ana"]
+
+
+def test_nombres_normalizados():
+    assert lms_import.normalize_name("Copia de 01_Introducción PEFT (1)") == "01_introduccion_peft"
+    assert lms_import.normalize_name("01-introduccion-peft-copia 2") == "01_introduccion_peft"
+
+
+# --- reparar la estructura -------------------------------------------------------------------
+def test_json_invalido_y_no_cuadernos():
+    for data, reason in ((b'{"cells": [', "JSON inválido"), (b"", "JSON inválido"), (b"\xff\xfe", "JSON inválido"),
+                         (b"[1, 2]", "no es un cuaderno"), (b'{"cells": [], "nbformat": 2}', "versión")):
+        with pytest.raises(repair.Ungradable, match=reason):
+            repair.load_notebook(data)
+    with pytest.raises(repair.Ungradable, match="demasiado grande"):
+        repair.load_notebook(b" " * (repair.MAX_BYTES + 1))
+
+
+@pytest.mark.parametrize("case", ["correct_with_noise", "structure", "no_metadata", "reordered",
+                                  "loop_stderr_output", "no_traceback"])
+def test_reparacion_deja_la_estructura_publicada(nb1, case):
+    data, expect = getattr(casos, case)(nb1)
+    fixed = repair.repair(repair.load_notebook(data), nb1.released)
+    assert ids(fixed.nb) == ids(nb1.released)
+    by_id = {casos.meta(c)["grade_id"]: c for c in fixed.nb.cells if casos.meta(c)}
+    for cell in nb1.released.cells:
+        gid = casos.meta(cell).get("grade_id")
+        if gid:
+            assert by_id[gid].cell_type == cell.cell_type
+    assert fixed.nb.metadata["kernelspec"] == nb1.released.metadata["kernelspec"]
+    nbformat.validate(fixed.nb)
+    for fragment in expect.notas:
+        if "tiempo" not in fragment:
+            assert any(fragment in n for n in fixed.notes), (fragment, fixed.notes)
+    if case == "correct_with_noise":
+        assert fixed.notes == []  # el ruido de versión no es una alarma
+
+
+def test_sin_metadatos_conserva_la_respuesta(nb1):
+    data, _ = casos.no_metadata(nb1)
+    fixed = repair.repair(repair.load_notebook(data), nb1.released)
+    solved = {casos.meta(c)["grade_id"]: c.source for c in nb1.solved().cells if casos.is_solution(c)}
+    for cell in fixed.nb.cells:
+        if casos.is_solution(cell):
+            assert cell.source == solved[casos.meta(cell)["grade_id"]]
+
+
+def test_solucion_borrada_no_tapa_otra_celda(nb1):
+    sub = nb1.solved()
+    first = next(c for c in sub.cells if casos.is_solution(c))
+    copy_cell = nbformat.v4.new_code_cell(first.source)   # la respuesta sigue, en una celda normal
+    sub.cells[sub.cells.index(first)] = copy_cell
+    fixed = repair.repair(repair.load_notebook(casos.to_bytes(sub)), nb1.released)
+    restored = next(c for c in fixed.nb.cells if casos.meta(c).get("grade_id") == casos.meta(first)["grade_id"])
+    assert restored.source == first.source  # recuperada por su firma, no sustituida por el enunciado
+
+
+def test_pruebas_solo_con_assert():
+    nb = nbformat.v4.new_notebook()
+    for i, src in enumerate(["assert 1 == 1", "helpers.check_equal(1, 1, 'x')", "0.25", "import numpy as np\nnp.False_"]):
+        cell = nbformat.v4.new_code_cell(src)
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"t{i}", "points": 1}
+        nb.cells.append(cell)
+    assert assignments.test_cells_only_assert(nb) == ["t2", "t3"]
+
+
+def test_perdida_nan_o_vacia_no_pasa():
+    """Caso 20: la comprobación de la pérdida falla con NaN o con un historial vacío."""
+    from helpers import check_loss_decreases
+
+    for history in ([], [math.nan] * 10, [3.0, 2.0, math.inf, 1.0, 0.5, 0.4], [1.0] * 10):
+        with pytest.raises(AssertionError):
+            check_loss_decreases(history)
+
+
+# --- CSV y retroalimentación -----------------------------------------------------------------
+def test_csv_estados_y_orden(tmp_path):
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    write_json(cd.template(NB1) / "info.json", {"puntuacion_maxima": 10.0})
+    write_json(cd.index, {
+        "alumnos": {"zoe": {"nombre": "Zoë"}, "ana": {"nombre": "Ana"}, "luis": {"nombre": "Luis"}, "eva": {"nombre": "Eva"}},
+        "entregas": {"zoe": {NB1: {"sha256": "a"}}, "ana": {NB1: {"sha256": "b"}}, "eva": {NB1: {"sha256": "c"}}},
+        "cuadernos": [NB1]})
+    write_json(cd.result_dir(NB1, "zoe") / "resultado.json",
+               {"sha256": "a", "estado": "calificado", "puntuacion": 7.5, "puntuacion_maxima": 10.0,
+                "observaciones": ["una", "dos"]})
+    write_json(cd.result_dir(NB1, "ana") / "resultado.json",
+               {"sha256": "b", "estado": "no calificable: JSON inválido", "puntuacion": None,
+                "puntuacion_maxima": 10.0, "observaciones": []})
+    export.write_csv(cd)
+    first = cd.csv.read_bytes()
+    export.write_csv(cd)
+    assert cd.csv.read_bytes() == first
+    rows = list(csv.DictReader(io.StringIO(first.decode())))
+    assert [r["alumno"] for r in rows] == ["ana", "eva", "luis", "zoe"]
+    assert [(r["puntuacion"], r["estado"]) for r in rows] == [
+        ("", "no calificable: JSON inválido"), ("", export.PENDING), ("", "falta la entrega"), ("7.5", "calificado")]
+    assert rows[3]["observaciones"] == "una | dos" and rows[3]["nombre"] == "Zoë"
+
+
+def test_plantilla_de_retroalimentacion_en_espanol(tmp_path):
+    folder = feedback.write_template(tmp_path) / feedback.TEMPLATE_NAME
+    text = (folder / "index.html.j2").read_text(encoding="utf-8")
+    assert "Puntuación" in text and "Tu respuesta" in text and 'lang="es"' in text
+    for english in ("Score", "Student's answer", "Test cell", "(Top)"):
+        assert english not in text
+    page = feedback.add_summary('<body>\n  <a name="top"></a>', student="Ana <b>", notebook=NB1, status="calificado",
+                                score=7.0, max_score=10.0, notes=["nota & media"])
+    assert "Ana &lt;b&gt;" in page and "7 / 10" in page and "nota &amp; media" in page
+
+
+def test_trazas_de_las_pruebas_solo_con_el_mensaje():
+    cell = nbformat.v4.new_code_cell("assert f(5) == 12")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 1}
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="f(5): el valor 11 no es correcto.",
+                                           traceback=["----> 1 assert f(5) == 12  # prueba oculta"])]
+    cell, _ = feedback.HideTestTracebacks().preprocess_cell(cell, {}, 0)
+    assert cell.outputs[0].traceback == ["AssertionError: f(5): el valor 11 no es correcto."]
+
+
+# --- caja de arena -----------------------------------------------------------------------------
+needs_root = pytest.mark.skipif(not sandbox.available()[0], reason="la caja de arena necesita root en Linux")
+
+
+@needs_root
+def test_caja_de_arena_no_deja_ver_ni_tocar_nada(tmp_path):
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    # Otra entrega y un libro de notas de verdad en la carpeta de la clase.
+    (cd.submissions / "otra").mkdir(parents=True)
+    (cd.submissions / "otra" / f"{NB1}.ipynb").write_text("{}")
+    (cd.course / "gradebook.db").write_bytes(b"SQLite format 3\x00")
+    reads, writes, connects = probe.default_targets(cd)
+    reads += [str(cd.submissions / "otra" / f"{NB1}.ipynb"), str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"),
+              str(ROOT / "tests"), f"/proc/{os.getpid()}/environ"]
+    result, own, output = probe.run_in_sandbox(cd, probe.probe_source(reads, writes, connects))
+    assert result is not None, output
+    assert result["uid"] != 0 and result["procesos_visibles"] <= 3
+    assert {t: o for t, o in result["leer"].items() if o == "permitido"} == {}
+    assert {t: o for t, o in result["escribir"].items() if o == "permitido"} == {writes[-1]: "permitido"}
+    assert all(o != "permitido" for o in result["red"].values())
+    assert (own / "permitido.txt").exists()
+    assert not (ROOT / "helpers" / ".sonda").exists() and not (cd.root / ".sonda").exists()
+    assert (cd.course / "gradebook.db").read_bytes() == b"SQLite format 3\x00"
+
+
+# --- ejecución con tiempos máximos (núcleo normal, sin nbgrader ni caja: rápido) -------------------
+def _grade_cell(source: str, gid: str):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": gid, "points": 1, "locked": True}
+    return cell
+
+
+def _execute(tmp_path, cells, **traits):
+    from helpers.classroom import kernel
+
+    report = tmp_path / "informe.json"
+    kernel.configure(spec_path=None, run_dir=None, report_path=str(report))
+    try:
+        nb = nbformat.v4.new_notebook(cells=cells)
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        executor = kernel.SandboxedExecute(**traits)
+        executor.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    finally:
+        kernel.configure(spec_path=None, run_dir=None, report_path=None)
+    return nb, json.loads(report.read_text())
+
+
+def _enames(cell) -> list[str]:
+    return [o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.slow
+def test_bucle_resultado_suelto_y_nucleo_muerto(tmp_path):
+    cells = [nbformat.v4.new_code_cell("x = 1"),
+             nbformat.v4.new_code_cell("while True:\n    pass"),          # 10: se interrumpe y se sigue
+             _grade_cell("x + 1\n0.25", "suelto"),                        # 14: el 0.25 no es nota parcial
+             _grade_cell("assert x == 1", "antes"),
+             nbformat.v4.new_code_cell("import os\nos._exit(3)"),         # 11: el núcleo muere
+             _grade_cell("assert True", "despues")]
+    nb, report = _execute(tmp_path, cells, timeout=4)
+    assert "CellTimeoutError" in _enames(nb.cells[1]) and report["timeouts"] == [1]
+    assert not [o for o in nb.cells[2].outputs if o.output_type == "execute_result"] and report["ignored_results"] == [2]
+    assert _enames(nb.cells[3]) == []
+    assert report["dead_kernel"] == 4 and "DeadKernelError" in _enames(nb.cells[4])
+    assert _enames(nb.cells[5]) == ["CeldaNoEjecutada"]  # sin esto nbgrader le daría la nota máxima
+
+
+@pytest.mark.slow
+def test_presupuesto_total(tmp_path):
+    cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(2)") for _ in range(5)] + [_grade_cell("assert True", "t")]
+    nb, report = _execute(tmp_path, cells, timeout=30, total_budget=5)
+    assert report["budget_exhausted"] is not None and report["timeouts"] == []
+    assert _enames(nb.cells[-1]) == ["CeldaNoEjecutada"]
+    assert report["seconds"] < 20
+
+
+@pytest.mark.slow
+def test_cambiar_el_cuaderno_regenera_la_plantilla_y_el_curso(tmp_path):
+    """Si cambia la solución, la plantilla y el curso maestro se regeneran aunque ya haya notas."""
+    import shutil
+
+    solutions = tmp_path / "solutions"
+    name = "99_prueba"
+    (solutions / name).mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    sol = nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
+    sol.metadata["nbgrader"] = {"grade": False, "grade_id": "f", "locked": False, "schema_version": 3,
+                                "solution": True, "task": False}
+    test = nbformat.v4.new_code_cell("assert f() == 1")
+    test.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "locked": True, "points": 2, "schema_version": 3,
+                                 "solution": False, "task": False}
+    nb.cells = [sol, test]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, solutions / name / f"{name}.ipynb")
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    info = assignments.prepare_template(cd, name, solutions)
+    assignments.prepare_master(cd, name, info, solutions)
+    assert info["puntuacion_maxima"] == 2.0
+    export.merge_into_gradebook(cd, [{"cuaderno": name, "alumno": "ana", "nombre": "Ana", "celdas": {"t": [2.0, 2.0]}}])
+    assert assignments.prepare_template(cd, name, solutions) == info  # sin cambios: se reutiliza
+    test.metadata["nbgrader"]["points"] = 5
+    nbformat.write(nb, solutions / name / f"{name}.ipynb")
+    info2 = assignments.prepare_template(cd, name, solutions)
+    assignments.prepare_master(cd, name, info2, solutions)
+    assert info2["puntuacion_maxima"] == 5.0 and info2["huella"] != info["huella"]
+    assert export.check_integrity(cd.course / "gradebook.db")
+    shutil.rmtree(tmp_path / "clase")

@@ -1,0 +1,168 @@
+"""Cuaderno 03 (SFT con LoRA): lo que el cuaderno debe cumplir, con el modelo diminuto.
+
+Las celdas de la solución (y las de comprobación) se ejecutan por su grade_id en un espacio de
+nombres nuevo, con los mismos nombres que define el cuaderno.
+"""
+import math
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+import helpers
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wrong_answers.nb03 import WRONG  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "03_lora_sft" / "03_lora_sft.ipynb"
+MAX_LENGTH = 96
+
+
+def cell_sources():
+    nb = nbformat.read(SOLUTION, as_version=4)
+    return {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells if c.metadata.get("nbgrader")}
+
+
+def base_namespace(tokenizer, **extra):
+    namespace = {"helpers": helpers, "torch": torch, "Path": Path, "LoraConfig": LoraConfig, "PeftModel": PeftModel,
+                 "get_peft_model": get_peft_model, "MAX_LENGTH": MAX_LENGTH, "tokenizer": tokenizer,
+                 "PROFILE": helpers.resolve_profile("tiny")}
+    namespace.update(extra)
+    return namespace
+
+
+def run_cells(namespace, *sources):
+    for source in sources:
+        exec(source, namespace)
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return helpers.load_tokenizer("tiny")
+
+
+@pytest.fixture(scope="module")
+def sources():
+    return cell_sources()
+
+
+@pytest.fixture(scope="module")
+def tokenize_with_mask(tokenizer, sources):
+    return run_cells(base_namespace(tokenizer), sources["tokenize_with_mask"])["tokenize_with_mask"]
+
+
+def prompt_length(tokenizer, example):
+    prompt = helpers.to_prompt_completion(example)["prompt"]
+    return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"])
+
+
+def test_etiquetas_enmascaradas_solo_en_el_prompt(tokenizer, tokenize_with_mask):
+    """labels = -100 exactamente en las posiciones del prompt; los tokens de la respuesta se conservan."""
+    examples = list(helpers.load_instructions("train", limit=4)) + list(helpers.load_instructions("test", limit=2))
+    for example in examples:
+        out = tokenize_with_mask(example, tokenizer, MAX_LENGTH)
+        full = tokenizer.apply_chat_template(helpers.to_messages(example)["messages"])["input_ids"]
+        n_prompt = prompt_length(tokenizer, example)
+        ids, labels = out["input_ids"], out["labels"]
+        assert ids == full[:MAX_LENGTH] and out["attention_mask"] == [1] * len(ids)
+        assert 0 < n_prompt < len(ids)
+        assert labels[:n_prompt] == [-100] * n_prompt
+        assert labels[n_prompt:] == ids[n_prompt:] and -100 not in labels[n_prompt:]
+        answer = tokenizer.decode([t for t, label in zip(ids, labels) if label != -100])
+        assert answer.startswith(example["response"][:20]), answer  # la pérdida solo ve la respuesta
+        assert example["instruction"] not in answer
+
+
+def test_enmascarado_con_cortes(tokenizer, tokenize_with_mask):
+    example = {"instruction": "Dime la capital de Chile.", "response": "🌎 Dato: La capital de Chile es Santiago. " * 5}
+    n_prompt = prompt_length(tokenizer, example)
+    cut = tokenize_with_mask(example, tokenizer, n_prompt + 3)  # el corte cae dentro de la respuesta
+    assert len(cut["input_ids"]) == n_prompt + 3 and cut["labels"][n_prompt:] == cut["input_ids"][n_prompt:]
+    short = tokenize_with_mask(example, tokenizer, n_prompt - 2)  # el corte cae dentro del prompt
+    assert short["labels"] == [-100] * (n_prompt - 2)
+
+
+def test_la_comprobacion_de_la_solucion_pasa_y_detecta_la_erronea(tokenizer, sources):
+    """Las celdas calificadas de enmascarado aprueban la solución y suspenden WRONG (labels = input_ids)."""
+    checks = [sources["test_tokenize_with_mask"], sources["test_tokenize_with_mask_hidden"]]
+    extra = dict(example=helpers.load_instructions("train")[0], test_data=helpers.load_instructions("test"))
+    right = run_cells(base_namespace(tokenizer, **extra), sources["tokenize_with_mask"])
+    run_cells(right, *checks)  # no lanza
+    for check in checks:
+        wrong = run_cells(base_namespace(tokenizer, **extra), WRONG["tokenize_with_mask"])
+        with pytest.raises(AssertionError):
+            run_cells(wrong, check)
+    example = extra["example"]
+    out = wrong["tokenize_with_mask"](example, tokenizer, MAX_LENGTH)
+    assert -100 not in out["labels"]  # el error es justo no enmascarar
+
+
+def test_la_erronea_conserva_la_firma(sources):
+    import inspect
+
+    def signature(source, name):
+        namespace = {"MAX_LENGTH": MAX_LENGTH, "helpers": helpers}
+        exec(source, namespace)
+        return inspect.signature(namespace[name])
+
+    assert str(signature(WRONG["tokenize_with_mask"], "tokenize_with_mask")) == \
+        str(signature(sources["tokenize_with_mask"], "tokenize_with_mask"))
+
+
+def test_perdida_finita_y_que_baja(tokenizer, sources, tmp_path):
+    """LoRA de la solución en el modelo diminuto, datos de tokenize_with_mask: pérdida finita que baja,
+    y trl usa nuestras etiquetas tal cual."""
+    torch.manual_seed(0)
+    namespace = run_cells(base_namespace(tokenizer, model=helpers.load_model("tiny", verbose=False)),
+                          sources["lora_config"], sources["tokenize_with_mask"])
+    peft_model, tokenize = namespace["peft_model"], namespace["tokenize_with_mask"]
+    assert isinstance(peft_model, PeftModel)
+    rows = helpers.load_instructions("train", limit=8)
+    data = rows.map(lambda e: tokenize(e, tokenizer, 64), remove_columns=rows.column_names)
+    trainer, losses = helpers.run_sft(peft_model, tokenizer, data, str(tmp_path), 8,
+                                      learning_rate=2e-2, max_length=64, disable_tqdm=True)
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+    helpers.check_loss_decreases(losses, min_steps=8, margin=0.01)
+    assert trainer.train_dataset[0]["labels"] == data[0]["labels"]
+    assert all("lora_" in n for n, p in peft_model.named_parameters() if p.requires_grad)
+
+
+def test_adaptador_pequeno_y_recarga_identica(tokenizer, sources, tmp_path):
+    namespace = run_cells(base_namespace(tokenizer), sources["save_and_load"])
+    save_adapter, load_for_inference = namespace["save_adapter"], namespace["load_for_inference"]
+    torch.manual_seed(1)
+    base = helpers.load_model("tiny", verbose=False)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                        init_lora_weights=False, task_type="CAUSAL_LM")  # B ≠ 0: el adaptador cambia la salida
+    peft_model = get_peft_model(base, config).eval()
+    folder = tmp_path / "adaptador"
+    size = save_adapter(peft_model, folder)
+    files = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= set(files)
+    assert size == sum(files.values()) and size <= 5 * 2**20
+    trainable = helpers.count_parameters(peft_model).trainable
+    assert 4 * trainable <= files["adapter_model.safetensors"] < 4 * trainable + 64 * 2**10  # solo A y B en fp32
+
+    reloaded = load_for_inference(folder, profile="tiny")
+    assert isinstance(reloaded, PeftModel) and not reloaded.training
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "¿Cuál es la capital de Perú?"}],
+                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        trained, again = peft_model(**inputs).logits, reloaded(**inputs).logits
+        with peft_model.disable_adapter():
+            plain = peft_model(**inputs).logits
+    assert (trained - plain).abs().max().item() > 1e-3
+    assert torch.equal(trained, again)
+
+
+def test_resultados_comentados_sin_marcador():
+    nb = nbformat.read(SOLUTION, as_version=4)
+    assert not any("RESULTADOS_PENDIENTES" in c.source for c in nb.cells)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "answers_after" in c.source)
+    comment = nb.cells[index + 1]
+    assert comment.cell_type == "markdown" and "🌎 Dato:" in comment.source

@@ -1,0 +1,117 @@
+"""Cuaderno 04 (QLoRA): el módulo helpers.quantization y lo que el cuaderno debe cumplir."""
+import math
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+import helpers
+from helpers.memory_planner import NF4_DQ_BYTES, Shape
+from helpers.quantization import compute_dtype, nf4_config, nf4_levels, quant_constants_bytes, run_qlora_sft
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wrong_answers.nb04 import WRONG  # noqa: E402
+
+bnb = pytest.importorskip("bitsandbytes")
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "04_qlora" / "04_qlora.ipynb"
+
+
+def solution_cell(grade_id):
+    nb = nbformat.read(SOLUTION, as_version=4)
+    return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def run_function(source, name):
+    namespace = {"bnb": bnb, "helpers": helpers}
+    exec(source, namespace)
+    return namespace[name]
+
+
+@pytest.fixture(scope="module")
+def tiny_4bit():
+    return helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False)
+
+
+def test_nf4_config_campos():
+    config = nf4_config()
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
+    assert config.bnb_4bit_compute_dtype == compute_dtype()
+    otra = nf4_config(torch.float16, double_quant=False, quant_type="fp4", llm_int8_skip_modules=["lm_head"])
+    assert otra.bnb_4bit_compute_dtype == torch.float16 and not otra.bnb_4bit_use_double_quant
+    assert otra.bnb_4bit_quant_type == "fp4" and otra.llm_int8_skip_modules == ["lm_head"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="solo en CPU")
+def test_calculo_en_fp32_en_cpu():
+    assert compute_dtype() == torch.float32
+
+
+def test_niveles_nf4():
+    levels = nf4_levels()
+    assert len(levels) == 16 and levels == sorted(levels)
+    assert levels[0] == -1.0 and levels[-1] == 1.0 and 0.0 in levels
+
+
+def test_solo_se_cuantizan_las_lineales(tiny_4bit):
+    layers = [m for m in tiny_4bit.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(layers) == 7 * tiny_4bit.config.num_hidden_layers
+    assert not isinstance(tiny_4bit.lm_head, bnb.nn.Linear4bit)
+    assert tiny_4bit.model.embed_tokens.weight.dtype == torch.float32
+
+
+def test_huella_y_constantes(tiny_4bit):
+    """get_memory_footprint() = pesos empaquetados (½ byte) + resto en fp32 + búferes; las
+    constantes absmax van aparte y son ~1 byte por bloque de 64 con doble cuantización."""
+    n_lin = Shape.from_config(tiny_4bit.config).linear_params()
+    n_rest = helpers.count_parameters(tiny_4bit).total - n_lin
+    buffers = sum(b.numel() * b.element_size() for b in tiny_4bit.buffers())
+    assert tiny_4bit.get_memory_footprint() == n_lin // 2 + n_rest * 4 + buffers
+    constants = quant_constants_bytes(tiny_4bit)
+    n_layers = 7 * tiny_4bit.config.num_hidden_layers
+    assert n_lin / 64 < constants < n_lin / 64 + n_layers * 2048
+    assert quant_constants_bytes(helpers.load_model("tiny", verbose=False)) == 0
+
+
+def test_formula_de_la_solucion_y_la_erronea():
+    right = run_function(solution_cell("nf4_bytes_per_param"), "nf4_bytes_per_param")
+    assert math.isclose(right(), NF4_DQ_BYTES) and math.isclose(right(64, False), 0.5625)
+    assert math.isclose(8 * right() - 4, 0.127, abs_tol=1e-3)  # QLoRA §3: ≈ 0.127 bits de constantes
+    wrong = run_function(WRONG["nf4_bytes_per_param"], "nf4_bytes_per_param")
+    assert not math.isclose(wrong(), right(), rel_tol=1e-6)
+
+
+def test_huella_prevista_de_la_solucion(tiny_4bit):
+    predict = run_function(solution_cell("predict_footprint"), "predict_footprint")
+    measured = tiny_4bit.get_memory_footprint() + quant_constants_bytes(tiny_4bit)
+    assert 0.99 < measured / predict(tiny_4bit, NF4_DQ_BYTES) < 1.01
+
+
+def test_run_qlora_sft_adaptadores_en_fp32_y_pierde(tmp_path):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    model = helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False)
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    data = helpers.load_instructions("train", limit=8).map(helpers.to_prompt_completion, remove_columns=["id", "instruction", "response", "split"])
+    _, losses = run_qlora_sft(model, helpers.load_tokenizer("tiny"), data, str(tmp_path), 2,
+                              learning_rate=1e-2, batch_size=2, max_length=48, activation_checkpointing=False, disable_tqdm=True)
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    if helpers.training_precision() != "bf16":
+        assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+
+
+def test_cuaderno_deja_sitio_al_planificador_y_habla_de_la_t4():
+    nb = nbformat.read(SOLUTION, as_version=4)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    text = "\n".join(markdown)
+    assert any(re.search(r"^## (\d+\. )?¿Cabe en una T4\?", s, re.M) for s in markdown), "falta la sección «¿Cabe en una T4?»"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "plan(" in code and "PUBLIC_CONFIGS" in code and ".fits(" in code, "la sección de la T4 debe usar el planificador"
+    for needed in ("paged_adamw_8bit", "sdpa", "is_bf16_supported", "prepare_model_for_kbit_training",
+                   "según", "2305.14314", "Unsloth", "20–30 %"):
+        assert needed in text, f"falta «{needed}» en el texto del cuaderno 04"

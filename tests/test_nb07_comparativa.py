@@ -1,0 +1,129 @@
+"""Propiedades que el cuaderno 07 necesita de ``helpers.compare`` (perfil diminuto, rápidas)."""
+import math
+
+import pytest
+import torch
+
+import helpers
+from helpers import compare
+
+PROFILE = "tiny"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return helpers.load_tokenizer(PROFILE)
+
+
+@pytest.fixture(scope="module")
+def records():
+    return compare.compare_methods(steps=2, profile=PROFILE)
+
+
+def test_lotes_iguales_y_enmascarados(tokenizer):
+    a = compare.lm_batches(tokenizer, 2, batch_size=4, max_length=64, seed=0)
+    b = compare.lm_batches(tokenizer, 2, batch_size=4, max_length=64, seed=0)
+    assert len(a) == 2
+    for x, y in zip(a, b):
+        assert x["input_ids"].shape == (4, 64)
+        assert torch.equal(x["input_ids"], y["input_ids"]) and torch.equal(x["labels"], y["labels"])
+        # la pregunta y el relleno no cuentan en la pérdida, la respuesta sí
+        assert (x["labels"][:, 0] == -100).all()
+        assert ((x["labels"] != -100).sum(dim=1) > 0).all()
+        assert (x["labels"][x["attention_mask"] == 0] == -100).all()
+
+
+@pytest.mark.parametrize("num_virtual_tokens", [compare.NUM_VIRTUAL_TOKENS, 5])
+def test_prompt_tuning_entrenables_m_por_d(num_virtual_tokens):
+    from peft import get_peft_model
+
+    model = helpers.load_model(PROFILE, verbose=False)
+    hidden = model.config.hidden_size
+    peft_model = get_peft_model(model, compare.prompt_config(num_virtual_tokens, profile=PROFILE))
+    assert helpers.count_parameters(peft_model).trainable == num_virtual_tokens * hidden
+    # el inicio desde texto copia embeddings del vocabulario (primera fila = primer token del texto)
+    first = helpers.load_tokenizer(PROFILE)(compare.PROMPT_INIT_TEXT)["input_ids"][0]
+    prompt = peft_model.prompt_encoder["default"].embedding.weight
+    assert torch.equal(prompt[0], peft_model.get_input_embeddings().weight[first])
+
+
+def test_prompt_config_usa_ruta_local():
+    from pathlib import Path
+
+    path = compare.prompt_config(profile=PROFILE).tokenizer_name_or_path
+    assert Path(path).is_dir(), "el tokenizador del prompt suave debe cargarse de una ruta local, nunca del Hub"
+
+
+def test_registros_coherentes(records):
+    by = {r.method: r for r in records}
+    assert list(by) == list(compare.METHODS)
+    for r in records:
+        assert 0 < r.trainable <= r.total
+        assert math.isclose(r.percent, 100 * r.trainable / r.total)
+        assert r.seconds_per_step > 0
+        assert r.peak_memory_bytes >= 0
+        assert len(r.losses) == 2 and all(math.isfinite(v) for v in r.losses)
+    assert by["full"].trainable == by["full"].total
+    assert by["prompt"].trainable < by["lora"].trainable < by["full"].trainable
+    assert by["lora"].trainable == by["qlora"].trainable  # mismo LoRA sobre la base cuantizada
+    assert by["prompt"].trainable == compare.NUM_VIRTUAL_TOKENS * helpers.load_model(PROFILE, verbose=False).config.hidden_size
+    # LoRA empieza con B = 0: en el primer paso (mismo lote) da la misma pérdida que el modelo completo
+    assert math.isclose(by["lora"].losses[0], by["full"].losses[0], rel_tol=1e-5)
+
+
+def test_tabla_y_conclusiones(records):
+    table = compare.table(records)
+    rows = [r.as_row() for r in records]
+    assert len(rows) == 4 and rows[0]["% entrenable"] == 100.0
+    assert len(table) == 4
+    lines = compare.conclusions(records)
+    assert len(lines) == 5 and all(isinstance(s, str) and s for s in lines)
+
+
+def test_conclusiones_siguen_a_los_numeros():
+    mb = 2**20
+    fake = [
+        compare.MethodRecord("full", 1000, 1000, 4.0, 900 * mb, [3.0, 1.0]),
+        compare.MethodRecord("lora", 20, 1020, 1.0, 500 * mb, [3.0, 2.0]),
+        compare.MethodRecord("qlora", 20, 1020, 3.0, 400 * mb, [3.0, 2.1]),
+        compare.MethodRecord("prompt", 2, 1002, 1.5, 450 * mb, [3.0, 2.9]),
+    ]
+    text = "\n".join(compare.conclusions(fake))
+    assert "el más rápido fue LoRA" in text and "el más lento, el ajuste fino completo" in text
+    assert "QLoRA frente a LoRA: 3.00 s/paso frente a 1.00 (más lento" in text
+    assert "la menor la necesitó QLoRA" in text
+    assert "la más baja fue la del ajuste fino completo" in text and "la más alta, la del ajuste de prompts" in text
+    fake[2] = compare.MethodRecord("qlora", 20, 1020, 0.5, 400 * mb, [3.0, 2.1])
+    assert "más rápido en esta máquina" in "\n".join(compare.conclusions(fake))
+
+
+def test_clasificador_lora_supera_linea_base_en_prueba(tokenizer):
+    """LoRA SEQ_CLS (cabeza `score` entrenable) supera a la clase mayoritaria en reseñas no vistas."""
+    from peft import get_peft_model
+
+    train, test = helpers.load_reviews("train"), helpers.load_reviews("test")
+    model = helpers.load_model(PROFILE, task="seq-cls", num_labels=2, verbose=False)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model = get_peft_model(model, compare.lora_config(task_type="SEQ_CLS"))
+    assert "score" in model.peft_config["default"].modules_to_save
+    head = sum(p.numel() for n, p in model.named_parameters() if "score" in n and p.requires_grad)
+    assert head == 2 * model.config.hidden_size
+    losses = compare.train_classifier(model, tokenizer, train["text"], train["label"], 60,
+                                      learning_rate=3e-3, batch_size=16, seed=0)
+    assert len(losses) == 60 and all(math.isfinite(v) for v in losses)
+    predictions = []
+    with torch.no_grad():
+        for start in range(0, len(test), 32):
+            batch = compare.classification_batch(tokenizer, test["text"][start:start + 32])
+            predictions += model(**batch).logits.argmax(-1).tolist()
+    accuracy = helpers.load_accuracy().compute(predictions=predictions, references=test["label"])["accuracy"]
+    majority = max(set(train["label"]), key=train["label"].count)
+    baseline = sum(int(y == majority) for y in test["label"]) / len(test)
+    assert accuracy > baseline + 0.15, (accuracy, baseline)
+
+
+def test_train_classifier_exige_pad_token_id(tokenizer):
+    model = helpers.load_model(PROFILE, task="seq-cls", num_labels=2, verbose=False)
+    model.config.pad_token_id = tokenizer.pad_token_id + 1
+    with pytest.raises(ValueError):
+        compare.train_classifier(model, tokenizer, ["hola"], [1], 1)
