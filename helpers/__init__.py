@@ -3,7 +3,7 @@
 Cada cuaderno las importa en vez de repetir código::
 
     import helpers
-    modelo, tokenizador = helpers.load_model_and_tokenizer()
+    model, tokenizer = helpers.load_model_and_tokenizer()
 """
 from .datasets import load_instructions, load_reviews, to_messages, to_prompt_completion
 from .environment import in_autograder, in_colab, show_environment, training_precision, where

@@ -113,9 +113,8 @@ def machine_text(m: dict) -> str:
 
 def rerun_command(part: str, opts: Options) -> str:
     """La orden que repite una parte."""
-    if opts.fast:
-        return f".venv/bin/python -m helpers.bench --rapido --solo {part}"
-    return f"make bench  (solo esta parte: .venv/bin/python -m helpers.bench --solo {part})"
+    fast = " --rapido" if opts.fast else ""
+    return f".venv/bin/python -m helpers.bench{fast} --solo {part}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,7 +172,7 @@ def bench_methods(opts: Options) -> tuple[dict, list]:
     rows = [method_row(r, opts.batch_size * opts.max_length) for r in records]
     add_ratios(rows)
     memory = "torch.cuda.max_memory_allocated" if torch.cuda.is_available() else "RSS del proceso (delta)"
-    return {"metodos": rows, "medida_memoria": memory, **batch_info(opts)}, records
+    return {"metodos": rows, "medida_memoria": memory, "pasos": opts.steps, **batch_info(opts)}, records
 
 
 def batch_info(opts: Options) -> dict:
@@ -325,7 +324,7 @@ def _figure(ncols: int, data: dict, title: str, width: float = 5.0):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False)
-    fig.suptitle(f"{title}\n{machine_text(data['maquina'])}", fontsize=10)
+    fig.suptitle(f"{title}\n{machine_text(data['maquina'])}\nrepetir: {data['orden']}", fontsize=9)
     return fig, list(axes[0])
 
 
@@ -350,12 +349,13 @@ def plot_course(data: dict, path: Path) -> None:
 def plot_methods(data: dict, path: Path) -> None:
     from .plots import plot_bars
 
-    fig, axes = _figure(4, data, f"Mismo modelo y lote ({data['lote']}×{data['longitud']} tokens)", width=4.2)
+    fig, axes = _figure(4, data, f"Modelo {data['perfil']}, mismo lote ({data['lote']}×{data['longitud']} tokens)", width=4.2)
     rows = data["metodos"]
-    panels = [("s_por_paso", "segundos por paso", 1, False), ("tokens_por_s", "tokens por segundo", 1, False),
-              ("memoria_pico_bytes", "memoria pico (MB)", 1024**2, False), ("entrenables", "parámetros entrenables", 1, True)]
-    for ax, (key, label, scale, log) in zip(axes, panels):
-        plot_bars({r["nombre"].replace(" ", "\n", 1): r[key] / scale for r in rows}, label, label, log=log, ax=ax)
+    panels = [("s_por_paso", "segundos por paso", 1, False, "{:.3g}"), ("tokens_por_s", "tokens por segundo", 1, False, "{:.3g}"),
+              ("memoria_pico_bytes", "memoria pico (MB)", 1024**2, False, "{:.0f}"),
+              ("entrenables", "parámetros entrenables", 1, True, "{:.3g}")]
+    for ax, (key, label, scale, log, fmt) in zip(axes, panels):
+        plot_bars({r["nombre"].replace(" ", "\n", 1): r[key] / scale for r in rows}, label, label, log=log, ax=ax, fmt=fmt)
     _save(fig, path)
 
 
@@ -413,8 +413,10 @@ def md_methods(d: dict) -> list[str]:
                      f"{ratio['tokens_por_s']:.2f}", f"{ratio['memoria_pico_bytes']:.2f}", f"{ratio['entrenables']:.2g}"])
     header = ["método", "s/paso", "tokens/s", "memoria pico (MB)", "entrenables",
               "s/paso ÷ completo", "tokens/s ÷ completo", "memoria ÷ completo", "entrenables ÷ completo"]
-    return _table(header, rows) + ["", f"Memoria medida con {d['medida_memoria']}. Tokens por segundo = "
-                                       f"{d['lote']} × {d['longitud']} posiciones (con relleno) ÷ s/paso."]
+    return _table(header, rows) + ["", f"Modelo {d['perfil']}, {d['pasos']} pasos de AdamW (s/paso sin contar el "
+                                       f"primero), el mismo lote para los cuatro. Memoria medida con "
+                                       f"{d['medida_memoria']}. Tokens por segundo = {d['lote']} × {d['longitud']} "
+                                       "posiciones (con relleno) ÷ s/paso."]
 
 
 def md_precision(d: dict) -> list[str]:
@@ -422,7 +424,7 @@ def md_precision(d: dict) -> list[str]:
     rows = [[k, f"{v:.3f}"] for k, v in s.items()]
     hardware = "sí" if d["bf16_por_hardware"] else "no"
     return _table(["precisión", "s/paso (LoRA)"], rows) + [
-        "", f"bf16 tarda {d['bf16_entre_fp32']:.2f} veces lo que fp32 ({d['pasos']} pasos; se descarta el primero "
+        "", f"Modelo {d['perfil']}, lote {d['lote']} × {d['longitud']}. bf16 tarda {d['bf16_entre_fp32']:.2f} veces lo que fp32 ({d['pasos']} pasos; se descarta el primero "
             f"si hay más de uno). ¿bf16 por hardware en esta máquina? {hardware}. Precisión que elige "
             f"`helpers.environment.training_precision`: **{d['precision_recomendada']}** (bf16 solo si el hardware "
             "lo calcula; emularlo es mucho más lento que fp32)."]
@@ -434,8 +436,8 @@ def md_planner(d: dict) -> list[str]:
     rows = [[METHOD_NAMES[r["metodo"]], _mb(r["estimado_bytes"]), _mb(r["medido_bytes"]),
              "—" if r["error_pct"] is None else f"{r['error_pct']:+.0f} %"] for r in d["metodos"]]
     return _table(["método", "estimada (MB)", "medida (MB)", "error"], rows) + [
-        "", f"`plan(config, método, r=8, batch={d['lote']}, seq_len={d['longitud']}, precision='{d['precision']}', "
-            "cuda_overhead=False)` frente a la memoria pico medida en la parte b. Error = (estimada − medida) ÷ medida."
+        "", f"Modelo {d['perfil']}. `plan(config, método, r=8, batch={d['lote']}, seq_len={d['longitud']}, precision='{d['precision']}', "
+            "cuda_overhead=False)` frente a la memoria pico medida con el mismo lote que la parte b. Error = (estimada − medida) ÷ medida."
     ] + ([] if d["precision"] == "fp32" else [
         "", f"Ojo: la parte b entrena el ajuste completo con los pesos en {d['precision']} (sin copia maestra fp32), "
             "mientras que el planificador supone precisión mixta; ahí la estimación es más alta."])
@@ -470,7 +472,7 @@ def md_part(key: str, part: str, data: dict, out: Path) -> list[str]:
         lines += [f"![{TITLES[part]}](img/{image.name})", ""]
     lines += MD[part](data)
     lines += ["", f"*Máquina: {machine_text(data['maquina'])} · {data['maquina']['fecha']}. "
-                  f"Para repetirlo: `{data['orden']}`.*", ""]
+                  f"Para repetirlo: `make bench` o, solo esta parte, `{data['orden']}`.*", ""]
     return lines
 
 

@@ -16,14 +16,13 @@ Uso típico::
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
 
 from .measure import PeakMemory, count_parameters, free_memory
 from .models import checkpoint, load_model, load_tokenizer
-from .sweep import SEED, fixed_batches, memory_in_use
+from .sweep import SEED, fixed_batches, memory_in_use, train_steps
 
 METHODS = ("full", "lora", "qlora", "prompt")
 METHOD_NAMES = {
@@ -156,39 +155,6 @@ def build_model(method: str, profile=None):
 # ----------------------------------------------------------------------------------------------
 # Entrenamiento y medida
 # ----------------------------------------------------------------------------------------------
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-def train_steps(model, batches: list[dict], learning_rate: float, *, progress: bool = False) -> tuple[list[float], list[float]]:
-    """Un paso de AdamW por lote; devuelve ``(pérdidas, segundos de cada paso)``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate)
-    device = _device(model)
-    model.train()
-    losses, seconds = [], []
-    iterator = batches
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(batches, desc="entrenando", leave=False)
-    for batch in iterator:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-        losses.append(float(loss.detach()))
-    del optimizer
-    return losses, seconds
-
-
 def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
                learning_rate: float | None = None, profile=None, batches: list[dict] | None = None,
                progress: bool = False) -> MethodRecord:
@@ -276,26 +242,14 @@ def train_classifier(model, tokenizer, texts: list[str], labels: list[int], step
         raise ValueError("model.config.pad_token_id debe ser tokenizer.pad_token_id.")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
-    device = _device(model)
-    model.train()
     order: list[int] = []
-    losses = []
-    iterator = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="entrenando el clasificador")
-    for _ in iterator:
+    batches = []
+    for _ in range(steps):
         if len(order) < batch_size:
             order += torch.randperm(len(texts), generator=generator).tolist()
         chosen, order = order[:batch_size], order[batch_size:]
-        batch = classification_batch(tokenizer, [texts[i] for i in chosen], [labels[i] for i in chosen], max_length)
-        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        batches.append(classification_batch(tokenizer, [texts[i] for i in chosen], [labels[i] for i in chosen], max_length))
+    losses, _ = train_steps(model, batches, learning_rate, progress=progress)
     model.eval()
     return losses
 

@@ -13,8 +13,6 @@ en cualquier otro caso.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import os
 import shutil
@@ -25,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .environment import in_autograder, in_colab, training_precision
+from .locking import file_lock
 
 ENV_VAR = "CURSO_PEFT_PROFILE"
 CACHE_ENV_VAR = "CURSO_PEFT_CACHE"
@@ -115,16 +114,9 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-@contextlib.contextmanager
 def _locked(name: str):
     """Cerrojo entre procesos para que dos pruebas no creen la misma caché a la vez."""
-    lock_path = cache_root() / f".{name}.lock"
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(cache_root() / f".{name}.lock")
 
 
 def _build_once(name: str, build) -> Path:

@@ -7,7 +7,8 @@ mismos lotes en el mismo orden y usar la misma semilla. Aquí están:
   enmascarada (-100), usando la plantilla de chat;
 - :func:`fixed_batches`: los lotes fijos (todas las secuencias de la misma longitud),
   construidos una sola vez y reutilizados en todas las ejecuciones;
-- :func:`train_adapter`: un bucle de entrenamiento mínimo (AdamW, un paso por lote);
+- :func:`train_steps` / :func:`train_adapter`: un bucle de entrenamiento mínimo (AdamW, un paso por
+  lote), con el tiempo de cada paso;
 - :func:`final_loss`: la pérdida final, promediada sobre los últimos pasos;
 - :func:`memory_in_use`: la memoria que usa ahora el proceso, para comprobar que liberar el
   modelo entre ejecuciones funciona.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 
 import torch
@@ -27,7 +29,7 @@ from .measure import free_memory
 
 SEED = 0
 
-__all__ = ["SEED", "encode_example", "final_loss", "fixed_batches", "memory_in_use", "train_adapter"]
+__all__ = ["SEED", "encode_example", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
 
 
 def encode_example(tokenizer, example: dict, max_length: int) -> tuple[list[int], list[int]]:
@@ -68,8 +70,8 @@ def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int
     return batches
 
 
-def train_adapter(model, batches: Sequence[dict], *, learning_rate: float = 1e-3, progress: bool = True) -> list[float]:
-    """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve la pérdida de cada paso."""
+def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progress: bool = False) -> tuple[list[float], list[float]]:
+    """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve ``(pérdidas, segundos de cada paso)``."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
@@ -81,13 +83,26 @@ def train_adapter(model, batches: Sequence[dict], *, learning_rate: float = 1e-3
 
         iterator = tqdm(iterator, desc="entrenando", leave=False)
     model.train()
-    losses = []
+    losses, seconds = [], []
     for batch in iterator:
-        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
         losses.append(float(loss.detach()))
+    return losses, seconds
+
+
+def train_adapter(model, batches: Sequence[dict], *, learning_rate: float = 1e-3, progress: bool = True) -> list[float]:
+    """Entrena con :func:`train_steps`, deja el modelo en modo evaluación y devuelve la pérdida de cada paso."""
+    losses, _ = train_steps(model, batches, learning_rate, progress=progress)
     model.eval()
     return losses
 

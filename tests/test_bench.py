@@ -87,3 +87,16 @@ def test_partes():
     assert bench.parse_parts("d,b", fast=False) == ["b", "d"]
     with pytest.raises(SystemExit):
         bench.parse_parts("z", fast=False)
+
+
+def test_reusar_curso_lee_el_resumen(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "COURSE_DIR", tmp_path)
+    opts = bench.Options(reuse_course=True)
+    with pytest.raises(SystemExit):
+        bench.bench_course(opts)
+    (tmp_path / "resumen.csv").write_text(
+        "cuaderno,estado,segundos,figuras,perfil\n01_a,correcto,10.5,1,embedded\n02_b,correcto,4.5,0,embedded\n",
+        encoding="utf-8")
+    data = bench.bench_course(opts)
+    assert [r["cuaderno"] for r in data["cuadernos"]] == ["01_a", "02_b"]
+    assert data["total_segundos"] == 15.0 and data["reutilizado"]

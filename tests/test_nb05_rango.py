@@ -24,7 +24,7 @@ def solution_namespace(*grade_ids):
     sources = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
     namespace = {"helpers": helpers, "torch": torch, "LoraConfig": LoraConfig, "get_peft_model": get_peft_model,
                  "pd": pd, "final_loss": sweep.final_loss, "train_adapter": sweep.train_adapter,
-                 "COLUMNAS": ["r", "alpha", "módulos", "parámetros entrenables", "pérdida final", "segundos", "% sobre la mejor"]}
+                 "COLUMNS": ["r", "alpha", "módulos", "parámetros entrenables", "pérdida final", "segundos", "% sobre la mejor"]}
     for grade_id in grade_ids:
         exec(sources[grade_id], namespace)
     return namespace
@@ -107,7 +107,7 @@ def test_cuaderno_barre_los_rangos_del_temario_y_cita_la_regla():
     nb = nbformat.read(SOLUTION, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert "RANGOS = [1, 2, 4, 8, 16, 32]" in code
+    assert "RANKS = [1, 2, 4, 8, 16, 32]" in code
     assert "helpers.plot_xy" in code and "helpers.free_memory()" in code
     for needed in ("regla práctica", "Raschka", "2106.09685", "2312.03732", "ruido"):
         assert needed in text, f"falta «{needed}» en el texto del cuaderno 05"

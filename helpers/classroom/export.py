@@ -21,15 +21,14 @@ parcial de las celdas que llegaron a ejecutarse (las observaciones lo dicen): nu
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import os
 import shutil
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 
 from .grading import STATUS_MISSING, ungradable
+from ..locking import file_lock
 from .layout import ClassDir, read_json, write_atomic
 
 COLUMNS = ["alumno", "nombre", "cuaderno", "puntuacion", "puntuacion_maxima", "estado", "observaciones"]
@@ -76,18 +75,6 @@ def write_csv(cd: ClassDir) -> list[dict]:
 
 
 # --- libro de notas maestro -------------------------------------------------------------------
-@contextmanager
-def locked(path: Path):
-    """Cerrojo de archivo (entre procesos) para el libro de notas maestro."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def check_integrity(db: Path) -> bool:
     """``PRAGMA integrity_check`` del libro de notas (True si está sano)."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -108,7 +95,7 @@ def merge_into_gradebook(cd: ClassDir, results: list[dict]) -> None:
     import warnings
 
     db = cd.course / "gradebook.db"
-    with locked(cd.course / ".gradebook.lock"), warnings.catch_warnings():
+    with file_lock(cd.course / ".gradebook.lock"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # avisos internos de SQLAlchemy en nbgrader
         tmp = db.with_name(".gradebook.db.nuevo")
         shutil.copy(db, tmp)
