@@ -171,7 +171,8 @@ def bench_methods(opts: Options) -> tuple[dict, list]:
                               max_length=opts.max_length)
     rows = [method_row(r, opts.batch_size * opts.max_length) for r in records]
     add_ratios(rows)
-    memory = "torch.cuda.max_memory_allocated" if torch.cuda.is_available() else "RSS del proceso (delta)"
+    memory = ("torch.cuda.max_memory_allocated" if torch.cuda.is_available()
+              else "pesos + pico de tensores vivos (perfilador de PyTorch)")
     return {"metodos": rows, "medida_memoria": memory, "pasos": opts.steps, **batch_info(opts)}, records
 
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .measure import PeakMemory, count_parameters, free_memory
+from .measure import PeakMemory, count_parameters, footprint_bytes, free_memory
 from .models import checkpoint, load_model, load_tokenizer
+from .quantization import nf4_config, quant_constants_bytes
 from .sweep import SEED, fixed_batches, memory_in_use, train_steps
 
 METHODS = ("full", "lora", "qlora", "prompt")
@@ -119,17 +120,8 @@ def prompt_config(num_virtual_tokens: int = NUM_VIRTUAL_TOKENS, init_text: str =
 
 
 def quantization_config():
-    """``BitsAndBytesConfig`` de QLoRA: NF4 con doble cuantización, cálculo en la precisión del modelo."""
-    from transformers import BitsAndBytesConfig
-
-    from .models import default_dtype
-
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=default_dtype(),
-    )
+    """``BitsAndBytesConfig`` de QLoRA (el de :func:`helpers.quantization.nf4_config`)."""
+    return nf4_config()
 
 
 def build_model(method: str, profile=None):
@@ -163,10 +155,10 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     - Mismo modelo base, mismos lotes (``lm_batches`` con ``seed``), misma semilla de torch.
     - ``seconds_per_step``: media de los pasos sin contar el primero (que incluye la puesta en
       marcha del optimizador); con un solo paso, ese paso.
-    - ``peak_memory_bytes``: pico de memoria durante el entrenamiento por encima de la que el
-      proceso usaba antes de cargar el modelo (en GPU, memoria de CUDA; en CPU, memoria residente
-      del proceso). Incluye pesos, gradientes, estados de AdamW y activaciones; no incluye los
-      picos pasajeros de la carga.
+    - ``peak_memory_bytes``: pico de memoria de tensores durante el entrenamiento, modelo incluido
+      (en GPU, ``torch.cuda.max_memory_allocated`` por encima de lo que había antes de cargarlo; en
+      CPU, los pesos más el pico de tensores vivos que cuenta el perfilador de PyTorch). Incluye
+      pesos, gradientes, estados de AdamW y activaciones; no los picos pasajeros de la carga.
     """
     if batches is None:
         batches = lm_batches(load_tokenizer(profile), steps, batch_size=batch_size, max_length=max_length, seed=seed)
@@ -176,8 +168,12 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     model = build_model(method, profile)
     counts = count_parameters(model)
     free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
-    with PeakMemory() as memory:
+    with PeakMemory(tensors=True) as memory:
         losses, seconds = train_steps(model, batches, learning_rate or LEARNING_RATES[method], progress=progress)
+    if memory.cuda:
+        peak = memory.peak_bytes - baseline
+    else:  # el modelo (pesos y constantes de cuantización) + el pico de lo reservado al entrenar
+        peak = footprint_bytes(model) + quant_constants_bytes(model) + memory.peak_bytes
     del model
     free_memory()
     timed = seconds[1:] if len(seconds) > 1 else seconds
@@ -186,7 +182,7 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
         trainable=counts.trainable,
         total=counts.total,
         seconds_per_step=sum(timed) / len(timed),
-        peak_memory_bytes=max(0, memory.peak_bytes - baseline),
+        peak_memory_bytes=max(0, peak),
         losses=losses,
     )
 

@@ -96,20 +96,28 @@ def _rss_bytes() -> int:
 class PeakMemory:
     """Memoria pico durante un bloque ``with``.
 
-    En GPU usa ``torch.cuda.max_memory_allocated``; en CPU muestrea la memoria residente (RSS)
-    del proceso cada ``interval`` segundos. ``peak_bytes`` es el pico absoluto y
-    ``delta_bytes`` lo que creció respecto al inicio del bloque.
+    En GPU usa ``torch.cuda.max_memory_allocated``. En CPU, por defecto, muestrea la memoria
+    residente (RSS) del proceso cada ``interval`` segundos; con ``tensors=True`` cuenta en cambio
+    los bytes de tensores vivos con el perfilador de PyTorch (lo mismo que mide CUDA, sin la
+    memoria que el asignador de C guarda para reutilizar). ``peak_bytes`` es el pico absoluto (con
+    ``tensors=True`` en CPU, solo el de lo reservado dentro del bloque) y ``delta_bytes`` lo que
+    creció respecto al inicio del bloque.
     """
 
-    def __init__(self, interval: float = 0.005):
+    def __init__(self, interval: float = 0.005, tensors: bool = False):
         self.interval = interval
         self.cuda = torch.cuda.is_available()
+        self.tensors = tensors and not self.cuda
 
     def __enter__(self):
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             self.start_bytes = torch.cuda.memory_allocated()
+        elif self.tensors:
+            self.start_bytes = 0
+            self._profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
+            self._profiler.__enter__()
         else:
             self.start_bytes = _rss_bytes()
             self._peak = self.start_bytes
@@ -127,13 +135,28 @@ class PeakMemory:
         if self.cuda:
             torch.cuda.synchronize()
             self.peak_bytes = torch.cuda.max_memory_allocated()
+            self.device = "cuda"
+        elif self.tensors:
+            self._profiler.__exit__(*exc)
+            self.peak_bytes = _live_tensor_peak(self._profiler)
+            self.device = "cpu (tensores vivos, perfilador de PyTorch)"
         else:
             self._stop.set()
             self._thread.join()
             self.peak_bytes = max(self._peak, _rss_bytes())
+            self.device = "cpu (RSS del proceso)"
         self.delta_bytes = self.peak_bytes - self.start_bytes
-        self.device = "cuda" if self.cuda else "cpu (RSS del proceso)"
         return False
+
+
+def _live_tensor_peak(profiler) -> int:
+    """Pico de bytes de tensores reservados y aún no liberados, en orden de tiempo."""
+    events = sorted((e for e in profiler.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for event in events:
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
 
 
 def free_memory() -> None:

@@ -110,7 +110,13 @@ class Plan:
 
     @property
     def total_bytes(self) -> float:
-        return sum(self.breakdown.values())
+        """Pico estimado: pesos + estados del optimizador + contexto CUDA + el mayor de
+        (gradientes) y (activaciones + *logits*). Gradientes y activaciones no coinciden enteros:
+        la retropropagación libera las activaciones de cada bloque a medida que crea sus gradientes."""
+        b = self.breakdown
+        overlap = max(b.get("gradientes", 0.0), b.get("activaciones", 0.0) + b.get("logits", 0.0))
+        rest = sum(v for k, v in b.items() if k not in ("gradientes", "activaciones", "logits"))
+        return rest + overlap
 
     def fits(self, gpu: str = "T4") -> bool:
         if gpu not in GPUS_GB:
@@ -122,7 +128,7 @@ class Plan:
         lines = [f"Método: {self.method} · parámetros entrenables: {self.trainable_params:,} de {self.total_params:,}".replace(",", " ")]
         for part, value in self.breakdown.items():
             lines.append(f"  {part:<22} {value / 1e9:8.2f} GB")
-        lines.append(f"  {'total estimado':<22} {self.total_bytes / 1e9:8.2f} GB")
+        lines.append(f"  {'pico estimado':<22} {self.total_bytes / 1e9:8.2f} GB  (cuenta el mayor de gradientes y activaciones + logits)")
         verdict = "sí cabe" if self.fits(gpu) else "no cabe"
         lines.append(f"¿Cabe en una {gpu} ({GPUS_GB[gpu]} GB útiles)? {verdict}.")
         return "\n".join(lines)

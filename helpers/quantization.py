@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import torch
 
-from .environment import training_precision
 from .memory_planner import NF4_DQ_BYTES
 from .models import default_dtype
 
@@ -89,8 +88,9 @@ def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: i
     ``(trainer, historial_de_pérdida)``. ``config`` va a :func:`helpers.sft_config`.
 
     Con una base cuantizada, ``trl`` pasa los adaptadores a bf16 (como recomienda el artículo de
-    QLoRA). Sin bf16 por hardware (una CPU sin AVX-512-BF16, una T4) esas cuentas se emulan y son
-    lentas: entonces los devolvemos a fp32 antes de entrenar, como en la precisión mixta clásica.
+    QLoRA), pensando en un entrenamiento con autocast bf16. Si no entrenamos así (CPU, T4 en fp16),
+    unos adaptadores en bf16 puro aprenden mal (AdamW sobre bf16 pierde las actualizaciones
+    pequeñas) o van lentos (bf16 emulado): entonces los devolvemos a fp32 antes de entrenar.
     """
     from trl import SFTTrainer
 
@@ -102,7 +102,7 @@ def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: i
         train_dataset=train_dataset,
         processing_class=tokenizer,
     )
-    if training_precision() != "bf16":
+    if not trainer.args.bf16:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype == torch.bfloat16:
                 param.data = param.data.float()

@@ -63,3 +63,22 @@ def test_errores_en_espanol():
         plan(LLAMA32_1B).fits("RTX9090")
     assert "T4" in GPUS_GB
 
+
+
+def test_estimacion_dentro_del_20_por_ciento_de_lo_medido():
+    """El pico estimado frente al medido (pesos + tensores vivos al entrenar) con el mismo lote."""
+    from helpers.compare import compare_methods
+
+    model = helpers.load_model("tiny", verbose=False)
+    for record in compare_methods(methods=("full", "lora", "qlora"), steps=2, batch_size=4, max_length=64, profile="tiny"):
+        estimate = plan(model.config, record.method, r=8, batch=4, seq_len=64, precision="fp32", cuda_overhead=False)
+        error = (estimate.total_bytes - record.peak_memory_bytes) / record.peak_memory_bytes
+        assert abs(error) < 0.20, f"{record.method}: estimado {estimate.total_bytes:.3g} B, medido {record.peak_memory_bytes:.3g} B"
+
+
+def test_gradientes_y_activaciones_no_se_suman():
+    full = plan(LLAMA32_1B, "full", batch=8, seq_len=2048, precision="fp32")
+    b = full.breakdown
+    assert full.total_bytes == pytest.approx(b["pesos"] + b["estados del optimizador"] + b["contexto CUDA"]
+                                             + max(b["gradientes"], b["activaciones"] + b["logits"]))
+    assert full.total_bytes < sum(b.values())

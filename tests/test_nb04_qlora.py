@@ -101,7 +101,7 @@ def test_run_qlora_sft_adaptadores_en_fp32_y_pierde(tmp_path):
     _, losses = run_qlora_sft(model, helpers.load_tokenizer("tiny"), data, str(tmp_path), 2,
                               learning_rate=1e-2, batch_size=2, max_length=48, activation_checkpointing=False, disable_tqdm=True)
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
-    if helpers.training_precision() != "bf16":
+    if not torch.cuda.is_available():  # en CPU se entrena sin autocast: adaptadores en fp32
         assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
 
 
