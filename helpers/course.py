@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"→ {name} ...", flush=True)
         state, seconds, figures = run_notebook(name, args.salida)
         rows.append((name, state, seconds, figures))
-        print(f"  {state} en {seconds:.1f} s ({figures} figuras)", flush=True)
+        print(f"  {state} en {seconds:.1f} s ({figures} {'figura' if figures == 1 else 'figuras'})", flush=True)
 
     total = sum(r[2] for r in rows)
     width = max(len(r[0]) for r in rows)

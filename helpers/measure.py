@@ -1,7 +1,9 @@
 """Medidas: parámetros (totales y entrenables), tiempo, memoria pico y tamaño del modelo."""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -117,7 +119,8 @@ class PeakMemory:
         elif self.tensors:
             self.start_bytes = 0
             self._profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
-            self._profiler.__enter__()
+            with _quiet_stderr():
+                self._profiler.__enter__()
         else:
             self.start_bytes = _rss_bytes()
             self._peak = self.start_bytes
@@ -137,7 +140,8 @@ class PeakMemory:
             self.peak_bytes = torch.cuda.max_memory_allocated()
             self.device = "cuda"
         elif self.tensors:
-            self._profiler.__exit__(*exc)
+            with _quiet_stderr():
+                self._profiler.__exit__(*exc)
             self.peak_bytes = _live_tensor_peak(self._profiler)
             self.device = "cpu (tensores vivos, perfilador de PyTorch)"
         else:
@@ -147,6 +151,21 @@ class PeakMemory:
             self.device = "cpu (RSS del proceso)"
         self.delta_bytes = self.peak_bytes - self.start_bytes
         return False
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silencia la salida de error del proceso (descriptor 2): el perfilador de PyTorch escribe
+    ahí una línea al arrancar y otra al parar que no le dicen nada a quien lee el cuaderno."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _live_tensor_peak(profiler) -> int:

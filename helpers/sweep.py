@@ -26,6 +26,7 @@ import torch
 
 from .datasets import load_instructions
 from .measure import free_memory
+from .quantization import unpack_cpu_4bit
 
 SEED = 0
 
@@ -75,6 +76,7 @@ def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progres
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
+    unpack_cpu_4bit(model)
     optimizer = torch.optim.AdamW(params, lr=learning_rate)
     device = next(model.parameters()).device
     iterator = list(batches)

@@ -62,15 +62,16 @@ def _entry(device, gpu, parts):
 def test_una_seccion_por_dispositivo(tmp_path):
     course = {"cuadernos": [{"cuaderno": "01_x", "estado": "correcto", "segundos": 12.0, "perfil": "embedded"}],
               "total_segundos": 12.0, "reutilizado": True, "fecha_resumen": "2026-01-01T00:00:00"}
-    grading = {"cuaderno": "01_x", "entregas": 2, "segundos_totales": 10.0, "s_por_entrega": 5.0,
-               "nota_maxima_en_todas": True}
+    grading = {"cuaderno": "01_x", "entregas": 2, "filas": [
+        {"trabajadores": 1, "entregas": 2, "segundos_calificando": 10.0, "segundos_por_entrega": 5.0,
+         "segundos_media_de_una_entrega": 5.0, "segundos_totales_con_preparacion": 12.0}]}
     (tmp_path / "bench").mkdir()
     for device, gpu, parts in (("cpu", None, {"a": course, "e": grading}), ("cuda-nvidia-h200", "NVIDIA H200", {"a": course})):
         (tmp_path / "bench" / f"{device}.json").write_text(json.dumps(_entry(device, gpu, parts)), encoding="utf-8")
     md = bench.render(tmp_path).read_text(encoding="utf-8")
     assert md.index("## CPU: CPU de prueba") < md.index("## GPU: NVIDIA H200")
     assert md.count(f"### {bench.TITLES['a']}") == 2 and md.count(f"### {bench.TITLES['e']}") == 1
-    assert "5.0 s por entrega" in md
+    assert "| 1 | 5.0 | 5.0 | 10.0 |" in md
     assert (tmp_path / "img" / "cpu_a.png").exists() and (tmp_path / "img" / "cuda-nvidia-h200_a.png").exists()
 
 

@@ -115,3 +115,37 @@ def test_cuaderno_deja_sitio_al_planificador_y_habla_de_la_t4():
     for needed in ("paged_adamw_8bit", "sdpa", "is_bf16_supported", "prepare_model_for_kbit_training",
                    "según", "2305.14314", "Unsloth", "20–30 %"):
         assert needed in text, f"falta «{needed}» en el texto del cuaderno 04"
+
+
+def _packed_layers(model):
+    """Pesos de 4 bits distintos con el formato de inferencia de CPU (la capa LoRA y su base comparten peso)."""
+    weights = {id(w): w for w in (getattr(m, "weight", None) for m in model.modules()) if w is not None}
+    return sum(bool(getattr(getattr(w, "quant_state", None), "packing_format_for_cpu", False)) for w in weights.values())
+
+
+def test_generar_y_despues_entrenar():
+    """En una CPU con AVX-512-BF16, bitsandbytes reordena los pesos de 4 bits al generar (formato solo
+    de inferencia, sin retropropagación). helpers.generate lo deshace: después se puede entrenar y el
+    gradiente que cruza una capa de 4 bits es el de sus pesos descuantizados."""
+    from bitsandbytes.functional import dequantize_4bit
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from helpers.quantization import unpack_cpu_4bit
+
+    tokenizer = helpers.load_tokenizer("tiny")
+    model = prepare_model_for_kbit_training(helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False),
+                                            use_gradient_checkpointing=False)
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    helpers.generate(model, tokenizer, "¿Cuál es la capital de Chile?", max_new_tokens=3)
+    assert _packed_layers(model) == 0
+    layer = model.base_model.model.model.layers[0].mlp.down_proj.base_layer
+    if layer.support_avx512bf16_for_cpu:  # esta CPU empaqueta: comprobamos que la función lo deshace
+        layer.eval()
+        with torch.no_grad():
+            layer(torch.randn(1, 1, layer.in_features))
+        assert _packed_layers(model) == 1 and unpack_cpu_4bit(model) == 1 and _packed_layers(model) == 0
+    x = torch.randn(2, 3, layer.in_features, requires_grad=True)
+    layer(x).float().sum().backward()
+    weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
+    assert torch.allclose(x.grad, torch.ones(2, 3, layer.out_features) @ weight, atol=1e-4)

@@ -42,6 +42,37 @@ def solved_submission(name: str) -> bytes:
     return nbformat.writes(released).encode("utf-8")
 
 
+def measure(submissions: int = 6, notebook: str = "01_introduccion_peft", workers=(1, 2), profile: str = "tiny") -> list[dict]:
+    """Califica ``submissions`` entregas correctas con cada número de trabajadores; una fila por número."""
+    data = solved_submission(notebook)
+    base = Path(tempfile.mkdtemp(prefix="curso-peft-bench-"))
+    rows = []
+    try:
+        source = base / "entregas"
+        for i in range(submissions):
+            (source / f"alumno{i:02d}").mkdir(parents=True)
+            (source / f"alumno{i:02d}" / f"{notebook}.ipynb").write_bytes(data)
+        for count in workers:
+            class_dir = base / f"clase-{count}"
+            settings = Settings(class_dir=str(class_dir), profile=profile, cell_timeout=300, total_budget=1800,
+                                memory_bytes=default_memory_bytes(count),
+                                threads=max(1, (os.cpu_count() or 1) // count))
+            started = time.monotonic()
+            table = run(source=source, notebooks=[notebook], class_dir=class_dir, settings=settings,
+                        workers=count, say=lambda *_: None)
+            timings = json.loads((class_dir / "tiempos.json").read_text(encoding="utf-8"))
+            assert all(r["estado"] == "calificado" for r in table), table
+            rows.append({"trabajadores": count, "entregas": submissions,
+                         "segundos_calificando": timings["segundos_calificando"],
+                         "segundos_por_entrega": timings["segundos_por_entrega"],
+                         "segundos_media_de_una_entrega": round(sum(timings["segundos_de_cada_entrega"])
+                                                                / len(timings["segundos_de_cada_entrega"]), 2),
+                         "segundos_totales_con_preparacion": round(time.monotonic() - started, 2)})
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.classroom.bench",
                                      description="Mide los segundos por entrega del calificador con 1 y 2 trabajadores.")
@@ -51,33 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--perfil", default="tiny", choices=["tiny", "embedded"])
     parser.add_argument("--json", type=Path, default=None, help="guarda también los resultados en este archivo")
     args = parser.parse_args(argv)
-    data = solved_submission(args.cuaderno)
     counts = [int(x) for x in args.trabajadores.split(",") if x.strip()]
-    base = Path(tempfile.mkdtemp(prefix="curso-peft-bench-"))
-    rows = []
-    try:
-        source = base / "entregas"
-        for i in range(args.entregas):
-            (source / f"alumno{i:02d}").mkdir(parents=True)
-            (source / f"alumno{i:02d}" / f"{args.cuaderno}.ipynb").write_bytes(data)
-        for workers in counts:
-            class_dir = base / f"clase-{workers}"
-            settings = Settings(class_dir=str(class_dir), profile=args.perfil, cell_timeout=300, total_budget=1800,
-                                memory_bytes=default_memory_bytes(workers),
-                                threads=max(1, (os.cpu_count() or 1) // workers))
-            started = time.monotonic()
-            table = run(source=source, notebooks=[args.cuaderno], class_dir=class_dir, settings=settings,
-                        workers=workers, say=lambda *_: None)
-            timings = json.loads((class_dir / "tiempos.json").read_text(encoding="utf-8"))
-            assert all(r["estado"] == "calificado" for r in table), table
-            rows.append({"trabajadores": workers, "entregas": args.entregas,
-                         "segundos_calificando": timings["segundos_calificando"],
-                         "segundos_por_entrega": timings["segundos_por_entrega"],
-                         "segundos_media_de_una_entrega": round(sum(timings["segundos_de_cada_entrega"])
-                                                                / len(timings["segundos_de_cada_entrega"]), 2),
-                         "segundos_totales_con_preparacion": round(time.monotonic() - started, 2)})
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    rows = measure(args.entregas, args.cuaderno, counts, args.perfil)
     print(f"Calificador · {args.cuaderno} · perfil {args.perfil} · {args.entregas} entregas · "
           f"{os.cpu_count()} núcleos de CPU")
     print(f"{'trabajadores':>12} {'s/entrega':>10} {'s de una entrega':>17} {'s calificando':>14}")
