@@ -425,7 +425,7 @@ def md_planner(d: dict) -> list[str]:
     from .compare import METHOD_NAMES
 
     rows = [[METHOD_NAMES[r["metodo"]], _mb(r["estimado_bytes"]), _mb(r["medido_bytes"]),
-             "—" if r["error_pct"] is None else f"{r['error_pct']:+.0f} %"] for r in d["metodos"]]
+             "—" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %"] for r in d["metodos"]]
     return _table(["método", "estimada (MB)", "medida (MB)", "error"], rows) + [
         "", f"Modelo {d['perfil']}. `plan(config, método, r=8, batch={d['lote']}, seq_len={d['longitud']}, precision='{d['precision']}', "
             "cuda_overhead=False)` frente a la memoria pico medida con el mismo lote que la parte b. Error = (estimada − medida) ÷ medida."
