@@ -250,6 +250,10 @@ def load_model(
     )
     if cuda and quantization_config is None:
         model = model.to("cuda")
+    if quantization_config is not None and not cuda:
+        from .quantization import keep_4bit_trainable
+
+        keep_4bit_trainable(model)  # en CPU, que se pueda entrenar aunque antes se genere texto
     if task == "seq-cls" and model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     if verbose:

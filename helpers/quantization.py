@@ -20,7 +20,7 @@ from .memory_planner import NF4_DQ_BYTES
 from .models import default_dtype
 
 __all__ = ["NF4_DQ_BYTES", "compute_dtype", "nf4_config", "nf4_levels", "quant_constants_bytes", "run_qlora_sft",
-           "unpack_cpu_4bit"]
+           "keep_4bit_trainable"]
 
 
 def compute_dtype() -> torch.dtype:
@@ -84,24 +84,27 @@ def nf4_levels() -> list[float]:
     return [float(v) for v in get_4bit_type("nf4", device="cpu")]
 
 
-def unpack_cpu_4bit(model: torch.nn.Module) -> int:
-    """Deshace el formato de inferencia de bitsandbytes en CPU; devuelve cuántas capas cambió.
+def keep_4bit_trainable(model: torch.nn.Module) -> int:
+    """Impide el formato de inferencia de bitsandbytes en CPU; devuelve cuántas capas de 4 bits tocó.
 
-    En una CPU con AVX-512-BF16, bitsandbytes reordena los pesos de 4 bits la primera vez que el
-    modelo calcula en modo evaluación (al generar texto, por ejemplo). Ese formato solo sirve para
-    inferencia: si luego entrenas, los gradientes que cruzan las capas de 4 bits salen mal y la
-    pérdida sube. Antes de entrenar hay que devolverlos al formato normal.
+    En una CPU con AVX-512-BF16, bitsandbytes reordena los pesos de 4 bits la primera vez que una
+    capa calcula en modo evaluación (al generar texto, por ejemplo). Ese formato solo sirve para
+    inferir: si luego entrenas, los gradientes que cruzan las capas de 4 bits salen mal y la
+    pérdida sube. Aquí se desactiva ese atajo en cada capa y, si ya se había aplicado, se deshace.
+    :func:`helpers.load_model` lo llama con todo modelo cuantizado.
     """
     from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
 
-    changed = 0
+    touched = 0
     for module in model.modules():
-        weight = getattr(module, "weight", None)
-        state = getattr(weight, "quant_state", None)
-        if state is not None and getattr(state, "packing_format_for_cpu", False):
-            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
-            changed += 1
-    return changed
+        if not hasattr(module, "support_avx512bf16_for_cpu"):
+            continue
+        module.support_avx512bf16_for_cpu = False
+        weight = module.weight
+        if getattr(weight.quant_state, "packing_format_for_cpu", False):
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, weight.quant_state)
+        touched += 1
+    return touched
 
 
 def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, **config):
@@ -123,7 +126,6 @@ def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: i
         train_dataset=train_dataset,
         processing_class=tokenizer,
     )
-    unpack_cpu_4bit(trainer.model)
     if not trainer.args.bf16:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype == torch.bfloat16:

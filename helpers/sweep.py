@@ -26,9 +26,8 @@ import torch
 
 from .datasets import load_instructions
 from .measure import free_memory
-from .quantization import unpack_cpu_4bit
+from .training import SEED
 
-SEED = 0
 
 __all__ = ["SEED", "encode_example", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
 
@@ -76,7 +75,6 @@ def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progres
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
-    unpack_cpu_4bit(model)
     optimizer = torch.optim.AdamW(params, lr=learning_rate)
     device = next(model.parameters()).device
     iterator = list(batches)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from .environment import training_precision
-from .quantization import unpack_cpu_4bit
 
 SEED = 0
 
@@ -76,7 +75,6 @@ def generate(model, tokenizer, question: str, max_new_tokens: int = 40) -> str:
     was_training = model.training
     model.eval()
     output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    unpack_cpu_4bit(model)  # que un modelo de 4 bits pueda seguir entrenando después (ver la función)
     if was_training:
         model.train()
     return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()

@@ -124,13 +124,14 @@ def _packed_layers(model):
 
 
 def test_generar_y_despues_entrenar():
-    """En una CPU con AVX-512-BF16, bitsandbytes reordena los pesos de 4 bits al generar (formato solo
-    de inferencia, sin retropropagación). helpers.generate lo deshace: después se puede entrenar y el
-    gradiente que cruza una capa de 4 bits es el de sus pesos descuantizados."""
-    from bitsandbytes.functional import dequantize_4bit
+    """En una CPU con AVX-512-BF16, bitsandbytes reordena los pesos de 4 bits al calcular en modo
+    evaluación (formato solo de inferencia, sin retropropagación). helpers.load_model lo impide:
+    después de generar se puede entrenar y el gradiente que cruza una capa de 4 bits es el de sus
+    pesos descuantizados. keep_4bit_trainable también deshace el formato si ya se aplicó."""
+    from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from helpers.quantization import unpack_cpu_4bit
+    from helpers.quantization import keep_4bit_trainable
 
     tokenizer = helpers.load_tokenizer("tiny")
     model = prepare_model_for_kbit_training(helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False),
@@ -140,11 +141,14 @@ def test_generar_y_despues_entrenar():
     helpers.generate(model, tokenizer, "¿Cuál es la capital de Chile?", max_new_tokens=3)
     assert _packed_layers(model) == 0
     layer = model.base_model.model.model.layers[0].mlp.down_proj.base_layer
-    if layer.support_avx512bf16_for_cpu:  # esta CPU empaqueta: comprobamos que la función lo deshace
+    if has_avx512bf16():  # esta CPU empaqueta si se le deja: comprobamos que la función lo deshace
+        layer.support_avx512bf16_for_cpu = True
         layer.eval()
         with torch.no_grad():
             layer(torch.randn(1, 1, layer.in_features))
-        assert _packed_layers(model) == 1 and unpack_cpu_4bit(model) == 1 and _packed_layers(model) == 0
+        assert _packed_layers(model) == 1
+        assert keep_4bit_trainable(model) == 7 * model.config.num_hidden_layers and _packed_layers(model) == 0
+        assert not layer.support_avx512bf16_for_cpu
     x = torch.randn(2, 3, layer.in_features, requires_grad=True)
     layer(x).float().sum().backward()
     weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
