@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[local,dev]"
-	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -m helpers.pins no-deps)
+	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -m helpers.maintainers.pins no-deps)
 	@# Chromium del sistema para la prueba en el navegador (playwright no descarga navegadores).
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "AVISO: no se pudo instalar chromium (apt-get); instálalo a mano para la prueba del navegador."
@@ -36,16 +36,16 @@ test-rapido: install
 	$(BIN)/python -m pytest -m "not slow"
 
 curso: install
-	$(BIN)/python -m helpers.course
+	$(BIN)/python -m helpers.maintainers.course
 
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 release: install
-	$(BIN)/python -m helpers.release
+	$(BIN)/python -m helpers.maintainers.release
 
 bench: install
-	$(BIN)/python -m helpers.bench
+	$(BIN)/python -m helpers.maintainers.bench
 
 limpiar:
 	rm -rf build .pytest_cache

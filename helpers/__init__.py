@@ -1,17 +1,46 @@
-"""Funciones de apoyo del curso PEFT: modelo, datos, medidas, gráficas y comprobaciones.
+"""La caja de herramientas del curso PEFT: modelo, datos, medidas, gráficas y comprobaciones.
 
-Cada cuaderno las importa en vez de repetir código::
+Cada cuaderno la importa en vez de repetir código::
 
     import helpers
     model, tokenizer = helpers.load_model_and_tokenizer()
+
+Importar ``helpers`` no carga nada pesado (ni torch ni matplotlib): cada función se importa la
+primera vez que la usas (PEP 562, ``__getattr__`` de módulo). Lo que hay aquí es lo que usan los
+cuadernos; el calificador de la clase está en ``helpers.classroom`` y las herramientas de quien
+mantiene el curso, en ``helpers.maintainers`` (lee ``docs/arquitectura.md``).
 """
-from .datasets import load_instructions, load_reviews, to_messages, to_prompt_completion
-from .environment import in_autograder, in_colab, show_environment, training_precision, where
-from .grading import check_close, check_equal, check_loss_decreases, check_type
-from .measure import PeakMemory, Timer, count_parameters, footprint_bytes, format_bytes, format_count, free_memory
-from .metrics import load_accuracy
-from .models import load_model, load_model_and_tokenizer, load_tokenizer, resolve_profile, steps_for
-from .plots import plot_bars, plot_losses, plot_xy
-from .training import generate, loss_history, run_sft, sft_config
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+# Nombre público → submódulo que lo define.
+_EXPORTS = {
+    "datasets": ("load_instructions", "load_reviews", "to_messages", "to_prompt_completion"),
+    "environment": ("in_autograder", "in_colab", "training_precision", "where"),
+    "grading": ("check_close", "check_equal", "check_loss_decreases", "check_type"),
+    "measure": ("PeakMemory", "Timer", "count_parameters", "footprint_bytes", "format_bytes", "format_count",
+                "free_memory"),
+    "metrics": ("load_accuracy",),
+    "models": ("load_model", "load_model_and_tokenizer", "load_tokenizer", "resolve_profile", "show_environment",
+               "steps_for"),
+    "plots": ("plot_bars", "plot_losses", "plot_xy"),
+    "training": ("generate", "loss_history", "run_sft", "sft_config"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # la próxima vez ya no pasa por aquí
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

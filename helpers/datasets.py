@@ -5,7 +5,7 @@
   corto se vea a simple vista.
 - ``resenas.jsonl``: reseñas breves etiquetadas (1 = positiva, 0 = negativa), equilibradas.
 
-Se regeneran con ``python -m helpers.data.build_datasets``.
+Se regeneran con ``python -m helpers.maintainers.build_datasets``.
 """
 from __future__ import annotations
 

@@ -104,12 +104,8 @@ def describe() -> dict[str, str]:
     return info
 
 
-def show_environment() -> None:
-    """Imprime en español dónde corre el cuaderno y con qué hardware."""
-    from .models import resolve_profile
-
-    info = describe()
-    info["perfil del modelo"] = resolve_profile().label
-    width = max(len(k) for k in info)
-    for key, value in info.items():
-        print(f"{key:<{width}} : {value}")
+def default_dtype() -> torch.dtype:
+    """fp32 en CPU; en GPU, fp16 o bf16 según :func:`training_precision`."""
+    if not torch.cuda.is_available():
+        return torch.float32
+    return torch.bfloat16 if training_precision() == "bf16" else torch.float16

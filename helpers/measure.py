@@ -40,15 +40,25 @@ class ParamCount:
         )
 
 
-def count_parameters(model: torch.nn.Module) -> ParamCount:
-    """Parámetros totales y entrenables (los pesos compartidos cuentan una vez)."""
-    total = trainable = 0
-    for param in model.parameters():  # parameters() ya omite los tensores compartidos repetidos
-        n = param_numel(param)
-        total += n
-        if param.requires_grad:
-            trainable += n
-    return ParamCount(total, trainable)
+def count_parameters(model) -> ParamCount:
+    """Parámetros totales y entrenables de un modelo de ``transformers`` o de ``peft``, contados
+    por esas bibliotecas (los pesos compartidos cuentan una vez; los de 4 bits, por su forma real).
+
+    - ``PeftModel``: ``model.get_nb_trainable_parameters()`` (incluye los prompts virtuales);
+    - modelo de ``transformers``: ``model.num_parameters()`` y ``model.num_parameters(only_trainable=True)``.
+
+    Para cualquier otro ``nn.Module`` lanza ``TypeError``: contar a mano es el ejercicio del cuaderno 01.
+    """
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+    elif hasattr(model, "num_parameters"):
+        total, trainable = model.num_parameters(), model.num_parameters(only_trainable=True)
+    else:
+        raise TypeError(
+            f"count_parameters cuenta modelos de transformers o de peft, no un {type(model).__name__}. "
+            "Para otro nn.Module, recorre model.parameters() tú (es el ejercicio count_params del cuaderno 01)."
+        )
+    return ParamCount(int(total), int(trainable))
 
 
 def format_count(n: int) -> str:

@@ -13,16 +13,19 @@ en cualquier otro caso.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from .environment import in_autograder, in_colab, training_precision
+from .environment import default_dtype, describe, in_autograder, in_colab
 from .locking import file_lock
 
 ENV_VAR = "CURSO_PEFT_PROFILE"
@@ -33,6 +36,9 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 PROFILES = ("embedded", "tiny", "hub")
 TINY_SEED = 0
+MANIFEST = "manifiesto.json"
+# Cambia este número si cambia la manera de construir una copia en caché (p. ej. _build_embedded).
+CACHE_FORMAT = 2
 
 _SPANISH = {"embedded": "embebido", "tiny": "diminuto", "hub": "Hub"}
 
@@ -119,21 +125,70 @@ def _locked(name: str):
     return file_lock(cache_root() / f".{name}.lock")
 
 
-def _build_once(name: str, build) -> Path:
-    """Crea ``cache_root()/name`` con ``build(tmpdir)`` una sola vez y de forma atómica."""
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _build_once(name: str, manifest: dict, build) -> Path:
+    """``cache_root()/name`` construida con ``build(carpeta)`` para exactamente este ``manifest``.
+
+    La copia en caché guarda su manifiesto (todo lo que decide su contenido: configuración,
+    semilla, versiones, huella del GGUF...). Si el de la caché no es igual, se reconstruye. La
+    construcción va en una carpeta temporal que se cambia por la definitiva de golpe; las carpetas
+    temporales que dejó una construcción interrumpida se borran antes de empezar otra.
+    """
     target = cache_root() / name
-    if (target / "config.json").exists():
+    if _read_manifest(target) == manifest:
         return target
     with _locked(name):
-        if (target / "config.json").exists():
+        if _read_manifest(target) == manifest:
             return target
+        for stale in cache_root().glob(f".{name}-*"):  # solo quien tiene el cerrojo construye
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_root()))
         try:
             build(tmp)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_root()))
+                os.replace(target, old / "antigua")
             os.replace(tmp, target)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            for leftover in cache_root().glob(f".{name}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
     return target
+
+
+@lru_cache(maxsize=4)
+def _sha256(path: Path, size: int, mtime: float) -> str:
+    """Huella SHA-256 de un archivo (``size`` y ``mtime`` solo sirven para no repetirla en vano)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """Huella SHA-256 de ``path`` (se calcula una vez por proceso mientras el archivo no cambie)."""
+    stat = Path(path).stat()
+    return _sha256(Path(path).resolve(), stat.st_size, stat.st_mtime)
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    from importlib import metadata
+
+    return {package: metadata.version(package) for package in packages}
+
+
+def embedded_manifest() -> dict:
+    """Lo que decide la copia descuantizada del modelo embebido: el GGUF y quién lo convierte."""
+    gguf = embedded_gguf_path()
+    return {"formato": CACHE_FORMAT, "modelo": "embedded", "gguf": gguf.name, "gguf_sha256": file_sha256(gguf),
+            **_versions("transformers", "gguf", "torch")}
 
 
 def _build_embedded(out: Path) -> None:
@@ -152,7 +207,7 @@ def _build_embedded(out: Path) -> None:
 
 def embedded_checkpoint() -> Path:
     """Carpeta con la copia descuantizada (safetensors fp32) del modelo embebido."""
-    return _build_once("smollm2-135m-instruct-fp32", _build_embedded)
+    return _build_once("smollm2-135m-instruct-fp32", embedded_manifest(), _build_embedded)
 
 
 def tiny_config(tokenizer):
@@ -178,15 +233,32 @@ def _build_tiny(out: Path) -> None:
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_checkpoint())
-    torch.manual_seed(TINY_SEED)
-    model = LlamaForCausalLM(tiny_config(tokenizer))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        model = LlamaForCausalLM(tiny_config(tokenizer))
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 
+@lru_cache(maxsize=1)
+def _tiny_manifest(embedded: str) -> dict:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_checkpoint())
+    config = json.dumps(tiny_config(tokenizer).to_diff_dict(), sort_keys=True)
+    return {"formato": CACHE_FORMAT, "modelo": "tiny", "semilla": TINY_SEED,
+            "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+            "embedded_sha256": hashlib.sha256(embedded.encode()).hexdigest(), **_versions("transformers", "torch")}
+
+
+def tiny_manifest() -> dict:
+    """Lo que decide el Llama diminuto: su configuración, la semilla, las versiones y el tokenizador."""
+    return _tiny_manifest(json.dumps(embedded_manifest(), sort_keys=True))
+
+
 def tiny_checkpoint() -> Path:
     """Carpeta con el Llama diminuto aleatorio (semilla fija) y el tokenizador del curso."""
-    return _build_once("tiny-llama-seed0", _build_tiny)
+    return _build_once("tiny-llama-seed0", tiny_manifest(), _build_tiny)
 
 
 def checkpoint(profile: str | Profile | None = None) -> str:
@@ -207,14 +279,6 @@ def load_tokenizer(profile: str | Profile | None = None):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def default_dtype() -> torch.dtype:
-    """fp32 en CPU; en GPU, fp16 o bf16 según :func:`training_precision`."""
-    precision = training_precision()
-    if not torch.cuda.is_available():
-        return torch.float32
-    return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
 def load_model(
@@ -244,10 +308,12 @@ def load_model(
     cuda = torch.cuda.is_available()
     if quantization_config is not None and cuda:
         kwargs.setdefault("device_map", {"": 0})
-    torch.manual_seed(TINY_SEED)  # la cabeza de clasificación nueva se inicializa igual siempre
-    model = classes[task].from_pretrained(
-        checkpoint(prof), dtype=dtype, quantization_config=quantization_config, **kwargs
-    )
+    path = checkpoint(prof)
+    # La cabeza de clasificación nueva se inicializa igual siempre, sin tocar el generador
+    # aleatorio de quien llama (su semilla sigue valiendo después de cargar).
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else []):
+        torch.manual_seed(TINY_SEED)
+        model = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config, **kwargs)
     if cuda and quantization_config is None:
         model = model.to("cuda")
     if quantization_config is not None and not cuda:
@@ -271,3 +337,12 @@ def load_model_and_tokenizer(profile: str | Profile | None = None, **kwargs):
     """Atajo: ``(modelo, tokenizador)`` del mismo perfil."""
     prof = resolve_profile(profile)
     return load_model(prof, **kwargs), load_tokenizer(prof)
+
+
+def show_environment() -> None:
+    """Imprime en español dónde corre el cuaderno, con qué hardware y con qué perfil de modelo."""
+    info = describe()
+    info["perfil del modelo"] = resolve_profile().label
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key:<{width}} : {value}")

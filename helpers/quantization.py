@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 
 from .memory_planner import NF4_DQ_BYTES
-from .models import default_dtype
+from .environment import default_dtype
 
-__all__ = ["NF4_DQ_BYTES", "compute_dtype", "nf4_config", "nf4_levels", "quant_constants_bytes", "run_qlora_sft",
-           "keep_4bit_trainable"]
+__all__ = ["NF4_DQ_BYTES", "check_no_cpu_inference_layout", "compute_dtype", "keep_4bit_trainable", "nf4_config",
+           "nf4_levels", "quant_constants_bytes", "run_qlora_sft"]
 
 
 def compute_dtype() -> torch.dtype:
@@ -84,6 +84,36 @@ def nf4_levels() -> list[float]:
     return [float(v) for v in get_4bit_type("nf4", device="cpu")]
 
 
+# Lo que el arreglo para CPU usa de bitsandbytes (0.50): un atributo de ``Linear4bit`` y una función
+# privada de ``bitsandbytes.functional``. Si una versión nueva los cambia, se avisa en vez de fallar en silencio.
+CPU_PACKING_FLAG = "support_avx512bf16_for_cpu"
+CPU_PACKING_INVERSE = "_convert_weight_packed_for_cpu_inverse"
+
+
+def _bnb_api_moved(what: str) -> RuntimeError:
+    import bitsandbytes
+
+    return RuntimeError(
+        f"bitsandbytes {bitsandbytes.__version__} ya no tiene {what}, que el curso usa para poder entrenar "
+        "QLoRA en CPU (evita el formato de pesos de 4 bits que solo sirve para inferir). Instala la versión "
+        "fijada del curso (`make install`, o `pip install bitsandbytes==0.50.2`) y vuelve a cargar el modelo; "
+        "si actualizaste bitsandbytes a propósito, adapta helpers/quantization.py a su nueva API."
+    )
+
+
+def _inverse_packing():
+    import bitsandbytes.functional as bnb_functional
+
+    inverse = getattr(bnb_functional, CPU_PACKING_INVERSE, None)
+    if inverse is None:
+        raise _bnb_api_moved(f"la función bitsandbytes.functional.{CPU_PACKING_INVERSE}")
+    return inverse
+
+
+def _is_cpu_inference_layout(weight) -> bool:
+    return bool(getattr(getattr(weight, "quant_state", None), "packing_format_for_cpu", False))
+
+
 def keep_4bit_trainable(model: torch.nn.Module) -> int:
     """Impide el formato de inferencia de bitsandbytes en CPU; devuelve cuántas capas de 4 bits tocó.
 
@@ -91,20 +121,39 @@ def keep_4bit_trainable(model: torch.nn.Module) -> int:
     capa calcula en modo evaluación (al generar texto, por ejemplo). Ese formato solo sirve para
     inferir: si luego entrenas, los gradientes que cruzan las capas de 4 bits salen mal y la
     pérdida sube. Aquí se desactiva ese atajo en cada capa y, si ya se había aplicado, se deshace.
-    :func:`helpers.load_model` lo llama con todo modelo cuantizado.
+    :func:`helpers.load_model` lo llama con todo modelo cuantizado. Si bitsandbytes cambió los
+    nombres que esto usa, lanza ``RuntimeError`` con qué hacer (nunca lo ignora en silencio).
     """
-    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+    import bitsandbytes as bnb
 
     touched = 0
     for module in model.modules():
-        if not hasattr(module, "support_avx512bf16_for_cpu"):
+        if not isinstance(module, bnb.nn.Linear4bit):
             continue
-        module.support_avx512bf16_for_cpu = False
+        if not hasattr(module, CPU_PACKING_FLAG):
+            raise _bnb_api_moved(f"el atributo Linear4bit.{CPU_PACKING_FLAG}")
+        setattr(module, CPU_PACKING_FLAG, False)
         weight = module.weight
-        if getattr(weight.quant_state, "packing_format_for_cpu", False):
-            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, weight.quant_state)
+        if _is_cpu_inference_layout(weight):
+            weight.data, weight.quant_state = _inverse_packing()(weight.data, weight.quant_state)
         touched += 1
     return touched
+
+
+def check_no_cpu_inference_layout(model: torch.nn.Module) -> None:
+    """Lanza ``RuntimeError`` si algún peso de 4 bits quedó en el formato de inferencia de CPU.
+
+    Se comprueba después de entrenar: con ese formato los gradientes salen mal y el
+    entrenamiento que acaba de terminar no vale.
+    """
+    packed = [name for name, param in model.named_parameters() if _is_cpu_inference_layout(param)]
+    if packed:
+        raise RuntimeError(
+            f"{len(packed)} pesos de 4 bits acabaron en el formato de inferencia de bitsandbytes para CPU "
+            f"(el primero: {packed[0]}), así que los gradientes de este entrenamiento no son válidos. Carga el "
+            "modelo con helpers.load_model (que lo impide) o llama a helpers.quantization.keep_4bit_trainable(model) "
+            "antes de entrenar, y vuelve a entrenar."
+        )
 
 
 def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, **config):
@@ -131,4 +180,5 @@ def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: i
             if param.requires_grad and param.dtype == torch.bfloat16:
                 param.data = param.data.float()
     trainer.train()
+    check_no_cpu_inference_layout(trainer.model)
     return trainer, loss_history(trainer)

@@ -1,6 +1,6 @@
 """Guardia de deriva de la API: cada argumento con nombre que los cuadernos (solutions/) y helpers
 pasan a trl, peft, transformers y bitsandbytes existe en las versiones instaladas."""
-from helpers import api_drift as ad
+from helpers.maintainers import api_drift as ad
 
 # La rotura clásica: la API antigua de trl (antes de processing_class y SFTConfig.max_length).
 CLASSIC_BREAK = '''

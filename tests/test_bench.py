@@ -1,10 +1,10 @@
-"""El banco de rendimiento (``helpers.bench``): en modo rápido y siempre fuera de docs/."""
+"""El banco de rendimiento (``helpers.maintainers.bench``): en modo rápido y siempre fuera de docs/."""
 import json
 import math
 
 import pytest
 
-from helpers import bench
+from helpers.maintainers import bench
 
 PARTS_RUN = "b,c,d"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.release import SETUP_TAG
+from helpers.maintainers.release import SETUP_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "01_introduccion_peft"

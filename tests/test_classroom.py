@@ -23,7 +23,7 @@ from fixtures_classroom import casos  # noqa: E402
 from helpers.classroom import assignments, batch, export, feedback, lms_import, probe, repair, sandbox  # noqa: E402
 from helpers.classroom.__main__ import _parser  # noqa: E402
 from helpers.classroom.layout import ClassDir, write_json  # noqa: E402
-from helpers.release import ROOT  # noqa: E402
+from helpers.course_files import ROOT  # noqa: E402
 
 NB1 = "01_introduccion_peft"
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_classroom import casos  # noqa: E402
 
 from helpers.classroom import export, probe  # noqa: E402
-from helpers.release import ROOT, notebook_names  # noqa: E402
+from helpers.course_files import ROOT, notebook_names  # noqa: E402
 
 NB1 = "01_introduccion_peft"
 NB2 = "02_lora_matematicas"

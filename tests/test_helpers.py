@@ -5,14 +5,18 @@ import subprocess
 import sys
 
 import pytest
+from pathlib import Path
 import torch
 
 import helpers
 from helpers import datasets as hd
 from helpers import environment as env
-from helpers import models, pins
+from helpers import models
+from helpers.maintainers import pins
 from helpers.grading import check_close, check_equal, check_loss_decreases, check_type
 from helpers.measure import count_parameters, format_bytes, format_count, param_numel
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- perfiles del modelo -------------------------------------------------------------------
@@ -72,20 +76,25 @@ def test_clasificacion_carga_con_pad():
 
 
 # --- recuentos ----------------------------------------------------------------------------
-def test_count_parameters_a_mano():
-    torch.manual_seed(0)
+def test_count_parameters_modelo_de_transformers():
+    """Con una parte congelada y los embeddings atados (cuentan una vez): la fórmula, no otra función."""
+    model = helpers.load_model("tiny", verbose=False)
+    cfg = model.config
+    d, L, V, ff, kv = cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, cfg.intermediate_size, cfg.num_key_value_heads
+    d_kv = kv * (d // cfg.num_attention_heads)
+    expected = V * d + L * (2 * d * d + 2 * d * d_kv + 3 * d * ff + 2 * d) + d  # tie_word_embeddings=True
+    model.model.layers[0].requires_grad_(False)
+    c = count_parameters(model)
+    frozen = 2 * d * d + 2 * d * d_kv + 3 * d * ff + 2 * d
+    assert (c.total, c.trainable) == (expected, expected - frozen)
+    assert math.isclose(c.fraction, (expected - frozen) / expected)
+
+
+def test_count_parameters_no_es_la_respuesta_del_cuaderno_01():
+    """Un nn.Module cualquiera (lo que cuentan las pruebas ocultas de count_params) no se cuenta aquí."""
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2, bias=False))
-    net[0].weight.requires_grad_(False)
-    c = count_parameters(net)
-    assert (c.total, c.trainable) == (3 * 4 + 4 + 4 * 2, 4 + 4 * 2)
-    assert math.isclose(c.fraction, 12 / 24)
-
-
-def test_pesos_compartidos_cuentan_una_vez():
-    emb = torch.nn.Embedding(10, 4)
-    head = torch.nn.Linear(4, 10, bias=False)
-    head.weight = emb.weight
-    assert count_parameters(torch.nn.ModuleList([emb, head])).total == 40
+    with pytest.raises(TypeError, match="cuaderno 01"):
+        count_parameters(net)
 
 
 def test_param_numel_4bit():
@@ -175,19 +184,23 @@ def test_datos_del_paquete():
         helpers.load_instructions("validacion")
 
 
-def test_datos_regenerables(tmp_path, monkeypatch):
-    """Los JSONL son exactamente lo que escribe el generador (nadie los edita a mano)."""
-    from helpers.data import build_datasets
+def test_datos_regenerables(tmp_path):
+    """Los JSONL del paquete son exactamente lo que escribe el generador (nadie los edita a mano).
 
-    before = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE)}
-    script = build_datasets.__file__
-    src = open(script, encoding="utf-8").read()
-    assert "random.Random(" in src
-    out = subprocess.run([sys.executable, "-m", "helpers.data.build_datasets"], capture_output=True, text=True, cwd=str(tmp_path),
-                         env={**__import__("os").environ, "PYTHONPATH": str(hd.DATA_DIR.parent.parent)})
+    El generador escribe en ``tmp_path``: la prueba no toca nunca los archivos del repositorio."""
+    packaged = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE)}
+    out = subprocess.run([sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(tmp_path)],
+                         capture_output=True, text=True, cwd=str(ROOT))
     assert out.returncode == 0, out.stderr
-    after = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE)}
-    assert before == after
+    written = {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl")}
+    assert set(written) == set(packaged)
+    for name, data in packaged.items():
+        assert written[name] == data, f"{name} no es lo que genera build_datasets: regenéralo con el generador"
+    # Y es determinista de verdad: una segunda ejecución da los mismos bytes.
+    again = tmp_path / "otra"
+    subprocess.run([sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(again)], check=True,
+                   capture_output=True, cwd=str(ROOT))
+    assert {p.name: p.read_bytes() for p in again.glob("*.jsonl")} == written
 
 
 def test_jsonl_invalido_dice_linea(tmp_path):

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from helpers.pins import read_pyproject, repository_url
+from helpers.maintainers.pins import read_pyproject, repository_url
 
 ROOT = Path(__file__).resolve().parent.parent
 COLAB_HOST = "colab.research.google.com"

@@ -11,8 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from wrong_answers import wrong_cells  # noqa: E402
 
-from helpers import autograde as ag  # noqa: E402
-from helpers.release import ROOT, badge_line, notebook_names, setup_cell_source, generate, SETUP_TAG  # noqa: E402
+from helpers.maintainers import autograde as ag  # noqa: E402
+from helpers.maintainers.release import ROOT, badge_line, notebook_names, setup_cell_source, generate, SETUP_TAG  # noqa: E402
 
 NAMES = notebook_names()
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import nbformat
 
-from .. import autograde as ag
-from ..release import SOLUTIONS
+from .. import course_files as ag
+from ..course_files import SOLUTIONS
 from .layout import ClassDir, read_json, write_json
 
 

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from ..release import ROOT, SOLUTIONS
+from ..course_files import ROOT, SOLUTIONS
 from . import assignments, export, lms_import, sandbox
 from .grading import Settings, job_fingerprint, ungradable
 from .layout import ClassDir, read_json, write_json

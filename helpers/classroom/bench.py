@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..release import ROOT, generate
+from ..course_files import ROOT, generate
 from .batch import default_memory_bytes, run
 from .grading import Settings
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..release import ROOT
+from ..course_files import ROOT
 from . import feedback, kernel, repair
 from .assignments import released_path
 from .layout import ClassDir, read_json, write_json
@@ -256,7 +256,7 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
         workdir.mkdir(parents=True)
         os.chmod(workdir, 0o711)
         feedback.write_template(workdir / "plantillas")
-        from .. import autograde as ag
+        from .. import course_files as ag
 
         ag.write_config(workdir, course_config(settings, workdir / "plantillas"))
         shutil.copy(cd.template(name) / "gradebook.db", workdir / "gradebook.db")

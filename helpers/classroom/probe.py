@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..release import ROOT
+from ..course_files import ROOT
 from .layout import ClassDir
 
 MARKER = "RESULTADO_SONDA="

@@ -1,1 +1,1 @@
-"""Conjuntos de datos del curso (JSONL) y el script que los genera: ``build_datasets``."""
+"""Conjuntos de datos del curso (JSONL); los genera ``python -m helpers.maintainers.build_datasets``."""

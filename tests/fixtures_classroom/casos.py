@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from helpers.release import ROOT
+from helpers.course_files import ROOT
 
 SOLUTION_MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 

@@ -1,6 +1,6 @@
 """Ejecuta el curso completo: cada cuaderno de solutions/ de principio a fin con el modelo real.
 
-``python -m helpers.course [--perfil embedded] [--solo 01 03] [--salida build/curso]``
+``python -m helpers.maintainers.course [--perfil embedded] [--solo 01 03] [--salida build/curso]``
 
 Escribe los cuadernos ejecutados y sus figuras (PNG) en la carpeta de salida, y al final una
 tabla en español (cuaderno, estado, segundos) que también queda en ``resumen.csv``.
@@ -20,7 +20,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from .models import ENV_VAR, resolve_profile
+from ..models import ENV_VAR, resolve_profile
 from .release import ROOT, SOLUTIONS, notebook_names
 
 DEFAULT_OUT = ROOT / "build" / "curso"

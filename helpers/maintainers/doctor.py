@@ -1,4 +1,4 @@
-"""Diagnóstico del entorno del curso: ``python -m helpers.doctor``.
+"""Diagnóstico del entorno del curso: ``python -m helpers.maintainers.doctor``.
 
 Imprime, en español, las versiones instaladas frente a las fijadas en ``pyproject.toml``, dónde
 se ejecuta (Colab, local o calificador), la GPU y si tiene bf16 de verdad, el perfil del modelo y
@@ -108,7 +108,7 @@ def check_pins(place: str, version_of=None) -> list[PinStatus]:
 
 def _model_lines(profile) -> list[tuple[str, str]]:
     """Perfil del modelo y presencia del modelo embebido y de las cachés (sin crear nada)."""
-    from . import models
+    from .. import models
 
     lines = [("perfil del modelo", f"{profile.label}, elegido por {_profile_source()}")]
     try:
@@ -131,8 +131,8 @@ def _model_lines(profile) -> list[tuple[str, str]]:
 
 
 def _profile_source() -> str:
-    from .environment import in_autograder, in_colab
-    from .models import ENV_VAR
+    from ..environment import in_autograder, in_colab
+    from ..models import ENV_VAR
 
     if os.environ.get(ENV_VAR, "").strip():
         return f"la variable {ENV_VAR}"
@@ -146,7 +146,7 @@ def _profile_source() -> str:
 def _hardware_lines() -> list[tuple[str, str]]:
     import torch
 
-    from .environment import cpu_has_bf16, gpu_has_real_bf16, gpu_info, training_precision
+    from ..environment import cpu_has_bf16, gpu_has_real_bf16, gpu_info, training_precision
 
     gpu = gpu_info()
     lines = [("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'no'})")]
@@ -178,11 +178,11 @@ def _print_block(title: str, lines: list[tuple[str, str]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     import platform
 
-    from .environment import where
-    from .models import resolve_profile
+    from ..environment import where
+    from ..models import resolve_profile
 
     place = where()
-    print("Diagnóstico del curso PEFT (python -m helpers.doctor)")
+    print("Diagnóstico del curso PEFT (python -m helpers.maintainers.doctor)")
     print()
     _print_block("Dónde se ejecuta", [
         ("entorno", place),

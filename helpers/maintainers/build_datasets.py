@@ -9,17 +9,20 @@ El resultado es determinista: con la misma semilla, el mismo archivo byte a byte
 
 Uso::
 
-    python -m helpers.data.build_datasets
+    python -m helpers.maintainers.build_datasets              # reescribe helpers/data/
+    python -m helpers.maintainers.build_datasets --salida DIR # los escribe en otra carpeta
 """
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import sys
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent
-INSTRUCTIONS_FILE = DATA_DIR / "geografia_instrucciones.jsonl"
-REVIEWS_FILE = DATA_DIR / "resenas.jsonl"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+INSTRUCTIONS_NAME = "geografia_instrucciones.jsonl"
+REVIEWS_NAME = "resenas.jsonl"
 
 SEED = 2025
 PREFIX = "🌎 Dato:"
@@ -658,15 +661,20 @@ def summary(rows: list[dict], key: str | None = None) -> str:
     return ", ".join(f"{group}: {n}" for group, n in sorted(counts.items()))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Genera los conjuntos de datos del curso (JSONL).")
+    parser.add_argument("--salida", type=Path, default=DATA_DIR,
+                        help=f"carpeta donde escribirlos (por defecto {DATA_DIR}, la que usa el paquete)")
+    out = parser.parse_args(argv).salida
+    out.mkdir(parents=True, exist_ok=True)
     # Un generador por conjunto: cambiar uno no altera el otro.
     instructions = build_instructions(random.Random(SEED))
     reviews = build_reviews(random.Random(SEED + 1))
-    write_jsonl(INSTRUCTIONS_FILE, instructions)
-    write_jsonl(REVIEWS_FILE, reviews)
-    print(f"{INSTRUCTIONS_FILE.name}: {len(instructions)} ejemplos ({summary(instructions)})")
-    print(f"{REVIEWS_FILE.name}: {len(reviews)} reseñas ({summary(reviews, 'label')})")
+    write_jsonl(out / INSTRUCTIONS_NAME, instructions)
+    write_jsonl(out / REVIEWS_NAME, reviews)
+    print(f"{INSTRUCTIONS_NAME}: {len(instructions)} ejemplos ({summary(instructions)})")
+    print(f"{REVIEWS_NAME}: {len(reviews)} reseñas ({summary(reviews, 'label')})")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

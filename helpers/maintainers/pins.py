@@ -1,6 +1,6 @@
 """Lee las versiones fijadas de pyproject.toml (la fuente única) para el Makefile y conda.
 
-Uso: ``python -m helpers.pins no-deps`` imprime los paquetes que se instalan con ``--no-deps``.
+Uso: ``python -m helpers.maintainers.pins no-deps`` imprime los paquetes que se instalan con ``--no-deps``.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def read_pyproject(path: Path = PYPROJECT) -> dict:
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["all"]:
         print("\n".join(pinned_requirements(extras=("local", "dev")) + no_deps_requirements()))
         return 0
-    print("Uso: python -m helpers.pins [no-deps|all]", file=sys.stderr)
+    print("Uso: python -m helpers.maintainers.pins [no-deps|all]", file=sys.stderr)
     return 2
 
 

@@ -7,7 +7,7 @@ y los módulos de ``helpers``, resuelve los nombres importados de esas bibliotec
 argumento con nombre contra la firma instalada (``inspect.signature`` y, en las configuraciones,
 los campos del *dataclass*).
 
-Uso: ``python -m helpers.api_drift`` imprime el informe y termina con código 1 si algo no cuadra.
+Uso: ``python -m helpers.maintainers.api_drift`` imprime el informe y termina con código 1 si algo no cuadra.
 
 Reglas, de más estricta a menos:
 
@@ -36,7 +36,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("trl", "peft", "transformers", "bitsandbytes")
 ROOTS = PACKAGES + ("helpers",)
 INSTANCE = "()"  # marca en una ruta: «una instancia de la clase anterior»

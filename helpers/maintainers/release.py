@@ -1,6 +1,6 @@
 """Genera los cuadernos del alumnado (notebooks/) desde los del profesorado (solutions/).
 
-``python -m helpers.release [NN_nombre ...]``:
+``python -m helpers.maintainers.release [NN_nombre ...]``:
 
 1. pone en cada cuaderno de solutions/ la insignia "Abrir en Colab" que apunta a su propio
    archivo en notebooks/ y la celda de preparación común (idéntica en todos);
@@ -12,25 +12,20 @@ notebooks/ nunca se edita a mano: se regenera con ``make release``.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 
+from ..course_files import NOTEBOOKS, ROOT, SOLUTIONS, generate, notebook_names
 from .pins import read_pyproject, repository_url
 
-ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS = ROOT / "solutions"
-NOTEBOOKS = ROOT / "notebooks"
+__all__ = ["NOTEBOOKS", "ROOT", "SOLUTIONS", "SETUP_TAG", "badge_line", "colab_url", "generate", "main",
+           "notebook_names", "setup_cell_source", "sync_solution"]
+
 SETUP_TAG = "preparacion"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_RE = re.compile(r"^\[!\[Abrir en Colab\]\([^)]*\)\]\([^)]*\)\s*$")
-
-
-def notebook_names() -> list[str]:
-    """Carpetas de solutions/ con un cuaderno del mismo nombre, en orden."""
-    return sorted(p.parent.name for p in SOLUTIONS.glob("*/*.ipynb") if p.stem == p.parent.name)
 
 
 def colab_url(name: str) -> str:
@@ -84,17 +79,6 @@ def sync_solution(path: Path) -> bool:
     if changed:
         nbformat.write(nb, path)
     return changed
-
-
-def generate(name: str, root: Path = ROOT, release_dir: Path | None = None) -> Path:
-    """Ejecuta ``nbgrader generate_assignment`` y devuelve la carpeta publicada."""
-    cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force", "--no-db"]
-    if release_dir is not None:
-        cmd.append(f"--CourseDirectory.release_directory={release_dir}")
-    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"nbgrader no pudo generar {name}:\n{result.stdout}\n{result.stderr}")
-    return (release_dir or root / "notebooks") / name
 
 
 def main(argv: list[str]) -> int:

@@ -1,6 +1,6 @@
 """Banco de rendimiento del curso (no es una prueba: mide esta máquina).
 
-``python -m helpers.bench [--solo a,b,c,d,e] [--rapido] [--reusar-curso] [--salida docs]``
+``python -m helpers.maintainers.bench [--solo a,b,c,d,e] [--rapido] [--reusar-curso] [--salida docs]``
 
 Partes:
 
@@ -114,14 +114,14 @@ def machine_text(m: dict) -> str:
 def rerun_command(part: str, opts: Options) -> str:
     """La orden que repite una parte."""
     fast = " --rapido" if opts.fast else ""
-    return f".venv/bin/python -m helpers.bench{fast} --solo {part}"
+    return f".venv/bin/python -m helpers.maintainers.bench{fast} --solo {part}"
 
 
 # ----------------------------------------------------------------------------------------------
 # a. make curso
 # ----------------------------------------------------------------------------------------------
 def read_course_summary(path: Path) -> list[dict]:
-    """Filas de ``resumen.csv`` de :mod:`helpers.course`."""
+    """Filas de ``resumen.csv`` de :mod:`helpers.maintainers.course`."""
     with open(path, encoding="utf-8") as handle:
         return [{"cuaderno": r["cuaderno"], "estado": r["estado"], "segundos": float(r["segundos"]),
                  "perfil": r.get("perfil", "")} for r in csv.DictReader(handle)]
@@ -147,7 +147,7 @@ def bench_course(opts: Options) -> dict:
 # ----------------------------------------------------------------------------------------------
 def method_row(record, tokens_per_step: int) -> dict:
     """Un :class:`helpers.compare.MethodRecord` → fila del JSON."""
-    from .compare import METHOD_NAMES
+    from ..compare import METHOD_NAMES
 
     return {"metodo": record.method, "nombre": METHOD_NAMES[record.method], "entrenables": record.trainable,
             "total": record.total, "s_por_paso": record.seconds_per_step,
@@ -165,7 +165,7 @@ def add_ratios(rows: list[dict]) -> None:
 
 def bench_methods(opts: Options) -> tuple[dict, list]:
     """Los cuatro métodos de :func:`helpers.compare.compare_methods`; (resultado, registros)."""
-    from .compare import compare_methods
+    from ..compare import compare_methods
 
     records = compare_methods(steps=opts.steps, profile=opts.profile, batch_size=opts.batch_size,
                               max_length=opts.max_length)
@@ -177,7 +177,7 @@ def bench_methods(opts: Options) -> tuple[dict, list]:
 
 
 def batch_info(opts: Options) -> dict:
-    from .models import resolve_profile
+    from ..models import resolve_profile
 
     return {"perfil": resolve_profile(opts.profile).label, "lote": opts.batch_size, "longitud": opts.max_length}
 
@@ -191,8 +191,8 @@ def lora_seconds_per_step(opts: Options, autocast_dtype: torch.dtype | None) -> 
 
     from peft import get_peft_model
 
-    from .compare import LEARNING_RATES, lm_batches, lora_config, train_steps
-    from .models import load_model, load_tokenizer
+    from ..compare import LEARNING_RATES, lm_batches, lora_config, train_steps
+    from ..models import load_model, load_tokenizer
 
     batches = lm_batches(load_tokenizer(opts.profile), opts.precision_steps, batch_size=opts.batch_size,
                          max_length=opts.max_length)
@@ -207,7 +207,7 @@ def lora_seconds_per_step(opts: Options, autocast_dtype: torch.dtype | None) -> 
 
 def bench_precision(opts: Options) -> dict:
     """LoRA en fp32 y con autocast bf16 en el dispositivo de esta máquina."""
-    from .environment import cpu_has_bf16, gpu_has_real_bf16, training_precision
+    from ..environment import cpu_has_bf16, gpu_has_real_bf16, training_precision
 
     fp32 = lora_seconds_per_step(opts, None)
     bf16 = lora_seconds_per_step(opts, torch.bfloat16)
@@ -223,7 +223,7 @@ def bench_precision(opts: Options) -> dict:
 # ----------------------------------------------------------------------------------------------
 def planner_precision() -> str:
     """La precisión en la que entrena :mod:`helpers.compare` (la de ``default_dtype``)."""
-    from .models import default_dtype
+    from ..environment import default_dtype
 
     return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[default_dtype()]
 
@@ -232,9 +232,9 @@ def bench_planner(opts: Options, records: list | None) -> dict:
     """Estimación de :func:`helpers.memory_planner.plan` frente a la memoria pico medida."""
     from transformers import AutoConfig
 
-    from .compare import LORA_RANK, compare_methods
-    from .memory_planner import plan
-    from .models import checkpoint
+    from ..compare import LORA_RANK, compare_methods
+    from ..memory_planner import plan
+    from ..models import checkpoint
 
     methods = ("full", "lora", "qlora")
     by = {r.method: r for r in records or []}
@@ -259,7 +259,7 @@ def bench_planner(opts: Options, records: list | None) -> dict:
 def bench_grading(opts: Options) -> dict:
     """Califica ``submissions`` entregas correctas del cuaderno 01 como ``make calificar`` (caja de
     arena, perfil diminuto) con 1 y 2 trabajadores (solo 1 en modo rápido)."""
-    from .classroom.bench import measure
+    from ..classroom.bench import measure
 
     workers = (1,) if opts.fast else (1, 2)
     return {"cuaderno": GRADED_NOTEBOOK, "entregas": opts.submissions,
@@ -338,7 +338,7 @@ def plot_course(data: dict, path: Path) -> None:
 
 
 def plot_methods(data: dict, path: Path) -> None:
-    from .plots import plot_bars
+    from ..plots import plot_bars
 
     fig, axes = _figure(4, data, f"Modelo {data['perfil']}, mismo lote ({data['lote']}×{data['longitud']} tokens)", width=4.2)
     rows = data["metodos"]
@@ -351,7 +351,7 @@ def plot_methods(data: dict, path: Path) -> None:
 
 
 def plot_precision(data: dict, path: Path) -> None:
-    from .plots import plot_bars
+    from ..plots import plot_bars
 
     fig, (ax,) = _figure(1, data, "LoRA: segundos por paso según la precisión", width=6)
     plot_bars(data["s_por_paso"], "segundos por paso", "", ax=ax)
@@ -360,7 +360,7 @@ def plot_precision(data: dict, path: Path) -> None:
 
 def plot_planner(data: dict, path: Path) -> None:
     fig, (ax,) = _figure(1, data, "Memoria pico: planificador frente a lo medido", width=7)
-    from .compare import METHOD_NAMES
+    from ..compare import METHOD_NAMES
 
     names = [METHOD_NAMES[r["metodo"]].replace(" ", "\n", 1) for r in data["metodos"]]
     x = range(len(names))
@@ -422,7 +422,7 @@ def md_precision(d: dict) -> list[str]:
 
 
 def md_planner(d: dict) -> list[str]:
-    from .compare import METHOD_NAMES
+    from ..compare import METHOD_NAMES
 
     rows = [[METHOD_NAMES[r["metodo"]], _mb(r["estimado_bytes"]), _mb(r["medido_bytes"]),
              "—" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %"] for r in d["metodos"]]
@@ -471,7 +471,7 @@ def md_part(key: str, part: str, data: dict, out: Path) -> list[str]:
 def render(out: Path) -> Path:
     """Escribe ``<salida>/rendimiento.md`` y sus gráficas a partir de todos los JSON."""
     lines = ["# Rendimiento del curso", "",
-             "Documento generado por `make bench` (`python -m helpers.bench`); no lo edites a mano. Cada sección "
+             "Documento generado por `make bench` (`python -m helpers.maintainers.bench`); no lo edites a mano. Cada sección "
              "es una máquina: los números de CPU y de GPU no se mezclan. Los datos en bruto están en `bench/`.", ""]
     for entry in load_all(out):
         key = entry["dispositivo"]
@@ -496,7 +496,7 @@ def parse_parts(text: str | None, fast: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.bench", description="Mide el rendimiento del curso en esta máquina.")
+    parser = argparse.ArgumentParser(prog="python -m helpers.maintainers.bench", description="Mide el rendimiento del curso en esta máquina.")
     parser.add_argument("--solo", default=None, help="partes separadas por comas, p. ej. b,d (por defecto todas)")
     parser.add_argument("--rapido", action="store_true", help="modelo diminuto, 2 pasos, sin make curso (para pruebas)")
     parser.add_argument("--reusar-curso", action="store_true", help="parte a: lee build/curso/resumen.csv sin volver a ejecutar")

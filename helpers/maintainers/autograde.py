@@ -1,0 +1,72 @@
+"""Calificación automática con nbgrader en un directorio de curso temporal: el arnés de las pruebas.
+
+Lo usan las pruebas de los cuadernos (la solución saca la nota máxima, el cuaderno publicado un 0,
+cada respuesta errónea un 0 justo en las celdas que rompe). El calificador de la clase
+(``helpers.classroom``) tiene su propio flujo; los dos comparten :mod:`helpers.course_files`.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..course_files import ROOT, SOLUTIONS, copy_source, nbgrader_env, run_nbgrader, write_config
+
+__all__ = ["NotebookGrade", "autograde", "autograded_notebook", "copy_source", "make_course", "nbgrader_env",
+           "released_notebook", "write_config", "ROOT", "SOLUTIONS"]
+
+# La variable de entorno del perfil (la misma que helpers.models.ENV_VAR; sin importar torch aquí).
+ENV_VAR = "CURSO_PEFT_PROFILE"
+
+
+@dataclass
+class NotebookGrade:
+    student: str
+    score: float
+    max_score: float
+    cells: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def make_course(workdir: Path, names: list[str], extra_config: str = "") -> Path:
+    """Crea un directorio de curso de nbgrader con los cuadernos ``names`` ya generados."""
+    workdir = Path(workdir)
+    (workdir / "source").mkdir(parents=True, exist_ok=True)
+    write_config(workdir, extra_config)
+    for name in names:
+        copy_source(name, workdir / "source" / name)
+        run_nbgrader(workdir, "generate_assignment", name, "--force")
+    return workdir
+
+
+def released_notebook(course: Path, name: str) -> Path:
+    return Path(course) / "release" / name / f"{name}.ipynb"
+
+
+def autograde(course: Path, name: str, submissions: dict[str, Path], profile: str = "tiny") -> dict[str, NotebookGrade]:
+    """Califica las entregas ``{alumno: ruta del .ipynb}`` de ``name`` y devuelve sus notas."""
+    from nbgrader.api import Gradebook
+
+    course = Path(course)
+    for student, path in submissions.items():
+        dest = course / "submitted" / student / name
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, dest / f"{name}.ipynb")
+    env = nbgrader_env(**{ENV_VAR: profile})
+    present = {p.name for p in (course / "submitted").iterdir() if (p / name).is_dir()}
+    if present == set(submissions):
+        # Una sola ejecución de nbgrader para todas las entregas (se ahorra arrancarlo cada vez).
+        run_nbgrader(course, "autograde", name, "--force", env=env)
+    else:
+        for student in submissions:
+            run_nbgrader(course, "autograde", name, "--force", f"--student={student}", env=env)
+    grades = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in submissions:
+            sub = gb.find_submission_notebook(name, name, student)
+            cells = {g.name: (g.score, g.max_score) for g in sub.grades}
+            grades[student] = NotebookGrade(student, sub.score, sub.max_score, cells)
+    return grades
+
+
+def autograded_notebook(course: Path, name: str, student: str) -> Path:
+    return Path(course) / "autograded" / student / name / f"{name}.ipynb"
