@@ -94,13 +94,15 @@ lm_batches = fixed_batches
 # ----------------------------------------------------------------------------------------------
 # Modelos: el mismo modelo base, cuatro maneras de entrenarlo
 # ----------------------------------------------------------------------------------------------
-def lora_config(task_type: str = "CAUSAL_LM", r: int = LORA_RANK, **overrides):
-    """``LoraConfig`` del curso: rango ``r``, α = 2r, todas las capas lineales, sin *dropout*."""
+def lora_config(task_type: str = "CAUSAL_LM", r: int = LORA_RANK):
+    """``LoraConfig`` de la comparativa: rango ``r``, α = 2r, todas las capas lineales, sin *dropout*.
+
+    Las capas son siempre todas las lineales (la configuración del ejercicio 1 del cuaderno 03 la
+    escribes tú con ``LoraConfig``).
+    """
     from peft import LoraConfig
 
-    options = dict(task_type=task_type, r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear")
-    options.update(overrides)
-    return LoraConfig(**options)
+    return LoraConfig(task_type=task_type, r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear")
 
 
 def prompt_config(num_virtual_tokens: int = NUM_VIRTUAL_TOKENS, init_text: str = PROMPT_INIT_TEXT, profile=None):
@@ -124,26 +126,6 @@ def quantization_config():
     return nf4_config()
 
 
-def build_model(method: str, profile=None):
-    """El modelo de lenguaje del perfil preparado para entrenar con ``method``."""
-    from peft import get_peft_model, prepare_model_for_kbit_training
-
-    if method not in METHODS:
-        raise ValueError(f"Método desconocido {method!r}: usa uno de {', '.join(METHODS)}.")
-    if method == "qlora":
-        model = load_model(profile, quantization_config=quantization_config(), verbose=False)
-        # Sin gradient checkpointing: así los cuatro métodos hacen exactamente el mismo cálculo.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        return get_peft_model(model, lora_config())
-    model = load_model(profile, verbose=False)
-    if method == "full":
-        model.requires_grad_(True)
-        return model
-    if method == "lora":
-        return get_peft_model(model, lora_config())
-    return get_peft_model(model, prompt_config(profile=profile))
-
-
 # ----------------------------------------------------------------------------------------------
 # Entrenamiento y medida
 # ----------------------------------------------------------------------------------------------
@@ -163,9 +145,23 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     if batches is None:
         batches = lm_batches(load_tokenizer(profile), steps, batch_size=batch_size, max_length=max_length, seed=seed)
     batches = batches[:steps]
+    if method not in METHODS:
+        raise ValueError(f"Método desconocido {method!r}: usa uno de {', '.join(METHODS)}.")
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
     baseline = memory_in_use()
     torch.manual_seed(seed)
-    model = build_model(method, profile)
+    # El mismo modelo base preparado de cuatro maneras (construir el de QLoRA es el ejercicio del cuaderno 04).
+    if method == "qlora":
+        # Sin gradient checkpointing: así los cuatro métodos hacen exactamente el mismo cálculo.
+        model = prepare_model_for_kbit_training(load_model(profile, quantization_config=quantization_config(), verbose=False),
+                                                use_gradient_checkpointing=False)
+    else:
+        model = load_model(profile, verbose=False)
+    if method == "full":
+        model.requires_grad_(True)
+    else:
+        model = get_peft_model(model, prompt_config(profile=profile) if method == "prompt" else lora_config())
     counts = count_parameters(model)
     free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
     with PeakMemory(tensors=True) as memory:

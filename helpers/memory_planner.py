@@ -5,7 +5,7 @@ sus campos) y del método (``full``, ``lora``, ``qlora``) estima los parámetros
 memoria pico del entrenamiento, desglosada en pesos, gradientes, estados del optimizador y
 activaciones, y dice si cabe en una GPU con nombre (T4, L4, A100...).
 
-Los recuentos de LoRA son exactos (los mismos que da ``peft``); la memoria es una estimación.
+Los recuentos de LoRA los hace ``peft`` (exactos); la memoria es una estimación.
 Fórmulas (bytes por parámetro) según ``reference-figures``: fp32 4, fp16/bf16 2, NF4 con doble
 cuantización ≈ 0.516 (Dettmers et al. 2023, QLoRA, arXiv 2305.14314, §3); AdamW guarda dos
 estados fp32 (8 bytes) por parámetro entrenable, AdamW de 8 bits unos 2.
@@ -13,6 +13,7 @@ estados fp32 (8 bytes) por parámetro entrenable, AdamW de 8 bits unos 2.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # Memoria utilizable (GB, 10^9 bytes) de GPUs habituales. La T4 tiene 16 GB pero deja unos 14.7 útiles.
 GPUS_GB = {"T4": 14.7, "L4": 22.0, "V100-16GB": 15.8, "A10G": 22.0, "A100-40GB": 39.4, "A100-80GB": 79.2, "H100-80GB": 79.2}
@@ -94,11 +95,30 @@ def resolve_targets(target_modules) -> tuple[str, ...]:
     return targets
 
 
-def lora_params(config, r: int, target_modules="all-linear") -> int:
-    """Parámetros entrenables de LoRA: Σ r·(d_in + d_out) sobre las capas elegidas (exacto)."""
+def peft_lora_params(config, r: int, target_modules="all-linear") -> int:
+    """Parámetros entrenables de LoRA contados por ``peft`` (exacto), sin cargar pesos.
+
+    Construye el esqueleto del modelo en el dispositivo ``meta`` (no reserva memoria), le pone los
+    adaptadores con ``peft.get_peft_model`` y pregunta a ``peft`` cuántos parámetros entrena. La
+    fórmula que hay detrás la escribes tú en el cuaderno 02.
+    """
     shape = config if isinstance(config, Shape) else Shape.from_config(config)
-    shapes = shape.linear_shapes()
-    return shape.layers * sum(r * sum(shapes[name]) for name in resolve_targets(target_modules))
+    return _peft_count(shape, int(r), resolve_targets(target_modules))
+
+
+@lru_cache(maxsize=64)
+def _peft_count(shape: Shape, r: int, targets: tuple[str, ...]) -> int:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=shape.hidden, intermediate_size=shape.intermediate, num_hidden_layers=shape.layers,
+                         num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads, head_dim=shape.head_dim,
+                         vocab_size=shape.vocab, tie_word_embeddings=shape.tied)
+    with torch.device("meta"):
+        skeleton = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(targets)))
+    trainable, _ = skeleton.get_nb_trainable_parameters()
+    return int(trainable)
 
 
 @dataclass
@@ -183,7 +203,7 @@ def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linea
         weights = total * (4 + (e if e != 4 else 0))  # maestra fp32 (+ copia de 16 bits)
         n_lora = 0
     else:
-        trainable = lora_params(shape, r, targets)
+        trainable = peft_lora_params(shape, r, targets)
         linear = shape.linear_params()
         base_bytes = linear * NF4_DQ_BYTES + (total - linear) * e if method == "qlora" else total * e
         weights = base_bytes + trainable * 4  # los adaptadores se entrenan en fp32

@@ -3,17 +3,16 @@
 Para comparar rangos con justicia, cada ejecución debe partir del mismo modelo base, ver los
 mismos lotes en el mismo orden y usar la misma semilla. Aquí están:
 
-- :func:`encode_example`: un ejemplo de instrucciones → ``(input_ids, labels)`` con la pregunta
-  enmascarada (-100), usando la plantilla de chat;
-- :func:`fixed_batches`: los lotes fijos (todas las secuencias de la misma longitud),
-  construidos una sola vez y reutilizados en todas las ejecuciones;
+- :func:`fixed_batches`: los lotes fijos (todas las secuencias de la misma longitud, con la
+  pregunta enmascarada), construidos una sola vez y reutilizados en todas las ejecuciones;
 - :func:`train_steps` / :func:`train_adapter`: un bucle de entrenamiento mínimo (AdamW, un paso por
   lote), con el tiempo de cada paso;
 - :func:`final_loss`: la pérdida final, promediada sobre los últimos pasos;
 - :func:`memory_in_use`: la memoria que usa ahora el proceso, para comprobar que liberar el
   modelo entre ejecuciones funciona.
 
-El bucle del barrido lo escribes tú en el cuaderno 05.
+El bucle del barrido lo escribes tú en el cuaderno 05 (y el enmascarado de un ejemplo, en el 03:
+aquí no hay una función que lo haga por ti).
 """
 from __future__ import annotations
 
@@ -26,23 +25,11 @@ import torch
 
 from .datasets import load_instructions
 from .measure import free_memory
+from .quantization import check_no_cpu_inference_layout
 from .training import SEED
 
 
-__all__ = ["SEED", "encode_example", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
-
-
-def encode_example(tokenizer, example: dict, max_length: int) -> tuple[list[int], list[int]]:
-    """Un ejemplo de instrucciones → ``(input_ids, labels)`` con la pregunta enmascarada (-100).
-
-    La pérdida se calcula solo sobre la respuesta del asistente (y el fin de turno).
-    """
-    user = [{"role": "user", "content": example["instruction"]}]
-    full = user + [{"role": "assistant", "content": example["response"]}]
-    prompt_ids = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-    full_ids = list(tokenizer.apply_chat_template(full, tokenize=True, return_dict=True)["input_ids"])[:max_length]
-    labels = [-100 if i < len(prompt_ids) else token for i, token in enumerate(full_ids)]
-    return full_ids, labels
+__all__ = ["SEED", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
 
 
 def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED) -> list[dict]:
@@ -56,12 +43,20 @@ def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).tolist()
     needed = steps * batch_size
     order = (order * math.ceil(needed / len(order)))[:needed]
+    # Con la plantilla de chat: la conversación entera y, aparte, solo la pregunta. La pérdida se
+    # calcula sobre la respuesta del asistente (y el fin de turno): la pregunta lleva -100.
+    chats = {index: [{"role": "user", "content": data[index]["instruction"]},
+                     {"role": "assistant", "content": data[index]["response"]}] for index in set(order)}
+    full = {i: list(tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"]) for i, c in chats.items()}
+    asked = {i: len(tokenizer.apply_chat_template(c[:1], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+             for i, c in chats.items()}
     pad = tokenizer.pad_token_id
     batches = []
     for start in range(0, needed, batch_size):
         ids, labels, mask = [], [], []
         for index in order[start:start + batch_size]:
-            x, y = encode_example(tokenizer, data[index], max_length)
+            x = full[index][:max_length]
+            y = [-100] * min(asked[index], len(x)) + x[asked[index]:]
             fill = max_length - len(x)
             ids.append(x + [pad] * fill)
             labels.append(y + [-100] * fill)
@@ -97,6 +92,7 @@ def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progres
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
         losses.append(float(loss.detach()))
+    check_no_cpu_inference_layout(model)
     return losses, seconds
 
 

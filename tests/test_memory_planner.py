@@ -1,9 +1,9 @@
-"""El planificador de memoria: recuentos de LoRA idénticos a los de peft y cifras publicadas."""
+"""El planificador de memoria: el esqueleto que cuenta con peft es el modelo de verdad, y cifras publicadas."""
 import pytest
 from peft import LoraConfig, get_peft_model
 
 import helpers
-from helpers.memory_planner import GPUS_GB, NF4_DQ_BYTES, Shape, lora_params, plan
+from helpers.memory_planner import GPUS_GB, NF4_DQ_BYTES, Shape, peft_lora_params, plan
 
 # Cifras publicadas copiadas de shared/reference-figures.md (con su fuente):
 # - SmolLM2-135M, r=16, las 7 lineales: 4 884 480; Llama-3.2-1B: 11 272 192 (calculadas de su config).
@@ -17,22 +17,23 @@ LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32
 
 
 @pytest.mark.parametrize("r,targets", [(1, "all-linear"), (8, ["q_proj", "v_proj"]), (16, ["k_proj", "down_proj"]), (4, ["o_proj", "gate_proj", "up_proj"])])
-def test_lora_igual_que_peft(r, targets):
+def test_esqueleto_meta_igual_que_el_modelo_cargado(r, targets):
+    """El recuento sobre el esqueleto meta (reconstruido desde Shape) es el de peft sobre el modelo con pesos."""
     model = helpers.load_model("tiny", verbose=False)
     base_total = helpers.count_parameters(model).total
     assert Shape.from_config(model.config).total_params() == base_total
     peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets))
     trainable, _ = peft_model.get_nb_trainable_parameters()
-    assert lora_params(model.config, r, targets) == trainable
+    assert peft_lora_params(model.config, r, targets) == trainable
 
 
 def test_modelo_real_y_cifras_publicadas():
     model = helpers.load_model("embedded", verbose=False)
     assert Shape.from_config(model.config).total_params() == helpers.count_parameters(model).total
-    assert lora_params(model.config, 16) == 4_884_480
-    assert lora_params(LLAMA32_1B, 16) == 11_272_192
-    assert lora_params(LLAMA2_7B, 8, ["q_proj", "v_proj"]) == 4_194_304
-    assert lora_params(LLAMA2_7B, 16, ["q_proj", "k_proj", "v_proj", "o_proj"]) == 16_777_216
+    assert peft_lora_params(model.config, 16) == 4_884_480
+    assert peft_lora_params(LLAMA32_1B, 16) == 11_272_192
+    assert peft_lora_params(LLAMA2_7B, 8, ["q_proj", "v_proj"]) == 4_194_304
+    assert peft_lora_params(LLAMA2_7B, 16, ["q_proj", "k_proj", "v_proj", "o_proj"]) == 16_777_216
     assert Shape.from_config(LLAMA2_7B).total_params() + 4_194_304 == 6_742_609_920
     assert NF4_DQ_BYTES == pytest.approx(0.516, abs=1e-3)
 
@@ -58,7 +59,7 @@ def test_errores_en_espanol():
     with pytest.raises(ValueError, match="Método desconocido"):
         plan(LLAMA32_1B, "adapters")
     with pytest.raises(ValueError, match="Módulos desconocidos"):
-        lora_params(LLAMA32_1B, 8, ["qkv"])
+        peft_lora_params(LLAMA32_1B, 8, ["qkv"])
     with pytest.raises(ValueError, match="GPU desconocida"):
         plan(LLAMA32_1B).fits("RTX9090")
     assert "T4" in GPUS_GB
