@@ -229,3 +229,55 @@ def test_versiones_fijadas_exactas():
 def test_conda_usa_pyproject():
     text = (pins.PYPROJECT.parent / "environment.yml").read_text(encoding="utf-8")
     assert "--editable .[local,dev]" in text and "==" not in text.replace("python=3.11", "")
+
+
+# --- caché de modelos y semillas -------------------------------------------------------------
+def test_cache_con_manifiesto(tmp_path, monkeypatch):
+    """La caché se reconstruye si cambia su manifiesto, no si no cambia, y no deja carpetas temporales."""
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path))
+    builds = []
+
+    def build(out):
+        builds.append(out)
+        (out / "pesos.txt").write_text(f"construcción {len(builds)}")
+
+    (tmp_path / ".modelo-abandonado").mkdir()  # lo que deja una construcción interrumpida
+    (tmp_path / ".modelo-abandonado" / "a.bin").write_bytes(b"0" * 10)
+    target = models._build_once("modelo", {"semilla": 0}, build)
+    assert models._build_once("modelo", {"semilla": 0}, build) == target and len(builds) == 1
+    assert json.loads((target / models.MANIFEST).read_text()) == {"semilla": 0}
+    models._build_once("modelo", {"semilla": 1}, build)
+    assert len(builds) == 2 and (target / "pesos.txt").read_text() == "construcción 2"
+
+    def broken(out):
+        (out / "a medias.bin").write_bytes(b"1")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        models._build_once("modelo", {"semilla": 2}, broken)
+    assert (target / "pesos.txt").read_text() == "construcción 2"  # la copia anterior sigue entera
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["modelo"]
+
+
+def test_manifiesto_del_diminuto_cambia_con_la_semilla(monkeypatch):
+    before = models.tiny_manifest()
+    assert {"semilla", "config_sha256", "transformers", "torch", "embedded_sha256"} <= set(before)
+    models._tiny_manifest.cache_clear()
+    monkeypatch.setattr(models, "TINY_SEED", 1)
+    try:
+        assert models.tiny_manifest() != before
+    finally:
+        models._tiny_manifest.cache_clear()
+    assert models.embedded_manifest()["gguf_sha256"] == models.file_sha256(models.embedded_gguf_path())
+    assert len(models.embedded_manifest()["gguf_sha256"]) == 64
+
+
+def test_load_model_no_toca_la_semilla_de_quien_llama():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = helpers.load_model("tiny", task="seq-cls", verbose=False)
+    after = torch.rand(3)
+    assert torch.equal(after, expected)
+    second = helpers.load_model("tiny", task="seq-cls", verbose=False)  # la cabeza nueva sale igual siempre
+    assert torch.equal(first.score.weight, second.score.weight)

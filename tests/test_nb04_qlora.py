@@ -123,33 +123,63 @@ def _packed_layers(model):
     return sum(bool(getattr(getattr(w, "quant_state", None), "packing_format_for_cpu", False)) for w in weights.values())
 
 
-def test_generar_y_despues_entrenar():
+def test_generar_y_despues_entrenar(monkeypatch):
     """En una CPU con AVX-512-BF16, bitsandbytes reordena los pesos de 4 bits al calcular en modo
     evaluación (formato solo de inferencia, sin retropropagación). helpers.load_model lo impide:
     después de generar se puede entrenar y el gradiente que cruza una capa de 4 bits es el de sus
-    pesos descuantizados. keep_4bit_trainable también deshace el formato si ya se aplicó."""
-    from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
+    pesos descuantizados. keep_4bit_trainable también deshace el formato si ya se aplicó.
+
+    La rama de AVX-512-BF16 se fuerza en cualquier CPU: se pide a la capa que use el atajo y se
+    aplica la misma conversión que haría bitsandbytes (es Python puro), así que la prueba nunca
+    depende de la máquina."""
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu, dequantize_4bit
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from helpers.quantization import keep_4bit_trainable
+    from helpers.quantization import check_no_cpu_inference_layout, keep_4bit_trainable
 
     tokenizer = helpers.load_tokenizer("tiny")
     model = prepare_model_for_kbit_training(helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False),
                                             use_gradient_checkpointing=False)
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    layer = model.base_model.model.model.layers[0].mlp.down_proj.base_layer
+    assert layer.support_avx512bf16_for_cpu is False  # load_model ya lo desactivó en todas las capas
     helpers.generate(model, tokenizer, "¿Cuál es la capital de Chile?", max_new_tokens=3)
     assert _packed_layers(model) == 0
-    layer = model.base_model.model.model.layers[0].mlp.down_proj.base_layer
-    if has_avx512bf16():  # esta CPU empaqueta si se le deja: comprobamos que la función lo deshace
-        layer.support_avx512bf16_for_cpu = True
-        layer.eval()
-        with torch.no_grad():
-            layer(torch.randn(1, 1, layer.in_features))
-        assert _packed_layers(model) == 1
-        assert keep_4bit_trainable(model) == 7 * model.config.num_hidden_layers and _packed_layers(model) == 0
-        assert not layer.support_avx512bf16_for_cpu
+    original = layer.weight.data.clone()
+
+    # La rama de AVX-512-BF16, forzada: la capa vuelve a pedir el atajo y sus pesos quedan en el formato de inferencia.
+    layer.support_avx512bf16_for_cpu = True
+    layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+    assert _packed_layers(model) == 1
+    with pytest.raises(RuntimeError, match="formato de inferencia"):
+        check_no_cpu_inference_layout(model)  # lo que comprueban run_qlora_sft y train_steps al acabar
+    assert keep_4bit_trainable(model) == 7 * model.config.num_hidden_layers and _packed_layers(model) == 0
+    assert not layer.support_avx512bf16_for_cpu and torch.equal(layer.weight.data, original)
+    check_no_cpu_inference_layout(model)
+
     x = torch.randn(2, 3, layer.in_features, requires_grad=True)
     layer(x).float().sum().backward()
     weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
     assert torch.allclose(x.grad, torch.ones(2, 3, layer.out_features) @ weight, atol=1e-4)
+
+
+def test_si_bitsandbytes_cambia_su_api_privada_lo_dice(monkeypatch):
+    """Sin la función privada o sin el atributo, un error en español que dice qué hacer (no se ignora)."""
+    import bitsandbytes.functional as bnb_functional
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu
+
+    from helpers import quantization
+
+    model = helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False)
+    layer = model.model.layers[0].mlp.down_proj
+    layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+    monkeypatch.delattr(bnb_functional, quantization.CPU_PACKING_INVERSE)
+    with pytest.raises(RuntimeError, match="bitsandbytes==0.50.2"):
+        quantization.keep_4bit_trainable(model)
+    monkeypatch.undo()
+    for module in model.modules():
+        if hasattr(module, quantization.CPU_PACKING_FLAG):
+            delattr(module, quantization.CPU_PACKING_FLAG)
+    with pytest.raises(RuntimeError, match="ya no tiene el atributo"):
+        quantization.keep_4bit_trainable(model)

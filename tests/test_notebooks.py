@@ -1,5 +1,6 @@
 """Pruebas de los cuadernos: publicación al día, estructura, celdas calificadas honestas y
-calificación automática real con nbgrader (solución = nota máxima, publicado = 0, errónea = parcial)."""
+calificación automática real con nbgrader (solución = nota máxima, publicado = 0 y, celda a
+celda, cada respuesta errónea = 0 justo en las celdas que rompe y nota máxima en las demás)."""
 import ast
 import re
 import sys
@@ -9,7 +10,8 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from wrong_answers import wrong_cells  # noqa: E402
+from solution_code import solution_cells  # noqa: E402
+from wrong_answers import broken_cells, groups, wrong_cells  # noqa: E402
 
 from helpers.maintainers import autograde as ag  # noqa: E402
 from helpers.maintainers.release import ROOT, badge_line, notebook_names, setup_cell_source, generate, SETUP_TAG  # noqa: E402
@@ -99,25 +101,55 @@ def _errors(path):
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_cada_solucion_tiene_su_respuesta_erronea(name):
+    """Toda celda de solución tiene una variante errónea que la cambia de verdad, con las celdas que rompe."""
+    answers = solution_cells(name)
+    wrong, breaks = wrong_cells(name), broken_cells(name)
+    assert set(wrong) == set(answers), f"tests/wrong_answers/nb{name[:2]}.py: faltan {sorted(set(answers) - set(wrong))}"
+    assert set(breaks) == set(wrong)
+    graded = {nbgrader_meta(c)["grade_id"] for c in grade_cells(read(solution(name)))}
+    for grade_id, source in wrong.items():
+        assert source.strip() != answers[grade_id].strip()
+        assert breaks[grade_id] and set(breaks[grade_id]) <= graded, f"{grade_id}: BREAKS debe nombrar celdas calificadas"
+
+
+def _with_wrong(name: str, grade_ids: list[str], path: Path) -> Path:
+    nb = read(solution(name))
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells}
+    for grade_id in grade_ids:
+        by_id[grade_id].source = wrong_cells(name)[grade_id]
+    nbformat.write(nb, path)
+    return path
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_calificacion_automatica(name, tmp_path):
-    """Con el perfil rápido: la solución se ejecuta entera sin errores y saca la nota máxima;
-    el cuaderno publicado sin tocar saca 0 en cada celda; una respuesta errónea, nota parcial."""
+    """Con el perfil rápido: la solución se ejecuta entera sin errores y saca la nota máxima; el
+    cuaderno publicado sin tocar saca 0 en cada celda; cada entrega con respuestas erróneas saca 0
+    exactamente en las celdas que rompen (``BREAKS``) y la nota máxima en todas las demás."""
     course = ag.make_course(tmp_path, [name])
-    wrong = wrong_cells(name)
-    assert wrong, f"tests/wrong_answers/nb{name[:2]}.py debe definir WRONG con al menos una respuesta errónea"
-    nb = read(solution(name))
-    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells}
-    for grade_id, source in wrong.items():
-        by_id[grade_id].source = source
-    wrong_path = tmp_path / "erronea.ipynb"
-    nbformat.write(nb, wrong_path)
+    wrong_groups = groups(name, list(solution_cells(name)))
+    assert wrong_groups, f"tests/wrong_answers/nb{name[:2]}.py debe definir WRONG y BREAKS"
+    submissions = {"solucion": solution(name), "publicado": ag.released_notebook(course, name)}
+    for i, group in enumerate(wrong_groups):
+        submissions[f"erronea{i + 1}"] = _with_wrong(name, group, tmp_path / f"erronea{i + 1}.ipynb")
 
-    grades = ag.autograde(course, name, {"solucion": solution(name), "publicado": ag.released_notebook(course, name), "erronea": wrong_path})
+    grades = ag.autograde(course, name, submissions)
 
     sol = grades["solucion"]
     assert _errors(ag.autograded_notebook(course, name, "solucion")) == [], "la solución tiene celdas con error"
     assert sol.score == sol.max_score > 0, sol.cells
     assert all(score == 0 for score, _ in grades["publicado"].cells.values()), grades["publicado"].cells
-    assert 0 < grades["erronea"].score < grades["erronea"].max_score, grades["erronea"].cells
+    breaks = broken_cells(name)
+    for i, group in enumerate(wrong_groups):
+        cells = grades[f"erronea{i + 1}"].cells
+        expected_zero = {cell for grade_id in group for cell in breaks[grade_id]}
+        assert expected_zero <= set(cells)
+        scores = {cell: score for cell, (score, _) in cells.items() if sol.cells[cell][1] > 0}
+        wrong_scores = {cell: score for cell, score in scores.items() if cell in expected_zero and score != 0}
+        missing = {cell: score for cell, score in scores.items() if cell not in expected_zero and score != sol.cells[cell][1]}
+        assert not wrong_scores and not missing, (
+            f"entrega con {group} mal: debían ser 0 {sorted(expected_zero)}; no lo son {wrong_scores}; "
+            f"sin nota máxima fuera de ellas {missing}")

@@ -17,4 +17,26 @@ WRONG = {
         if name not in names:
             param.requires_grad_(False)
 ''',
+    # Error típico: olvidar los gradientes (solo pesos + estados del optimizador).
+    "full_ft_memory_bytes": '''def full_ft_memory_bytes(n_params, bytes_per_weight=4, optimizer="adamw"):
+    states = {"adamw": 2, "sgd": 0}
+    if optimizer not in states:
+        raise ValueError(f"Optimizador desconocido {optimizer!r}")
+    return int(n_params) * int(bytes_per_weight) * (1 + states[optimizer])
+''',
+    # Error típico: sumar gradientes y estados de todos los parámetros, también de los congelados.
+    "training_memory_bytes": '''def training_memory_bytes(model, optimizer="adamw"):
+    states = {"adamw": 2, "sgd": 0}
+    if optimizer not in states:
+        raise ValueError(f"Optimizador desconocido {optimizer!r}")
+    return int(sum(p.numel() * p.element_size() * (2 + states[optimizer]) for p in model.parameters()))
+''',
+}
+
+# Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
+BREAKS = {
+    "count_params": ["test_count_params"],
+    "full_ft_memory_bytes": ["test_full_ft_memory_bytes"],
+    "freeze_all_but": ["test_freeze_all_but"],
+    "training_memory_bytes": ["test_training_memory_bytes"],
 }

@@ -15,4 +15,36 @@ WRONG = {
         return sum(w * layer.scaling[n] * layer.lora_B[n].weight @ layer.lora_A[n].weight
                    for n, w in zip(adapter_names, weights))
 ''',
+    # Error típico: olvidar el valor absoluto (una diferencia negativa grande no cuenta).
+    "max_abs_logit_diff": '''def max_abs_logit_diff(model_a, model_b, inputs):
+    model_a.eval()
+    model_b.eval()
+    with torch.no_grad():
+        return (model_a(**inputs).logits - model_b(**inputs).logits).max().item()
+''',
+    # Error típico: no devolver el modelo al adaptador que tenía activo al empezar.
+    "logits_by_adapter": '''def logits_by_adapter(peft_model, inputs, adapter_names):
+    peft_model.eval()
+    result = {}
+    with torch.no_grad():
+        for name in adapter_names:
+            peft_model.set_adapter(name, inference_mode=True)
+            result[name] = peft_model(**inputs).logits
+        with peft_model.disable_adapter():
+            result["base"] = peft_model(**inputs).logits
+    return result
+''',
+    # Error típico: crear el adaptador combinado pero no activarlo.
+    "combine_adapters": '''def combine_adapters(peft_model, adapter_names, weights, new_name, combination_type="cat"):
+    peft_model.add_weighted_adapter(list(adapter_names), list(weights), new_name, combination_type=combination_type)
+''',
+}
+
+# Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
+BREAKS = {
+    "max_abs_logit_diff": ["test_max_abs_logit_diff"],
+    "merged_copy": ["test_merged_copy"],
+    "logits_by_adapter": ["test_logits_by_adapter"],
+    "combine_adapters": ["test_combine_adapters"],
+    "expected_delta": ["test_expected_delta"],
 }
