@@ -61,9 +61,14 @@ def test_registros_coherentes(records):
         assert 0 < r.trainable <= r.total
         assert math.isclose(r.percent, 100 * r.trainable / r.total)
         assert r.seconds_per_step > 0
-        assert r.peak_memory_bytes >= 0
+        assert r.peak_memory_bytes > 0
         assert len(r.losses) == 2 and all(math.isfinite(v) for v in r.losses)
     assert by["full"].trainable == by["full"].total
+    # Memoria: el ajuste completo guarda, como mínimo, pesos + gradientes + dos estados de AdamW en
+    # fp32 (16 bytes por parámetro); LoRA y el ajuste de prompts, al menos los pesos fp32 del modelo.
+    assert by["full"].peak_memory_bytes >= 16 * by["full"].total
+    assert min(by["lora"].peak_memory_bytes, by["prompt"].peak_memory_bytes) >= 4 * by["full"].total
+    assert by["qlora"].peak_memory_bytes < by["lora"].peak_memory_bytes  # la base en 4 bits ocupa menos
     assert by["prompt"].trainable < by["lora"].trainable < by["full"].trainable
     assert by["lora"].trainable == by["qlora"].trainable  # mismo LoRA sobre la base cuantizada
     assert by["prompt"].trainable == compare.NUM_VIRTUAL_TOKENS * helpers.load_model(PROFILE, verbose=False).config.hidden_size
@@ -127,3 +132,11 @@ def test_train_classifier_exige_pad_token_id(tokenizer):
     model.config.pad_token_id = tokenizer.pad_token_id + 1
     with pytest.raises(ValueError):
         compare.train_classifier(model, tokenizer, ["hola"], [1], 1)
+
+
+def test_la_semilla_de_run_method_cuenta(tokenizer):
+    """load_model ya no reinicia el generador aleatorio: la semilla de run_method decide el adaptador inicial."""
+    batches = compare.lm_batches(tokenizer, 2, batch_size=2, max_length=64, seed=0)
+    runs = [compare.run_method("lora", steps=2, seed=s, profile=PROFILE, batches=batches).losses for s in (0, 0, 1)]
+    assert all(math.isfinite(v) for v in runs[0]) and runs[0] == runs[1]
+    assert runs[0][1] != runs[2][1]  # otra A inicial: otra pérdida después del primer paso

@@ -35,5 +35,5 @@ BREAKS = {
     "nf4_bytes_per_param": ["test_nf4_bytes_per_param"],
     "count_4bit_layers": ["test_count_4bit_layers"],
     "predict_footprint": ["test_predict_footprint"],
-    "build_qlora_model": ["test_build_qlora_trainable"],
+    "build_qlora_model": ["test_build_qlora_trainable", "test_build_qlora_loss"],  # la pérdida se mide con tu modelo
 }
