@@ -210,22 +210,28 @@ def embedded_checkpoint() -> Path:
     return _build_once("smollm2-135m-instruct-fp32", embedded_manifest(), _build_embedded)
 
 
+# La arquitectura del Llama diminuto: la misma que SmolLM2 (GQA incluida), mucho más pequeña.
+TINY_ARCHITECTURE = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=2048,
+    tie_word_embeddings=True,
+)
+
+
 def tiny_config(tokenizer):
-    """Configuración del Llama diminuto: la misma arquitectura (GQA incluida), mucho más pequeña."""
+    """Configuración del Llama diminuto: :data:`TINY_ARCHITECTURE` con el vocabulario del tokenizador."""
     from transformers import LlamaConfig
 
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        **TINY_ARCHITECTURE,
     )
 
 
@@ -240,20 +246,14 @@ def _build_tiny(out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-@lru_cache(maxsize=1)
-def _tiny_manifest(embedded: str) -> dict:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(embedded_checkpoint())
-    config = json.dumps(tiny_config(tokenizer).to_diff_dict(), sort_keys=True)
-    return {"formato": CACHE_FORMAT, "modelo": "tiny", "semilla": TINY_SEED,
-            "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
-            "embedded_sha256": hashlib.sha256(embedded.encode()).hexdigest(), **_versions("transformers", "torch")}
-
-
 def tiny_manifest() -> dict:
-    """Lo que decide el Llama diminuto: su configuración, la semilla, las versiones y el tokenizador."""
-    return _tiny_manifest(json.dumps(embedded_manifest(), sort_keys=True))
+    """Lo que decide el Llama diminuto: su arquitectura, la semilla, las versiones y el modelo
+    embebido del que sale el tokenizador (por su manifiesto: no hace falta tener su copia)."""
+    architecture = json.dumps(TINY_ARCHITECTURE, sort_keys=True)
+    embedded = json.dumps(embedded_manifest(), sort_keys=True)
+    return {"formato": CACHE_FORMAT, "modelo": "tiny", "semilla": TINY_SEED,
+            "arquitectura_sha256": hashlib.sha256(architecture.encode()).hexdigest(),
+            "embedded_sha256": hashlib.sha256(embedded.encode()).hexdigest(), **_versions("transformers", "torch")}
 
 
 def tiny_checkpoint() -> Path:

@@ -189,3 +189,9 @@ def test_la_comparacion_de_cuerpos_detecta_una_copia():
     two = _functions("def g(m):\n    n = 0\n    for q in m.parameters():\n        n += q.numel()\n    return n\n")[0]
     other = _functions("def g(m):\n    n = 1\n    for q in m.parameters():\n        n += q.numel()\n    return n\n")[0]
     assert _shape(one) == _shape(two) != _shape(other)
+
+
+def test_cada_carpeta_del_paquete_se_instala():
+    """Una carpeta con módulos pero sin ``__init__.py`` no entra en la rueda (setuptools no la ve)."""
+    folders = {path.parent for path in PACKAGE_DIR.rglob("*.py") if "__pycache__" not in path.parts}
+    assert [str(f) for f in sorted(folders) if not (f / "__init__.py").exists()] == []

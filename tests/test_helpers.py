@@ -259,15 +259,16 @@ def test_cache_con_manifiesto(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["modelo"]
 
 
-def test_manifiesto_del_diminuto_cambia_con_la_semilla(monkeypatch):
+def test_manifiesto_del_diminuto_cambia_con_la_semilla_y_la_arquitectura(monkeypatch):
     before = models.tiny_manifest()
-    assert {"semilla", "config_sha256", "transformers", "torch", "embedded_sha256"} <= set(before)
-    models._tiny_manifest.cache_clear()
+    assert {"semilla", "arquitectura_sha256", "transformers", "torch", "embedded_sha256"} <= set(before)
     monkeypatch.setattr(models, "TINY_SEED", 1)
-    try:
-        assert models.tiny_manifest() != before
-    finally:
-        models._tiny_manifest.cache_clear()
+    assert models.tiny_manifest() != before
+    monkeypatch.undo()
+    monkeypatch.setitem(models.TINY_ARCHITECTURE, "hidden_size", 32)
+    assert models.tiny_manifest() != before
+    monkeypatch.undo()
+    assert models.tiny_manifest() == before
     assert models.embedded_manifest()["gguf_sha256"] == models.file_sha256(models.embedded_gguf_path())
     assert len(models.embedded_manifest()["gguf_sha256"]) == 64
 

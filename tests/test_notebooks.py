@@ -112,6 +112,8 @@ def test_cada_solucion_tiene_su_respuesta_erronea(name):
     for grade_id, source in wrong.items():
         assert source.strip() != answers[grade_id].strip()
         assert breaks[grade_id] and set(breaks[grade_id]) <= graded, f"{grade_id}: BREAKS debe nombrar celdas calificadas"
+    # Cada celda calificada depende de alguna respuesta: hay un error que la deja a 0.
+    assert graded == {cell for cells in breaks.values() for cell in cells}, "celdas calificadas que ningún error rompe"
 
 
 def _with_wrong(name: str, grade_ids: list[str], path: Path) -> Path:

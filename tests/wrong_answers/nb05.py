@@ -6,7 +6,8 @@ WRONG = {
     """Versión errónea: ignora la tolerancia y devuelve el rango de la mejor pérdida."""
     return min(results, key=lambda x: x["final_loss"])["r"]
 ''',
-    # Error típico: α = r en vez de α = 2r (la escala α/r queda a la mitad).
+    # Dos errores típicos juntos: α = r en vez de α = 2r (la escala α/r queda a la mitad) y la
+    # pérdida final de un solo paso en vez de la media de los tres últimos.
     "rank_sweep": '''def rank_sweep(ranks, batches, target_modules="all-linear", learning_rate=1e-3, profile=None, seed=0):
     results = []
     for r in ranks:
@@ -18,7 +19,7 @@ WRONG = {
         with helpers.Timer() as timer:
             losses = train_adapter(model, batches, learning_rate=learning_rate)
         results.append({"r": r, "alpha": r, "target_modules": target_modules, "trainable": trainable,
-                        "losses": losses, "final_loss": final_loss(losses), "seconds": timer.seconds})
+                        "losses": losses, "final_loss": losses[-1], "seconds": timer.seconds})
         del model
         helpers.free_memory()
     return results
@@ -38,7 +39,7 @@ WRONG = {
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
 BREAKS = {
-    "rank_sweep": ["test_params_por_rango"],
+    "rank_sweep": ["test_params_por_rango", "test_historias_por_rango"],
     "conclusion_table": ["test_tabla_conclusiones"],
     "smallest_good_rank": ["test_smallest_good_rank"],
 }
