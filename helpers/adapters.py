@@ -16,18 +16,13 @@ from collections.abc import Mapping
 
 import torch
 
+from .models import TINY_ARCHITECTURE
+
 __all__ = ["add_random_adapters", "peft_lora_layers", "sample_inputs", "tiny_llama"]
 
-TINY_DEFAULTS = dict(
-    vocab_size=128,
-    hidden_size=32,
-    intermediate_size=48,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-    tie_word_embeddings=False,
-)
+# La arquitectura del Llama diminuto del curso, aún más pequeña y con su propio vocabulario.
+TINY_DEFAULTS = {**TINY_ARCHITECTURE, "vocab_size": 128, "hidden_size": 32, "intermediate_size": 48,
+                 "max_position_embeddings": 64, "tie_word_embeddings": False}
 
 
 def tiny_llama(seed: int = 0, **overrides):
