@@ -42,7 +42,9 @@ from .nbgrader_api import api as nbgrader_api, env as temp_env
 
 # Cambia este número si cambia la forma de calificar: invalida los resultados guardados.
 GRADER_VERSION = "2"
-SANDBOX_UID_BASE = 64500
+# Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y del
+# trabajador (el límite de procesos cuenta por uid: dos lotes a la vez no se estorban).
+SANDBOX_UID_BASE = 200_000
 MODELS_MOUNT = "/opt/curso-peft/modelos"
 TIMEOUT_MESSAGE = "la celda superó el tiempo máximo por celda y se interrumpió"
 # Límites de la caja (bytes y procesos): lo que el núcleo puede escribir está en tmpfs acotados.
@@ -141,8 +143,23 @@ def _python_dirs() -> list[str]:
         path = os.path.realpath(path)
         if path not in dirs and not path.startswith(("/usr/", "/bin", "/lib")) and path != "/usr":
             dirs.append(path)
+    # PYTHONPATH (p. ej. un Python del sistema con los paquetes del entorno): también, salvo la raíz
+    # del repositorio (dentro se ve solo helpers/, montado aparte).
+    for path in _pythonpath():
+        if path not in dirs:
+            dirs.append(path)
     # Si uno está dentro de otro, basta el de fuera.
     return [d for d in dirs if not any(d != o and d.startswith(o + os.sep) for o in dirs)]
+
+
+def _pythonpath() -> list[str]:
+    root = str(ROOT.resolve())
+    out = []
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        path = os.path.realpath(entry) if entry else ""
+        if path and os.path.isdir(path) and not (root == path or root.startswith(path.rstrip(os.sep) + os.sep)):
+            out.append(path)
+    return out
 
 
 def _matplotlib_fonts() -> list[Path]:
@@ -157,6 +174,11 @@ def _matplotlib_fonts() -> list[Path]:
 
 
 _SCOPE: dict = {}
+
+
+def sandbox_uid(slot: int) -> int:
+    batch = hashlib.sha256(os.environ.get("CURSO_PEFT_LOTE", "").encode()).digest()
+    return SANDBOX_UID_BASE + 16 * (int.from_bytes(batch[:4], "big") % 50_000) + slot % 16
 
 
 def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path) -> dict:
@@ -184,7 +206,7 @@ def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_n
     if settings.memory_bytes not in _SCOPE:
         _SCOPE[settings.memory_bytes] = sandbox.memory_scope(settings.memory_bytes)
     return {
-        "uid": SANDBOX_UID_BASE + slot,
+        "uid": sandbox_uid(slot),
         "ro_binds": binds,
         "files": copies,
         "dirs": dirs,
@@ -204,6 +226,7 @@ def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_n
             "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
             "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
+            **({"PYTHONPATH": os.pathsep.join([str(ROOT), *_pythonpath()])} if _pythonpath() else {}),
         },
     }
 
@@ -339,6 +362,8 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             page = page_path.read_text(encoding="utf-8")
         else:
             page = None
+            (staging / "retroalimentacion.log").write_text((fb.get("log") or "") + "\n" + (fb.get("error") or ""),
+                                                           encoding="utf-8")
             result["observaciones"].append("no se pudo generar la retroalimentación: "
                                            + _last_line(fb.get("error") or fb.get("log")))
         result["_pagina"] = page
