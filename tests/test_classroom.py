@@ -473,3 +473,40 @@ def test_la_caja_no_recibe_secretos(monkeypatch):
     assert "hf_secreto" not in argv and "HF_TOKEN" not in argv and "secreto" not in argv
     assert "--unshare-all" in argv or "--unshare-net" in argv
     assert "--die-with-parent" in argv and "--new-session" in argv and "--clearenv" in argv
+
+
+def test_guardia_restaura_lo_que_usan_las_pruebas():
+    """La guardia (en un intérprete de IPython de verdad) deshace transformadores, run_cell,
+    comprobaciones y funciones de biblioteca cambiados, y dice qué cambió."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from fixtures_classroom import ataques
+    from helpers.classroom import guard
+
+    class Kernel:
+        def __init__(self):
+            self.shell_handlers = {"execute_request": print}
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    try:
+        g = guard.Guard(shell, Kernel())
+        nbk = casos.Notebook(NB1)
+        shell.run_cell("import helpers, torch")
+        # Cada ronda: los ataques (la celda que insertan), las pruebas ya no fallan, se restaura y sí.
+        for attacks, expected in (((ataques.patched_checks, ataques.run_cell_patch),
+                                   ("run_cell", "helpers.check_equal", "nombres de módulos redefinidos (helpers)")),
+                                  ((ataques.input_transformers,), ("transformadores de entrada", "transformadores AST"))):
+            for attack in attacks:
+                nb = nbformat.reads(attack(nbk, "t")[0].decode(), as_version=4)
+                source = nb.cells[nbk.setup_index(nb) + 1].source
+                assert shell.run_cell(source).success, source
+            assert shell.run_cell("assert False\nhelpers.check_equal(1, 2, 'x')").success
+            changed = g.restore()
+            assert not shell.run_cell("assert False").success
+            assert not shell.run_cell("helpers.check_equal(1, 2, 'x')").success
+            for what in expected:
+                assert any(what in c for c in changed), (what, changed)
+            assert g.restore() == []  # ya está todo como al principio
+    finally:
+        InteractiveShell.clear_instance()

@@ -139,20 +139,35 @@ class Guard:
 
     # --- restauración --------------------------------------------------------------------
     def restore(self) -> list[str]:
-        """Lo devuelve todo a la foto del arranque; devuelve qué había cambiado (en español)."""
+        """Lo devuelve todo a la foto del arranque; devuelve qué había cambiado (en español).
+
+        Cada parte se restaura por separado: si una falla, las demás se restauran igual y el fallo
+        se anota (algo impide restaurarla)."""
         changed: list[str] = []
 
         def note(text: str) -> None:
             if text not in changed:
                 changed.append(text)
 
+        for step in (self._restore_shell, self._restore_library, self._restore_checks, self._restore_namespace):
+            try:
+                step(note)
+            except Exception as exc:  # noqa: BLE001 - se anota y se sigue
+                note(f"no se pudo restaurar {step.__name__.removeprefix('_restore_')} ({type(exc).__name__})")
+        return changed
+
+    def _restore_shell(self, note) -> None:
         shell = self.shell
         if getattr(shell, "input_transformer_manager", None) is not self.manager:
             shell.input_transformer_manager = self.manager
             note("transformadores de entrada")
         for owner, attr, saved, what in self.lists:
-            if getattr(owner, attr, None) != saved:
-                setattr(owner, attr, list(saved))
+            current = getattr(owner, attr, None)
+            if current != saved:
+                if isinstance(current, list):
+                    current[:] = saved  # algunas son propiedades sin «setter» (p. ej. input_transformers_cleanup)
+                else:
+                    setattr(owner, attr, list(saved))
                 note(what)
         if shell.events is not self.events:
             shell.events = self.events
@@ -193,6 +208,8 @@ class Guard:
             if sys.modules.get(name) is not module:
                 sys.modules[name] = module
                 note(f"módulos cargados (sys.modules[{name!r}])")
+
+    def _restore_library(self, note) -> None:
         for dotted, obj, attr, value in self.library:
             if getattr(obj, attr, _MISSING) is not value:
                 setattr(obj, attr, value)
@@ -205,9 +222,6 @@ class Guard:
             for name, value in saved.items():
                 if _put_back(cls, name, value):
                     note(f"métodos de {dotted} ({name})")
-        self._restore_checks(note)
-        self._restore_namespace(note)
-        return changed
 
     def _restore_checks(self, note) -> None:
         owners = [m for m in (self.modules.get("helpers.grading"), self.modules.get("helpers")) if m is not None]

@@ -84,7 +84,7 @@ for raiz in (".", "..", "../..", "/home", "/tmp", "/run", "/opt"):
             texto = open(ruta, encoding="utf-8").read()
         except OSError:
             continue
-        vistos.append("BEGIN HIDDEN TESTS" in texto)
+        vistos.append("### BEGIN " + "HIDDEN TESTS" in texto)  # sin la marca literal en esta celda
 print("OCULTAS=" + ("sí" if any(vistos) else "no"), "cuadernos vistos:", len(vistos))'''
     return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
         "calificado", nbk.max_score, nbk.full(), salida=["OCULTAS=no"])
