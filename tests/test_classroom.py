@@ -163,7 +163,7 @@ def test_reparacion_deja_la_estructura_publicada(nb1, case):
     assert fixed.nb.metadata["kernelspec"] == nb1.released.metadata["kernelspec"]
     nbformat.validate(fixed.nb)
     for fragment in expect.notas:
-        if "tiempo" not in fragment:
+        if "tiempo" not in fragment and "trazas" not in fragment:  # esas las anota la ejecución
             assert any(fragment in n for n in fixed.notes), (fragment, fixed.notes)
     if case == "correct_with_noise":
         assert fixed.notes == []  # el ruido de versión no es una alarma

@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ataques"),
 def untracked() -> set[str]:
     out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
                          text=True).stdout
-    return {line[3:] for line in out.splitlines()}
+    return {line[3:] for line in out.splitlines() if line.startswith("??")}
 
 
 def token_files(token: str) -> list[str]:
@@ -83,13 +83,13 @@ def lote(tmp_path_factory):
     other = class_dir / "entregas" / "enlace" / f"{NB1}.ipynb"
     reads = [str(class_dir / "curso" / "gradebook.db"), str(class_dir / ".plantillas" / NB1 / "source"),
              str(other), str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"), "../../../gradebook.db",
-             f"../../../source/{NB1}", "../../../autograded", "/proc/1/environ", str(Path.home())]
+             f"../../../source/{NB1}", "../../../autograded", "/proc/1/environ", str(Path.home() / ".cache")]
     writes = [str(class_dir / "curso" / "gradebook.db"), str(other.parent / f"{token}.txt"),
               f"/tmp/{token}-escrito", str(ROOT / "helpers" / f"{token}.py"), "permitido.txt"]
     spy_code = probe.probe_source(reads, writes, [("1.1.1.1", 53), ("127.0.0.1", 22)])
     source = base / "entregas"
     expected = {}
-    builders = dict(ataques.ATTACKS, espia=lambda nb, tok: ataques.spy(nb, tok, spy_code))
+    builders = dict(ataques.ATTACKS, inofensivos=lambda nb, tok: ataques.harmless_together(nb, tok, spy_code))
     for student, build in builders.items():
         data, expect = build(nbk, token)
         (source / student).mkdir(parents=True)
@@ -124,7 +124,7 @@ def test_el_lote_termina(lote):
         print(f"  {student:<16} {r['puntuacion']:>4}/{r['puntuacion_maxima']} · {r['estado']}")
 
 
-@pytest.mark.parametrize("student", sorted(list(ataques.ATTACKS) + ["espia"]))
+@pytest.mark.parametrize("student", sorted(ataques.ATTACKS))
 def test_ataque(lote, student):
     expect = lote["expected"][student]
     r = lote["rows"][student]
@@ -171,7 +171,7 @@ def test_libro_de_notas_intacto(lote):
 
 
 def test_el_espia_no_ve_ni_toca_nada(lote):
-    found = probe.parse(graded_output(lote, "espia").replace("\\n", "\n"))
+    found = probe.parse(graded_output(lote, "inofensivos").replace("\\n", "\n"))
     assert found is not None
     assert {t: o for t, o in found["leer"].items() if o == "permitido"} == {}
     assert {t: o for t, o in found["escribir"].items() if o == "permitido"} == {"permitido.txt": "permitido"}
@@ -190,7 +190,7 @@ def test_ni_pruebas_ocultas_ni_token_en_la_salida(lote):
         page = html_lib.unescape(texts[-1])
         for line in hidden:
             assert line not in page, f"{student}: la retroalimentación muestra una prueba oculta"
-    out = graded_output(lote, "token")
+    out = graded_output(lote, "inofensivos")
     assert "HF_" not in out.split("VARIABLES=")[1].split("\n")[0].replace("HF_HOME", "").replace(
         "HF_HUB_OFFLINE", "").replace("HF_DATASETS_OFFLINE", "")
 
@@ -198,11 +198,11 @@ def test_ni_pruebas_ocultas_ni_token_en_la_salida(lote):
 def _no_active_html(page: str) -> None:
     for match in re.finditer(r"<script[^>]*>(.*?)</script>", page, re.S | re.I):
         assert ataques.SCRIPT_MARK not in match.group(1), match.group(0)[:200]
-    assert "onerror=" not in page.lower()
+    assert not re.search(r"<[a-z][^>]*\sonerror\s*=", page, re.I)  # (en el código fuente sale escapado)
 
 
 def test_script_ni_en_la_retroalimentacion_ni_en_formgrader(lote):
-    page = (lote["dir"] / "retroalimentacion" / "script" / f"{NB1}.html").read_text(encoding="utf-8")
+    page = (lote["dir"] / "retroalimentacion" / "inofensivos" / f"{NB1}.html").read_text(encoding="utf-8")
     assert "hola" in page  # la salida está, pero sin su parte activa
     _no_active_html(page)
     # formgrader muestra el cuaderno calificado con el HTMLExporter de la configuración del curso maestro.
@@ -217,7 +217,7 @@ def test_script_ni_en_la_retroalimentacion_ni_en_formgrader(lote):
     extra.HTMLExporter.extra_template_basedirs = [handlers.template_path]
     config.merge(extra)
     assert config.HTMLExporter.sanitize_html is True
-    notebook = lote["dir"] / "curso" / "autograded" / "script" / NB1 / f"{NB1}.ipynb"
+    notebook = lote["dir"] / "curso" / "autograded" / "inofensivos" / NB1 / f"{NB1}.ipynb"
     body, _ = HTMLExporter(config=config).from_filename(str(notebook))
     assert "hola" in body
     _no_active_html(body)
@@ -244,6 +244,7 @@ needs_root_to_switch = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which(
 
 
 @needs_root_to_switch
+@pytest.mark.xdist_group("sin-root")
 def test_caja_de_arena_sin_root():
     """bubblewrap como ``nobody`` (Python del sistema): aísla igual, sin ningún privilegio."""
     base = _nobody_base()
@@ -269,9 +270,10 @@ def test_caja_de_arena_sin_root():
 
 
 @needs_root_to_switch
+@pytest.mark.xdist_group("sin-root")
 def test_califica_sin_root():
-    """La orden entera (nbgrader, trabajadores, caja y núcleo) como ``nobody``: una entrega
-    correcta y una que planta un enlace simbólico, con el Python del sistema y los paquetes del
+    """La orden entera (nbgrader, trabajador, caja y núcleo) como ``nobody``: una entrega correcta
+    que además planta un enlace simbólico, con el Python del sistema y los paquetes del
     entorno del curso en PYTHONPATH (el Python del entorno vive en /root, que nobody no ve)."""
     site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"), None)
     if site is None or not Path("/usr/bin/python3").exists():
@@ -280,9 +282,8 @@ def test_califica_sin_root():
     try:
         nbk = casos.Notebook(NB1)
         token = "sinroot" + uuid.uuid4().hex[:8]
-        for student, data in (("ana", casos.to_bytes(nbk.solved())), ("enlace", ataques.symlink_plant(nbk, token)[0])):
-            (base / "entregas" / student).mkdir(parents=True)
-            (base / "entregas" / student / f"{NB1}.ipynb").write_bytes(data)
+        (base / "entregas" / "enlace").mkdir(parents=True)
+        (base / "entregas" / "enlace" / f"{NB1}.ipynb").write_bytes(ataques.symlink_plant(nbk, token)[0])
         from helpers import models
 
         # El modelo diminuto ya construido (en la caché de root, que nobody no puede leer).
@@ -296,12 +297,11 @@ def test_califica_sin_root():
                "CURSO_PEFT_CACHE": str(base / "cache"), "OMP_NUM_THREADS": "1"}
         proc = subprocess.run([*_as_nobody(), "/usr/bin/python3", "-m", "helpers.classroom", "calificar",
                                "--entregas", str(base / "entregas"), "--tarea", NB1, "--clase", str(base / "clase"),
-                               "--perfil", "tiny", "--trabajadores", "2", "--memoria", "4"], cwd=ROOT,
+                               "--perfil", "tiny", "--memoria", "4"], cwd=ROOT,
                               capture_output=True, text=True, timeout=900, env=env)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO((base / "clase" / "calificaciones.csv").read_text()))}
-        for student in ("ana", "enlace"):
-            assert (rows[student]["estado"], float(rows[student]["puntuacion"])) == ("calificado", nbk.max_score), rows
+        assert (rows["enlace"]["estado"], float(rows["enlace"]["puntuacion"])) == ("calificado", nbk.max_score), rows
         assert token_files(token) == []
         assert all(p.lstat().st_uid == 65534 for p in (base / "clase").rglob("*"))
     finally:

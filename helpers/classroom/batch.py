@@ -53,7 +53,7 @@ SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc
                "/sys", "/tmp", "/usr", "/var", "/home", "/media", "/mnt")
 
 
-def check_class_dir(class_dir: Path, source: Path) -> None:
+def check_class_dir(class_dir: Path, source: Path | None = None) -> None:
     """La carpeta de la clase es una carpeta propia: ni la raíz, ni tu carpeta personal (ni una que
     la contenga), ni una del sistema, ni el repositorio o las entregas, ni una carpeta con otras
     cosas (el calificador la deja solo para ti, 0700, y escribe dentro)."""
@@ -63,8 +63,10 @@ def check_class_dir(class_dir: Path, source: Path) -> None:
     if class_dir == Path("/") or class_dir in (home, *home.parents) or str(class_dir) in SYSTEM_DIRS:
         raise BatchError(f"La carpeta de la clase no puede ser {class_dir}: el calificador cambia sus permisos "
                          f"y escribe dentro. {hint}")
-    for forbidden, what in ((ROOT.resolve(), "del repositorio del curso"),
-                            (Path(source).expanduser().resolve(), "de la carpeta de entregas")):
+    places = [(ROOT.resolve(), "del repositorio del curso")]
+    if source is not None:
+        places.append((Path(source).expanduser().resolve(), "de la carpeta de entregas"))
+    for forbidden, what in places:
         if class_dir == forbidden or forbidden in class_dir.parents or class_dir in forbidden.parents:
             raise BatchError(f"La carpeta de la clase ({class_dir}) no puede estar dentro {what} ({forbidden}) "
                              f"ni contenerla. {hint}")

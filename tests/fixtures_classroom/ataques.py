@@ -255,9 +255,52 @@ except OSError as e:
         "calificado", nbk.max_score, nbk.full(), salida=["FORK=limitado"])
 
 
+def _cells(build, nbk: Notebook, token: str, *args, base_nb=None) -> list:
+    """Las celdas que añade un ataque (las que no están en ``base_nb``, por defecto el resuelto)."""
+    import nbformat
+
+    base = {c.source for c in (base_nb or nbk.solved()).cells}
+    nb = nbformat.reads(build(nbk, token, *args)[0].decode(), as_version=4)
+    return [(i, c) for i, c in enumerate(nb.cells) if c.source not in base]
+
+
+def harmless_together(nbk: Notebook, token: str, probe_source: str):
+    """Los ataques que no cambian la nota, juntos en una entrega resuelta (cada kernel cuesta
+    segundos de CPU): indicadores cambiados (13), el enlace simbólico (1), buscar las pruebas
+    ocultas (2), el espía (3-5), el HF_TOKEN (6), ``<script>`` (12), llenar el disco (15) y, al
+    final, la bomba de procesos (16). Cada uno deja su marca en la salida, que se comprueba aparte."""
+    data, expect = flag_tampering(nbk, token)
+    import nbformat
+
+    nb = nbformat.reads(data.decode(), as_version=4)
+    at = nbk.setup_index(nb) + 1
+    outputs = []
+    for build, args in ((symlink_plant, ()), (read_hidden_tests, ()), (spy, (probe_source,)), (hf_token, ()),
+                        (script_outputs, ()), (disk_filler, ())):
+        for _, cell in _cells(build, nbk, token, *args):
+            nb.cells.insert(at, cell)
+            at += 1
+        outputs += build(nbk, token, *args)[1].salida
+    for _, cell in _cells(fork_bomb, nbk, token):
+        nb.cells.append(cell)
+    expect = Attack(expect.estado, expect.puntuacion, expect.celdas, notas=expect.notas,
+                    salida=outputs + ["FORK=limitado"])
+    return to_bytes(nb), expect
+
+
+def checks_and_library(nbk: Notebook, token: str):
+    """9 + 10: respuestas equivocadas, comprobaciones del curso y funciones de biblioteca cambiadas."""
+    import nbformat
+
+    nb = nbformat.reads(patched_checks(nbk, token)[0].decode(), as_version=4)
+    for _, cell in _cells(patched_library, nbk, token, base_nb=_wrong(nbk)):
+        nb.cells.insert(nbk.index(nb, nbk.tests[0]), cell)
+    return to_bytes(nb), Attack(REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso", "isinstance",
+                                                                  "torch.equal"])
+
+
+# Un lote: cada entrega, sus ataques (ver cada función).
 ATTACKS = {
-    "enlace": symlink_plant, "ocultas": read_hidden_tests, "token": hf_token,
-    "transformadores": input_transformers, "run-cell": run_cell_patch, "comprobaciones": patched_checks,
-    "biblioteca": patched_library, "igualdad": eq_trick, "script": script_outputs, "indicadores": flag_tampering,
-    "memoria": memory_hog, "disco": disk_filler, "bomba": fork_bomb,
+    "inofensivos": harmless_together, "transformadores": input_transformers, "run-cell": run_cell_patch,
+    "comprobaciones": checks_and_library, "igualdad": eq_trick, "memoria": memory_hog,
 }
