@@ -174,7 +174,10 @@ def test_el_espia_no_ve_ni_toca_nada(lote):
     found = probe.parse(graded_output(lote, "inofensivos").replace("\\n", "\n"))
     assert found is not None
     assert {t: o for t, o in found["leer"].items() if o == "permitido"} == {}
-    assert {t: o for t, o in found["escribir"].items() if o == "permitido"} == {"permitido.txt": "permitido"}
+    # Solo escribe en lo suyo: su carpeta y su /tmp, que son de la caja (test_nada_fuera_de_la_clase
+    # comprueba que no aparecen fuera).
+    own = {"permitido.txt", f"/tmp/{lote['token']}-escrito"}
+    assert {t for t, o in found["escribir"].items() if o == "permitido"} == own, found["escribir"]
     assert all(o != "permitido" for o in found["red"].values()), found["red"]
     assert found["uid"] != 0 or os.geteuid() != 0
 
@@ -218,7 +221,10 @@ def test_script_ni_en_la_retroalimentacion_ni_en_formgrader(lote):
     config.merge(extra)
     assert config.HTMLExporter.sanitize_html is True
     notebook = lote["dir"] / "curso" / "autograded" / "inofensivos" / NB1 / f"{NB1}.ipynb"
-    body, _ = HTMLExporter(config=config).from_filename(str(notebook))
+    resources = {"assignment_id": NB1, "notebook_id": NB1, "submission_id": "x", "index": 0, "total": 1,
+                 "base_url": "/", "student": "inofensivos", "last_name": "", "first_name": "inofensivos",
+                 "notebook_path": "/x"}  # los de formgrader (handlers.SubmissionHandler)
+    body, _ = HTMLExporter(config=config).from_filename(str(notebook), resources=resources)
     assert "hola" in body
     _no_active_html(body)
 
