@@ -28,12 +28,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_classroom import casos  # noqa: E402
 
-from helpers.classroom import export, probe  # noqa: E402
+from helpers.classroom import export, probe, sandbox  # noqa: E402
 from helpers.release import ROOT, notebook_names  # noqa: E402
 
 NB1 = "01_introduccion_peft"
 NB2 = "02_lora_matematicas"
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("clase")]
+SANDBOX = sandbox.available()
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("clase"),
+              pytest.mark.skipif(not SANDBOX[0], reason=f"sin caja de arena en esta máquina: {SANDBOX[1]}")]
 # Ajustes de la prueba: perfil rápido, 2 trabajadores, celdas de hasta 45 s (el bucle infinito
 # consume exactamente eso), 4 GiB por núcleo (la entrega espía pide 5).
 OPTIONS = ["--perfil", "tiny", "--trabajadores", "2", "--tiempo-celda", "45", "--tiempo-total", "600",
@@ -193,7 +195,8 @@ def test_una_fila_por_alumno_y_cuaderno(clase):
     assert {(r["alumno"], r["cuaderno"]) for r in clase["rows"]} == {(s, n) for s in students for n in notebooks}
     assert list(clase["rows"][0]) == export.COLUMNS
     for r in clase["rows"]:
-        assert r["estado"] == "calificado" or r["estado"].startswith("no calificable: ") or r["estado"] == "falta la entrega"
+        assert r["estado"] in ("calificado", "falta la entrega", "revisar: posible manipulación de las pruebas") \
+            or r["estado"].startswith("no calificable: ")
         if r["puntuacion"] == "":
             assert r["estado"] != "calificado", r  # nunca un 0 (ni un vacío) sin motivo
         assert r["puntuacion_maxima"] != ""
