@@ -26,11 +26,15 @@ $(STAMP): pyproject.toml
 	@# Chromium del sistema para la prueba en el navegador (playwright no descarga navegadores).
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "AVISO: no se pudo instalar chromium (apt-get); instálalo a mano para la prueba del navegador."
+	@# bubblewrap: la caja de arena del calificador de la clase (no necesita root).
+	command -v bwrap >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) \
+		|| echo "AVISO: no se pudo instalar bubblewrap (apt-get); instálalo a mano para calificar una clase (make calificar)."
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (curso-peft)" >/dev/null
 	touch $(STAMP)
 
+# --dist loadgroup: las pruebas de un mismo xdist_group van al mismo proceso (p. ej. los lotes).
 test: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-rapido: install
 	$(BIN)/python -m pytest -m "not slow"
@@ -50,7 +54,8 @@ bench: install
 limpiar:
 	rm -rf build .pytest_cache
 
-# Califica las entregas de una clase con nbgrader (ver README, «Calificar una clase»). Opcionales:
+# Califica las entregas de una clase con nbgrader (ver README, «Calificar una clase»), como tu usuario
+# (sin sudo: la caja de arena es bubblewrap). Opcionales:
 # CLASE=<carpeta de la clase, fuera del repositorio> PERFIL=embedded TRABAJADORES=2
 .PHONY: calificar
 calificar: install

@@ -30,3 +30,5 @@ c.GenerateFeedback.preprocessors = [
 c.OverwriteCells.missing_cell_notification = (
     "Esta celda (id: {cell_id}) faltaba en tu entrega y nbgrader la ha restaurado.\n\n"
 )
+# formgrader y la retroalimentación muestran salidas del alumnado: sin <script> ni HTML activo.
+c.HTMLExporter.sanitize_html = True

@@ -14,6 +14,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import shutil
+
 import nbformat
 import pytest
 
@@ -63,6 +65,16 @@ def test_la_clase_vive_fuera_del_repositorio(tmp_path):
     with pytest.raises(batch.BatchError, match="entregas"):
         batch.check_class_dir(tmp_path / "entregas" / "clase", tmp_path / "entregas")
     batch.check_class_dir(tmp_path / "clase", tmp_path / "entregas")
+    # Ni la raíz, ni la carpeta personal (ni una que la contenga), ni una carpeta con otras cosas.
+    for bad in (Path("/"), Path.home(), Path.home().parent, Path("/etc")):
+        with pytest.raises(batch.BatchError, match="no puede ser"):
+            batch.check_class_dir(bad, tmp_path / "entregas")
+    (tmp_path / "otra" / "documentos").mkdir(parents=True)
+    with pytest.raises(batch.BatchError, match="otras cosas"):
+        batch.check_class_dir(tmp_path / "otra", tmp_path / "entregas")
+    ClassDir(tmp_path / "clase").create()
+    (tmp_path / "clase" / "calificaciones.csv").write_text("")
+    batch.check_class_dir(tmp_path / "clase", tmp_path / "entregas")  # una clase ya creada sí vale
 
 
 # --- importar --------------------------------------------------------------------------------
@@ -151,7 +163,7 @@ def test_reparacion_deja_la_estructura_publicada(nb1, case):
     assert fixed.nb.metadata["kernelspec"] == nb1.released.metadata["kernelspec"]
     nbformat.validate(fixed.nb)
     for fragment in expect.notas:
-        if "tiempo" not in fragment:
+        if "tiempo" not in fragment and "trazas" not in fragment:  # esas las anota la ejecución
             assert any(fragment in n for n in fixed.notes), (fragment, fixed.notes)
     if case == "correct_with_noise":
         assert fixed.notes == []  # el ruido de versión no es una alarma
@@ -241,10 +253,11 @@ def test_trazas_de_las_pruebas_solo_con_el_mensaje():
 
 
 # --- caja de arena -----------------------------------------------------------------------------
-needs_root = pytest.mark.skipif(not sandbox.available()[0], reason="la caja de arena necesita root en Linux")
+needs_sandbox = pytest.mark.skipif(not sandbox.available()[0],
+                                   reason=f"sin caja de arena en esta máquina: {sandbox.available()[1]}")
 
 
-@needs_root
+@needs_sandbox
 def test_caja_de_arena_no_deja_ver_ni_tocar_nada(tmp_path):
     cd = ClassDir(tmp_path / "clase")
     cd.create()
@@ -255,13 +268,12 @@ def test_caja_de_arena_no_deja_ver_ni_tocar_nada(tmp_path):
     reads, writes, connects = probe.default_targets(cd)
     reads += [str(cd.submissions / "otra" / f"{NB1}.ipynb"), str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"),
               str(ROOT / "tests"), f"/proc/{os.getpid()}/environ"]
-    result, own, output = probe.run_in_sandbox(cd, probe.probe_source(reads, writes, connects))
+    result, output = probe.run_in_sandbox(cd, probe.probe_source(reads, writes, connects))
     assert result is not None, output
-    assert result["uid"] != 0 and result["procesos_visibles"] <= 3
+    assert (result["uid"] != 0 or os.geteuid() != 0) and result["procesos_visibles"] <= 3
     assert {t: o for t, o in result["leer"].items() if o == "permitido"} == {}
     assert {t: o for t, o in result["escribir"].items() if o == "permitido"} == {writes[-1]: "permitido"}
     assert all(o != "permitido" for o in result["red"].values())
-    assert (own / "permitido.txt").exists()
     assert not (ROOT / "helpers" / ".sonda").exists() and not (cd.root / ".sonda").exists()
     assert (cd.course / "gradebook.db").read_bytes() == b"SQLite format 3\x00"
 
@@ -277,14 +289,14 @@ def _execute(tmp_path, cells, **traits):
     from helpers.classroom import kernel
 
     report = tmp_path / "informe.json"
-    kernel.configure(spec_path=None, run_dir=None, report_path=str(report))
+    kernel.configure(spec_path=None, info_path=None, report_path=str(report))
     try:
         nb = nbformat.v4.new_notebook(cells=cells)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         executor = kernel.SandboxedExecute(**traits)
         executor.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
     finally:
-        kernel.configure(spec_path=None, run_dir=None, report_path=None)
+        kernel.configure(spec_path=None, info_path=None, report_path=None)
     return nb, json.loads(report.read_text())
 
 
@@ -349,3 +361,152 @@ def test_cambiar_el_cuaderno_regenera_la_plantilla_y_el_curso(tmp_path):
     assert info2["puntuacion_maxima"] == 5.0 and info2["huella"] != info["huella"]
     assert export.check_integrity(cd.course / "gradebook.db")
     shutil.rmtree(tmp_path / "clase")
+
+
+# --- lo que vio la revisión (punto 5 del issue 10) ------------------------------------------------
+def test_indicadores_de_nbgrader_restaurados(nb1):
+    """Cambiar grade/solution/locked/points de una celda no cambia cómo se califica."""
+    sub = nb1.solved()
+    t0 = nb1.tests[0]
+    sub.cells[nb1.index(sub, t0)].metadata["nbgrader"].update(grade=False, solution=True, points=0)
+    sub.cells[nb1.index(sub, "count_params")].metadata["nbgrader"].update(grade=True, locked=True, points=50)
+    fixed = repair.repair(repair.load_notebook(casos.to_bytes(sub)), nb1.released)
+    for gid in (t0, "count_params"):
+        got = casos.meta(fixed.nb.cells[nb1.index(fixed.nb, gid)])
+        assert got == casos.meta(nb1.released.cells[nb1.index(nb1.released, gid)])
+    assert any("indicadores de nbgrader de la celda «count_params»" in n for n in fixed.notes), fixed.notes
+    assert any(f"«{t0}»" in n and "indicadores" in n for n in fixed.notes), fixed.notes
+
+
+def test_moodle_por_id_aunque_cambie_el_nombre(tmp_path):
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    for i, (name, data) in enumerate((("Ana García", b"v1"), ("Ana García Pérez", b"v2"))):
+        path = tmp_path / f"moodle{i}.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr(f"{name}_11_assignsubmission_file_/{NB1}.ipynb", data)
+        index = lms_import.import_submissions(cd, path, {NB1: set()})
+    assert list(index["alumnos"]) == ["ana-garcia-11"]
+    assert index["alumnos"]["ana-garcia-11"]["nombre"] == "Ana García Pérez"
+    assert cd.submission("ana-garcia-11", NB1).read_bytes() == b"v2"
+
+
+@pytest.mark.slow
+def test_libro_de_notas_conserva_lo_manual_y_su_archivo(tmp_path):
+    """Volver a calificar no borra notas ni comentarios puestos en formgrader ni cambia el archivo
+    (un formgrader abierto sigue trabajando sobre el libro de verdad)."""
+    from nbgrader.api import Gradebook
+
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    info = assignments.prepare_template(cd, NB1)
+    assignments.prepare_master(cd, NB1, info)
+    t0, t1 = list(info["celdas"])[:2]
+    cells = {c: [0.0, m] for c, m in info["celdas"].items()}
+    export.merge_into_gradebook(cd, [{"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
+                                     {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": cells}])
+    db = cd.course / "gradebook.db"
+    inode = db.stat().st_ino
+    with Gradebook(f"sqlite:///{db}") as gb:
+        gb.find_grade(t0, NB1, NB1, "ana").manual_score = 1.5
+        gb.find_grade(t0, NB1, NB1, "luis").manual_score = 0.5
+        gb.db.commit()
+    cells[t1] = [2.0, cells[t1][1]]
+    export.merge_into_gradebook(cd, [{"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
+                                     {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": {}}])
+    assert db.stat().st_ino == inode
+    with Gradebook(f"sqlite:///{db}") as gb:
+        grade = gb.find_grade(t0, NB1, NB1, "ana")
+        assert (grade.manual_score, grade.auto_score) == (1.5, 0.0)
+        assert gb.find_grade(t1, NB1, NB1, "ana").auto_score == 2.0
+        assert gb.find_grade(t0, NB1, NB1, "luis").manual_score == 0.5  # no calificable, pero no se borra
+    assert export.check_integrity(db)
+
+
+def test_formgrader_sin_html_activo():
+    """La configuración del curso (la que usa formgrader) sanea el HTML del alumnado."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert config.HTMLExporter.sanitize_html is True
+
+
+def test_examen_del_codigo():
+    from helpers.classroom import tamper
+
+    import nbformat as nbf
+
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        assert tamper.scan_notebook(nbf.read(path, as_version=4)) == [], path  # nada en un cuaderno correcto
+    for source, what in [
+        ("get_ipython().input_transformers_cleanup.append(f)", "transformadores"),
+        ("get_ipython().run_cell = f", "run_cell"),
+        ("import helpers\nhelpers.check_equal = lambda *a, **k: None", "helpers.check_equal"),
+        ("torch.equal = lambda a, b: True", "torch.equal"),
+        ("setattr(np, 'allclose', f)", "np.allclose"),
+        ("class A(int):\n    def __eq__(self, other):\n        return True", "__eq__"),
+        ("get_ipython().events.register('pre_run_cell', f)", "eventos"),
+        ("import sys\nsys.modules['helpers'] = x", "sys.modules"),
+        ("f.__code__ = g.__code__", "__code__"),
+    ]:
+        found = tamper.scan_sources([source])
+        assert any(what in x for x in found), (source, found)
+    assert tamper.scan_sources(["torch.backends.cudnn.deterministic = True", "if 'x' in sys.modules: pass"]) == []
+
+
+def test_huella_incluye_el_codigo_de_helpers(tmp_path):
+    from helpers.classroom import grading
+
+    folder = tmp_path / "helpers"
+    shutil.copytree(ROOT / "helpers", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    before = grading.helpers_fingerprint(folder)
+    (folder / "classroom" / "nota.py").write_text("# el calificador no corre en el núcleo\n")
+    assert grading.helpers_fingerprint(folder) == before
+    (folder / "grading.py").write_text((folder / "grading.py").read_text() + "\n# comprobación corregida\n")
+    assert grading.helpers_fingerprint(folder) != before
+
+
+def test_la_caja_no_recibe_secretos(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secreto")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secreto")
+    argv = sandbox.build_argv({"env": {"HOME": sandbox.HOME}}, ["/bin/true"], [])
+    assert "hf_secreto" not in argv and "HF_TOKEN" not in argv and "secreto" not in argv
+    assert "--unshare-all" in argv or "--unshare-net" in argv
+    assert "--die-with-parent" in argv and "--new-session" in argv and "--clearenv" in argv
+
+
+def test_guardia_restaura_lo_que_usan_las_pruebas():
+    """La guardia (en un intérprete de IPython de verdad) deshace transformadores, run_cell,
+    comprobaciones y funciones de biblioteca cambiados, y dice qué cambió."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from fixtures_classroom import ataques
+    from helpers.classroom import guard
+
+    class Kernel:
+        def __init__(self):
+            self.shell_handlers = {"execute_request": print}
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    try:
+        g = guard.Guard(shell, Kernel())
+        nbk = casos.Notebook(NB1)
+        shell.run_cell("import helpers, torch")
+        # Cada ronda: los ataques (la celda que insertan), las pruebas ya no fallan, se restaura y sí.
+        for attacks, expected in (((ataques.patched_checks, ataques.run_cell_patch),
+                                   ("run_cell", "helpers.check_equal", "nombres de módulos redefinidos (helpers)")),
+                                  ((ataques.input_transformers,), ("transformadores de entrada", "transformadores AST"))):
+            for attack in attacks:
+                nb = nbformat.reads(attack(nbk, "t")[0].decode(), as_version=4)
+                source = nb.cells[nbk.setup_index(nb) + 1].source
+                assert shell.run_cell(source).success, source
+            assert shell.run_cell("assert False\nhelpers.check_equal(1, 2, 'x')").success
+            changed = g.restore()
+            assert not shell.run_cell("assert False").success
+            assert not shell.run_cell("helpers.check_equal(1, 2, 'x')").success
+            for what in expected:
+                assert any(what in c for c in changed), (what, changed)
+            assert g.restore() == []  # ya está todo como al principio
+    finally:
+        InteractiveShell.clear_instance()

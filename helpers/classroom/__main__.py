@@ -65,12 +65,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .batch import BatchError, default_memory_bytes, run
+    from .batch import BatchError, check_class_dir, default_memory_bytes, run
     from .grading import Settings
 
     if args.orden == "comprobar-aislamiento":
         from .probe import main as probe_main
 
+        try:
+            check_class_dir(args.clase)
+        except BatchError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 2
         return probe_main(args.clase)
     workers = max(1, args.trabajadores)
     memory = int(args.memoria * 1024**3) if args.memoria else default_memory_bytes(workers)

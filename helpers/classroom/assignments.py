@@ -65,13 +65,13 @@ def generate_assignment(course: Path, name: str) -> None:
     import os
     import sys
 
-    from .grading import _api, _env
+    from .nbgrader_api import api, env
 
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     # nbgrader llama al programa ``alembic`` del entorno (al crear el libro de notas).
     path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    with _env(PATH=path):
-        outcome = _api(Path(course)).generate_assignment(name, force=True, create=True)
+    with env(PATH=path):
+        outcome = api(Path(course)).generate_assignment(name, force=True, create=True)
     if not outcome.get("success"):
         raise RuntimeError(f"nbgrader generate_assignment {name} falló:\n{(outcome.get('log') or '')[-3000:]}\n"
                            f"{outcome.get('error') or ''}")

@@ -13,7 +13,6 @@ Garantías:
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +26,8 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from ..course_files import ROOT, SOLUTIONS
 from . import assignments, export, lms_import, sandbox
@@ -48,14 +49,29 @@ class BatchError(RuntimeError):
     """Error que impide empezar el lote (mensaje en español para el profesorado)."""
 
 
-def check_class_dir(class_dir: Path, source: Path) -> None:
-    """La carpeta de la clase no puede estar dentro del repositorio ni de las entregas."""
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin", "/srv",
+               "/sys", "/tmp", "/usr", "/var", "/home", "/media", "/mnt")
+
+
+def check_class_dir(class_dir: Path, source: Path | None = None) -> None:
+    """La carpeta de la clase es una carpeta propia: ni la raíz, ni tu carpeta personal (ni una que
+    la contenga), ni una del sistema, ni el repositorio o las entregas, ni una carpeta con otras
+    cosas (el calificador la deja solo para ti, 0700, y escribe dentro)."""
     class_dir = Path(class_dir).expanduser().resolve()
-    for forbidden, what in ((ROOT.resolve(), "del repositorio del curso"),
-                            (Path(source).expanduser().resolve(), "de la carpeta de entregas")):
-        if class_dir == forbidden or forbidden in class_dir.parents:
-            raise BatchError(f"La carpeta de la clase ({class_dir}) no puede estar dentro {what} ({forbidden}). "
-                             "Elige otra, por ejemplo ~/curso-peft-clase.")
+    hint = "Elige una carpeta nueva solo para la clase, por ejemplo ~/curso-peft-clase."
+    home = Path.home().resolve()
+    if class_dir == Path("/") or class_dir in (home, *home.parents) or str(class_dir) in SYSTEM_DIRS:
+        raise BatchError(f"La carpeta de la clase no puede ser {class_dir}: el calificador cambia sus permisos "
+                         f"y escribe dentro. {hint}")
+    places = [(ROOT.resolve(), "del repositorio del curso")]
+    if source is not None:
+        places.append((Path(source).expanduser().resolve(), "de la carpeta de entregas"))
+    for forbidden, what in places:
+        if class_dir == forbidden or forbidden in class_dir.parents or class_dir in forbidden.parents:
+            raise BatchError(f"La carpeta de la clase ({class_dir}) no puede estar dentro {what} ({forbidden}) "
+                             f"ni contenerla. {hint}")
+    if class_dir.is_dir() and any(class_dir.iterdir()) and not ClassDir(class_dir).is_class():
+        raise BatchError(f"La carpeta {class_dir} ya existe y tiene otras cosas: no es la carpeta de una clase. {hint}")
 
 
 class _Worker:
@@ -204,12 +220,15 @@ def run(*, source: Path, notebooks: list[str], class_dir: Path, settings: Settin
     os.environ.setdefault("CURSO_PEFT_LOTE", uuid.uuid4().hex)
     cd = ClassDir(class_dir)
     cd.create()
-    with open(cd.lock, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BatchError(f"Ya hay otra calificación en marcha en {cd.root}.") from None
+    try:
+        lock = FileLock(str(cd.lock), timeout=0)
+        lock.acquire()
+    except Timeout:
+        raise BatchError(f"Ya hay otra calificación en marcha en {cd.root}.") from None
+    try:
         return _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
+    finally:
+        lock.release()
 
 
 def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say) -> list[dict]:
@@ -298,7 +317,8 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
                             "segundos_por_entrega": round(grading / len(jobs), 2) if jobs else None,
                             "segundos_de_cada_entrega": timings})
     cd.log(f"fin · {len(jobs)} calificada(s), {len(reused)} reutilizada(s), {elapsed:.1f} s")
-    shutil.rmtree(cd.work, ignore_errors=True)
+    if not os.environ.get("CURSO_PEFT_CONSERVAR_TRABAJO"):  # para depurar el calificador
+        shutil.rmtree(cd.work, ignore_errors=True)
     summary: dict[str, int] = {}
     for row in data:
         key = row["estado"] if not row["estado"].startswith("no calificable") else "no calificable"

@@ -11,19 +11,20 @@ nombre              nombre tal como venía en la exportación
 cuaderno            p. ej. ``01_introduccion_peft``
 puntuacion          nota obtenida; vacía si no hay nota (falta la entrega o no se pudo calificar)
 puntuacion_maxima   nota máxima del cuaderno
-estado              ``calificado``, ``no calificable: <motivo>`` o ``falta la entrega``
+estado              ``calificado``, ``revisar: posible manipulación de las pruebas``,
+                    ``no calificable: <motivo>`` o ``falta la entrega``
 observaciones       lo que el profesorado debe saber (separado por « | »)
 ==================  =========================================================================
 
-Con «no calificable: kernel muerto» o «no calificable: tiempo total agotado» la puntuación es la
-parcial de las celdas que llegaron a ejecutarse (las observaciones lo dicen): nunca un 0 sin motivo.
+Con «no calificable: kernel muerto», «no calificable: memoria agotada» o «no calificable: tiempo
+total agotado» la puntuación es la parcial de las celdas que llegaron a ejecutarse (las
+observaciones lo dicen): nunca un 0 sin motivo. «revisar: posible manipulación de las pruebas»
+lleva la nota que salió y, en las observaciones, qué se encontró: revísala antes de darla por buena.
 """
 from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -84,11 +85,23 @@ def check_integrity(db: Path) -> bool:
         con.close()
 
 
+def _has_manual_work(submission) -> bool:
+    """¿Puso el profesorado algo a mano (nota o comentario) en esta entrega desde formgrader?"""
+    for notebook in submission.notebooks:
+        if any(g.manual_score is not None for g in notebook.grades):
+            return True
+        if any((c.manual_comment or "").strip() for c in notebook.comments):
+            return True
+    return False
+
+
 def merge_into_gradebook(cd: ClassDir, results: list[dict]) -> None:
     """Pasa resultados al libro de notas maestro (``CLASE/curso/gradebook.db``).
 
-    Se trabaja sobre una copia y se sustituye el original de una vez (``os.replace``): si algo
-    falla o el proceso muere a mitad, el libro de notas anterior sigue intacto.
+    Se actualiza **en su sitio**, en una transacción de SQLite: si algo falla a mitad, nada cambia, y
+    un ``nbgrader formgrader`` abierto sobre el mismo archivo sigue viendo (y guardando en) el libro
+    de verdad. Solo se tocan las notas automáticas: las notas y comentarios que el profesorado puso a
+    mano en formgrader se conservan, y una entrega con trabajo a mano nunca se borra.
     """
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -97,15 +110,14 @@ def merge_into_gradebook(cd: ClassDir, results: list[dict]) -> None:
     db = cd.course / "gradebook.db"
     with file_lock(cd.course / ".gradebook.lock"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # avisos internos de SQLAlchemy en nbgrader
-        tmp = db.with_name(".gradebook.db.nuevo")
-        shutil.copy(db, tmp)
-        try:
-            with Gradebook(f"sqlite:///{tmp}") as gb:
+        with Gradebook(f"sqlite:///{db}") as gb:
+            try:
                 for res in results:
                     nb, sid = res["cuaderno"], res["alumno"]
                     if not res.get("celdas"):
                         try:
-                            gb.remove_submission(nb, sid)
+                            if not _has_manual_work(gb.find_submission(nb, sid)):
+                                gb.remove_submission(nb, sid)
                         except MissingEntry:
                             pass
                         continue
@@ -114,16 +126,14 @@ def merge_into_gradebook(cd: ClassDir, results: list[dict]) -> None:
                     for cell, (score, _max) in res["celdas"].items():
                         grade = gb.find_grade(cell, nb, nb, sid)
                         grade.auto_score = float(score)
-                        grade.needs_manual_grade = False
-                    gb.db.commit()
-            if not check_integrity(tmp):
-                raise RuntimeError("el libro de notas nuevo no pasa PRAGMA integrity_check")
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, db)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+                        if grade.manual_score is None:
+                            grade.needs_manual_grade = False
+                gb.db.commit()
+            except BaseException:
+                gb.db.rollback()
+                raise
+    if not check_integrity(db):
+        raise RuntimeError(f"el libro de notas {db} no pasa PRAGMA integrity_check")
 
 
 def publish_result(cd: ClassDir, res: dict) -> None:

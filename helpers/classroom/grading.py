@@ -3,9 +3,15 @@
 Cada entrega se califica en su propio curso temporal de nbgrader
 (``CLASE/.trabajo/<hueco>/``), que contiene solo la configuración, una copia del libro de notas de
 la plantilla (con las pruebas ocultas, que nbgrader vuelve a poner en las celdas de pruebas) y esa
-entrega ya reparada (:mod:`helpers.classroom.repair`). nbgrader corre aquí, como root; el código del
-alumnado corre solo en el núcleo, dentro de la caja de arena (:mod:`helpers.classroom.sandbox`),
-que únicamente ve la carpeta de esa entrega.
+entrega ya reparada (:mod:`helpers.classroom.repair`). nbgrader corre aquí; el código del alumnado
+corre solo en el núcleo, dentro de la caja de arena (:mod:`helpers.classroom.sandbox`), cuya carpeta
+de trabajo es una *copia* en memoria de lo entregado: el núcleo no ve ni puede escribir ninguna
+carpeta de nbgrader (tampoco el cuaderno con las pruebas ocultas), así que nada de lo que escribe
+lo lee, cambia de permisos o copia después el calificador.
+
+Antes de cada celda de pruebas, la guardia del núcleo (:mod:`helpers.classroom.guard`) restaura lo
+que usan las pruebas; lo que hubiera cambiado, y lo que encuentra el examen del código entregado
+(:mod:`helpers.classroom.tamper`), deja la fila en «revisar: posible manipulación de las pruebas».
 
 El resultado (``CLASE/resultados/<cuaderno>/<alumno>/``) se escribe de una vez al final:
 ``resultado.json`` (estado, nota, observaciones), el cuaderno calificado y la retroalimentación.
@@ -15,14 +21,12 @@ El resultado (``CLASE/resultados/<cuaderno>/<alumno>/``) se escribe de una vez a
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -31,18 +35,28 @@ from pathlib import Path
 import nbformat
 
 from ..course_files import ROOT
-from . import feedback, kernel, repair
+from . import feedback, kernel, repair, sandbox, tamper
 from .assignments import released_path
 from .layout import ClassDir, read_json, write_json
+from .nbgrader_api import api as nbgrader_api, env as temp_env
 
 # Cambia este número si cambia la forma de calificar: invalida los resultados guardados.
-GRADER_VERSION = "1"
-SANDBOX_UID_BASE = 64500
+GRADER_VERSION = "2"
+# Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y del
+# trabajador (el límite de procesos cuenta por uid: dos lotes a la vez no se estorban).
+SANDBOX_UID_BASE = 200_000
 MODELS_MOUNT = "/opt/curso-peft/modelos"
 TIMEOUT_MESSAGE = "la celda superó el tiempo máximo por celda y se interrumpió"
+# Límites de la caja (bytes y procesos): lo que el núcleo puede escribir está en tmpfs acotados.
+SANDBOX_SIZES = {"tmp": 256 << 20, "home": 256 << 20, "shm": 64 << 20}
+MAX_FILE_BYTES = 256 << 20
+MAX_PROCESSES = 512
+# Código de helpers/ que se ejecuta en el núcleo (el del calificador y el de mantenimiento, no).
+NOT_IN_KERNEL = ("classroom", "maintainers", "__pycache__")
 
 STATUS_GRADED = "calificado"
 STATUS_MISSING = "falta la entrega"
+STATUS_REVIEW = "revisar: posible manipulación de las pruebas"
 
 
 def ungradable(reason: str) -> str:
@@ -68,9 +82,29 @@ class Settings:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+_HELPERS_FINGERPRINT: str | None = None
+
+
+def helpers_fingerprint(folder: Path = ROOT / "helpers") -> str:
+    """Huella de los archivos de ``helpers/`` que usa el núcleo (comprobaciones, modelos, datos...):
+    si se corrige una comprobación, las notas guardadas dejan de valer."""
+    global _HELPERS_FINGERPRINT
+    if _HELPERS_FINGERPRINT is not None and folder == ROOT / "helpers":
+        return _HELPERS_FINGERPRINT
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not set(rel.parts) & set(NOT_IN_KERNEL) and path.suffix != ".pyc":
+            digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    value = digest.hexdigest()
+    if folder == ROOT / "helpers":
+        _HELPERS_FINGERPRINT = value
+    return value
+
+
 def job_fingerprint(data: bytes, template_fingerprint: str, settings: Settings) -> str:
     digest = hashlib.sha256()
-    for part in (data, template_fingerprint.encode(), settings.fingerprint().encode()):
+    for part in (data, template_fingerprint.encode(), settings.fingerprint().encode(), helpers_fingerprint().encode()):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
 
@@ -109,53 +143,90 @@ def _python_dirs() -> list[str]:
         path = os.path.realpath(path)
         if path not in dirs and not path.startswith(("/usr/", "/bin", "/lib")) and path != "/usr":
             dirs.append(path)
+    # PYTHONPATH (p. ej. un Python del sistema con los paquetes del entorno): también, salvo la raíz
+    # del repositorio (dentro se ve solo helpers/, montado aparte).
+    for path in _pythonpath():
+        if path not in dirs:
+            dirs.append(path)
     # Si uno está dentro de otro, basta el de fuera.
     return [d for d in dirs if not any(d != o and d.startswith(o + os.sep) for o in dirs)]
 
 
-def _matplotlib_cache(home: Path) -> None:
-    """Copia la caché de fuentes de matplotlib (construirla en cada núcleo tarda segundos)."""
+def _pythonpath() -> list[str]:
+    root = str(ROOT.resolve())
+    out = []
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        path = os.path.realpath(entry) if entry else ""
+        if path and os.path.isdir(path) and not (root == path or root.startswith(path.rstrip(os.sep) + os.sep)):
+            out.append(path)
+    return out
+
+
+def _matplotlib_fonts() -> list[Path]:
+    """La caché de fuentes de matplotlib (construirla en cada núcleo tarda segundos)."""
     try:
         import matplotlib
         import matplotlib.font_manager  # noqa: F401 - crea la caché si no existe
 
-        cache = Path(matplotlib.get_cachedir())
+        return sorted(Path(matplotlib.get_cachedir()).glob("fontlist-*.json"))
     except Exception:  # noqa: BLE001
-        return
-    target = home / ".matplotlib"
-    target.mkdir(parents=True, exist_ok=True)
-    for path in cache.glob("fontlist-*.json"):
-        shutil.copy(path, target / path.name)
+        return []
 
 
-def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, workdir: Path, run_dir: Path) -> dict:
-    uid = SANDBOX_UID_BASE + slot
-    home = run_dir / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    _matplotlib_cache(home)
+_SCOPE: dict = {}
+
+
+def sandbox_uid(slot: int) -> int:
+    batch = hashlib.sha256(os.environ.get("CURSO_PEFT_LOTE", "").encode()).digest()
+    return SANDBOX_UID_BASE + 16 * (int.from_bytes(batch[:4], "big") % 50_000) + slot % 16
+
+
+def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path) -> dict:
+    """Especificación de la caja de una entrega: ``files`` (carpeta del calificador) se copia en la
+    carpeta de trabajo del núcleo, ``HOME/<cwd_name>``; ``workdir`` recibe la conexión y el PID."""
+    home = sandbox.HOME
+    cwd = f"{home}/{cwd_name}"
     threads = str(max(1, settings.threads))
     binds = [[d, d] for d in _python_dirs()]
     binds.append([str(ROOT / "helpers"), str(ROOT / "helpers")])
     binds.append([str(cd.models), MODELS_MOUNT])
-    limits = {"nproc": 4096, "core": 0, "fsize": 2 * 1024**3, "nofile": 4096}
+    copies, dirs = [], [f"{home}/.matplotlib"]
+    for path in sorted(Path(files).rglob("*")):
+        if path.is_symlink():
+            continue
+        target = f"{cwd}/{path.relative_to(files).as_posix()}"
+        if path.is_dir():
+            dirs.append(target)
+        elif path.is_file():
+            copies.append([str(path), target])
+    copies += [[str(p), f"{home}/.matplotlib/{p.name}"] for p in _matplotlib_fonts()]
+    limits = {"nproc": MAX_PROCESSES, "core": 0, "fsize": MAX_FILE_BYTES, "nofile": 4096}
     if settings.memory_bytes:
         limits["as"] = int(settings.memory_bytes)
+    if settings.memory_bytes not in _SCOPE:
+        _SCOPE[settings.memory_bytes] = sandbox.memory_scope(settings.memory_bytes)
     return {
-        "uid": uid, "gid": uid,
-        "root_dir": str(workdir / "raiz"),
+        "uid": sandbox_uid(slot),
         "ro_binds": binds,
-        "rw_binds": [[str(run_dir), str(run_dir)]],
-        "chown": [str(run_dir)],
+        "files": copies,
+        "dirs": dirs,
+        "cwd": cwd,
+        "sizes": SANDBOX_SIZES,
         "rlimits": limits,
+        "scope": _SCOPE[settings.memory_bytes],
+        "connection_file": str(workdir / "conexion.json"),
+        "info_path": str(workdir / "caja-pid.json"),
         "env": {
-            "HOME": str(home), "USER": "alumno", "LOGNAME": "alumno", "TMPDIR": "/tmp",
+            "HOME": home, "USER": "alumno", "LOGNAME": "alumno", "TMPDIR": "/tmp",
             "PATH": f"{sys.prefix}/bin:/usr/local/bin:/usr/bin:/bin",
-            "MPLCONFIGDIR": str(home / ".matplotlib"), "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg", "IPYTHONDIR": f"{home}/.ipython",
+            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
             "CURSO_PEFT_CACHE": MODELS_MOUNT, "CURSO_PEFT_PROFILE": settings.profile,
-            "HF_HOME": str(home / ".cache" / "huggingface"), "HF_HUB_OFFLINE": "1",
+            "HF_HOME": f"{home}/.cache/huggingface", "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
             "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
+            **({"PYTHONPATH": os.pathsep.join([str(ROOT), *_pythonpath()])} if _pythonpath() else {}),
         },
     }
 
@@ -186,17 +257,6 @@ def course_config(settings: Settings, template_base: Path) -> str:
 
 
 # --- nbgrader en este proceso -------------------------------------------------------------------
-def _api(course: Path):
-    from nbgrader.apps.api import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    coursedir = CourseDirectory(config=config)
-    coursedir.root = str(course)
-    return NbGraderAPI(coursedir=coursedir, config=config)
-
-
 def _generate_feedback(api, name: str, student: str) -> dict:
     """``generate_feedback`` con nuestra plantilla (el de NbGraderAPI impone la suya, en inglés)."""
     from nbgrader.converters import GenerateFeedback
@@ -235,7 +295,6 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
         "celdas": {}, "observaciones": list(job.get("notas", [])),
     }
     workdir = cd.work / f"hueco{slot}"
-    run_dir = None
     outdir = cd.result_dir(name, student)
     staging = outdir.with_name(f".{student}.nuevo")
     shutil.rmtree(staging, ignore_errors=True)
@@ -250,38 +309,38 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
         released = nbformat.read(released_path(cd, name), as_version=4)
         fixed = repair.repair(nb, released)
         result["observaciones"] += fixed.notes
+        suspicious = tamper.scan_notebook(fixed.nb)
 
-        # Curso temporal con solo esta entrega.
+        # Curso temporal con solo esta entrega (solo lo ve el calificador).
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
-        os.chmod(workdir, 0o711)
+        os.chmod(workdir, 0o700)
         feedback.write_template(workdir / "plantillas")
         from .. import course_files as ag
 
         ag.write_config(workdir, course_config(settings, workdir / "plantillas"))
         shutil.copy(cd.template(name) / "gradebook.db", workdir / "gradebook.db")
-        os.chmod(workdir / "gradebook.db", 0o600)
         src_assets = cd.template(name) / "source" / name
         shutil.copytree(src_assets, workdir / "source" / name, ignore=shutil.ignore_patterns("*.ipynb"))
-        os.chmod(workdir / "source", 0o700)
         sub_dir = workdir / "submitted" / student / name
         sub_dir.mkdir(parents=True)
         nbformat.write(fixed.nb, sub_dir / f"{name}.ipynb")
-        (workdir / "raiz").mkdir()
         report_path = workdir / "ejecucion.json"
         if settings.sandbox:
-            # Ruta corta: los sockets de Unix no admiten rutas de más de ~100 caracteres.
-            run_dir = Path(tempfile.mkdtemp(prefix="cpk-", dir="/tmp"))
-            spec = sandbox_spec(cd, settings, slot, workdir, run_dir)
+            # Lo que verá el núcleo: la entrega (sin pruebas ocultas) y los archivos del cuaderno.
+            copy = workdir / "copia-para-el-nucleo"
+            shutil.copytree(src_assets, copy, ignore=shutil.ignore_patterns("*.ipynb"))
+            shutil.copy(sub_dir / f"{name}.ipynb", copy / f"{name}.ipynb")
+            spec = sandbox_spec(cd, settings, slot, copy, name, workdir)
             spec_path = workdir / "caja.json"
             write_json(spec_path, spec)
-            os.chmod(spec_path, 0o600)
-            kernel.configure(spec_path=str(spec_path), run_dir=str(run_dir), report_path=str(report_path))
+            kernel.configure(spec_path=str(spec_path), info_path=spec["info_path"], report_path=str(report_path),
+                             log_path=str(workdir / "nucleo.log"))
         else:
-            kernel.configure(spec_path=None, run_dir=None, report_path=str(report_path))
+            kernel.configure(spec_path=None, info_path=None, report_path=str(report_path))
 
-        api = _api(workdir)
-        with _env(CURSO_PEFT_PROFILE=settings.profile, OMP_NUM_THREADS=str(max(1, settings.threads))):
+        api = nbgrader_api(workdir)
+        with temp_env(CURSO_PEFT_PROFILE=settings.profile, OMP_NUM_THREADS=str(max(1, settings.threads))):
             outcome = api.autograde(name, student, force=True, create=True)
         report = read_json(report_path, {})
         autograded = workdir / "autograded" / student / name / f"{name}.ipynb"
@@ -293,26 +352,8 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             return result
         score, max_score, cells = _grades(workdir, name, student)
         result.update(puntuacion=score, puntuacion_maxima=max_score, celdas=cells)
-        if report.get("dead_kernel") is not None:
-            result["estado"] = ungradable("kernel muerto")
-            result["observaciones"].append(
-                f"el núcleo murió en la celda {report['dead_kernel']} (salida del proceso o falta de memoria); "
-                "la puntuación es parcial: solo cuentan las celdas ejecutadas antes")
-        elif report.get("budget_exhausted") is not None:
-            result["estado"] = ungradable("tiempo total agotado")
-            result["observaciones"].append(
-                f"se agotó el tiempo total del cuaderno ({settings.total_budget} s) en la celda "
-                f"{report['budget_exhausted']}; la puntuación es parcial: solo cuentan las celdas ejecutadas antes")
-        else:
-            result["estado"] = STATUS_GRADED
-        for index in report.get("timeouts", []):
-            result["observaciones"].append(
-                f"la celda {index} superó el tiempo máximo por celda ({settings.cell_timeout} s) y se interrumpió")
-        for index in report.get("truncated", []):
-            result["observaciones"].append(f"la salida de la celda {index} era demasiado larga y se recortó")
-        for index in report.get("ignored_results", []):
-            result["observaciones"].append(
-                f"la celda de pruebas {index} devolvió un valor; no cuenta como nota parcial (solo cuentan los errores)")
+        suspicious += [x for x in report.get("tampering", []) if x not in suspicious]
+        result["estado"] = _status(result["observaciones"], report, settings, suspicious)
         shutil.copy(autograded, staging / "calificado.ipynb")
         shutil.copy(sub_dir / f"{name}.ipynb", staging / "entregado.ipynb")
         fb = _generate_feedback(api, name, student)
@@ -321,6 +362,8 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             page = page_path.read_text(encoding="utf-8")
         else:
             page = None
+            (staging / "retroalimentacion.log").write_text((fb.get("log") or "") + "\n" + (fb.get("error") or ""),
+                                                           encoding="utf-8")
             result["observaciones"].append("no se pudo generar la retroalimentación: "
                                            + _last_line(fb.get("error") or fb.get("log")))
         result["_pagina"] = page
@@ -332,14 +375,45 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
         (staging / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
         return result
     finally:
-        kernel.configure(spec_path=None, run_dir=None, report_path=None)
+        kernel.configure(spec_path=None, info_path=None, report_path=None)
         page = result.pop("_pagina", None)
         result["segundos"] = round(time.monotonic() - started, 2)
         _finish(cd, result, staging, outdir, page)
         if not os.environ.get("CURSO_PEFT_CONSERVAR_TRABAJO"):  # para depurar el calificador
             shutil.rmtree(workdir, ignore_errors=True)
-        if run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _status(notes: list[str], report: dict, settings: Settings, suspicious: list[str]) -> str:
+    """Estado de una entrega ejecutada (y sus observaciones, que se añaden a ``notes``)."""
+    partial = "la puntuación es parcial: solo cuentan las celdas ejecutadas antes"
+    status = STATUS_GRADED
+    if report.get("memory") is not None:
+        status = ungradable("memoria agotada")
+        notes.append(f"la celda {report['memory']} agotó la memoria del núcleo "
+                     f"({(settings.memory_bytes or 0) / 1024**3:.1f} GiB); la puntuación es parcial")
+    if report.get("dead_kernel") is not None:
+        if status == STATUS_GRADED:
+            status = ungradable("kernel muerto")
+        notes.append(f"el núcleo murió en la celda {report['dead_kernel']} (salida del proceso o falta de memoria); "
+                     + partial)
+    elif report.get("budget_exhausted") is not None and status == STATUS_GRADED:
+        status = ungradable("tiempo total agotado")
+        notes.append(f"se agotó el tiempo total del cuaderno ({settings.total_budget} s) en la celda "
+                     f"{report['budget_exhausted']}; " + partial)
+    for index in report.get("timeouts", []):
+        notes.append(f"la celda {index} superó el tiempo máximo por celda ({settings.cell_timeout} s) y se interrumpió")
+    for index in report.get("truncated", []):
+        notes.append(f"la salida de la celda {index} era demasiado larga y se recortó")
+    for index in report.get("ignored_results", []):
+        notes.append(f"la celda de pruebas {index} devolvió un valor; no cuenta como nota parcial (solo cuentan los errores)")
+    for index in report.get("guard_unchecked", []):
+        notes.append(f"antes de la celda de pruebas {index} el núcleo seguía ocupado: no se pudo comprobar si "
+                     "alguien cambió las pruebas")
+    for what in suspicious[:10]:
+        notes.append(f"{STATUS_REVIEW} ({what})")
+    if suspicious and status == STATUS_GRADED:
+        status = STATUS_REVIEW
+    return status
 
 
 def _finish(cd: ClassDir, result: dict, staging: Path, outdir: Path, page: str | None) -> None:
@@ -362,20 +436,6 @@ def _finish(cd: ClassDir, result: dict, staging: Path, outdir: Path, page: str |
     shutil.rmtree(old, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _env(**values: str):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 # --- proceso trabajador ----------------------------------------------------------------------------
 def worker_main(argv: list[str]) -> int:
     """Bucle del trabajador: ``{"trabajo": {...}}`` por línea → ``{"hecho": id}`` por línea."""
@@ -391,9 +451,6 @@ def worker_main(argv: list[str]) -> int:
     kernel.die_with_parent()
     if args.padre is not None and os.getppid() != args.padre:
         return 1
-    from .sandbox import PARENT_ENV
-
-    os.environ[PARENT_ENV] = str(os.getpid())
     settings = Settings(**json.loads(Path(args.ajustes).read_text(encoding="utf-8")))
     cd = ClassDir(settings.class_dir)
     logging.getLogger("traitlets").setLevel(logging.ERROR)

@@ -25,6 +25,9 @@ from datetime import datetime
 from pathlib import Path
 
 
+MARKER = ".curso-peft-clase"
+
+
 class ClassDir:
     """Rutas de la carpeta de una clase."""
 
@@ -43,9 +46,17 @@ class ClassDir:
         self.models = self.root / ".modelos"
         self.work = self.root / ".trabajo"
         self.lock = self.root / ".bloqueo"
+        self.marker = self.root / MARKER
+
+    def is_class(self) -> bool:
+        """¿Es ya la carpeta de una clase? (la marca, o las carpetas de una versión anterior)."""
+        return self.marker.is_file() or (self.submissions.is_dir() and self.course.is_dir())
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if not self.marker.exists():
+            self.marker.write_text("Carpeta de una clase de curso-peft (python -m helpers.classroom).\n",
+                                   encoding="utf-8")
         # Solo quien califica entra: aquí están las entregas de toda la clase y el libro de notas.
         os.chmod(self.root, 0o700)
         for path in (self.submissions, self.course, self.results, self.feedback, self.templates, self.models, self.work):

@@ -58,6 +58,7 @@ class Upload:
 class Student:
     student_id: str
     name: str
+    lms_id: str | None = None   # el id de Moodle: no cambia aunque cambie el nombre
     uploads: list[Upload] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -85,12 +86,17 @@ def _group(entries: list[tuple[list[str], Upload | None, str]]) -> dict[str, Stu
             m = MOODLE_FOLDER.match(parts[idx])
             key = f"{slug(m.group('name'))}-{m.group('id')}"
             name = m.group("name").strip()
+            # Una persona es su id de Moodle (dos carpetas con el mismo id son la misma persona).
+            same = next((st for st in students.values() if st.lms_id == m.group("id")), None)
+            if same is not None:
+                key = same.student_id
         else:
             if len(parts) < 2:
                 continue
             name = parts[0]
             key = name
-        student = students.setdefault(key, Student(student_id=key, name=name))
+        student = students.setdefault(key, Student(student_id=key, name=name,
+                                                   lms_id=m.group("id") if moodle else None))
         if upload is not None:
             student.uploads.append(upload)
         elif reason:
@@ -250,12 +256,22 @@ def import_submissions(cd: ClassDir, source: os.PathLike | str, notebooks: dict[
     index = read_json(cd.index, {}) or {}
     index.setdefault("alumnos", {})
     index.setdefault("entregas", {})
+    known = index.setdefault("moodle", {})  # id de Moodle -> identificador del alumno/a
+    for sid, data in index["alumnos"].items():  # índices de versiones anteriores
+        if data.get("moodle"):
+            known.setdefault(data["moodle"], sid)
     cuadernos = set(index.get("cuadernos", [])) | set(notebooks)
     index["cuadernos"] = sorted(cuadernos)
-    for sid in sorted(students):
-        st = students[sid]
+    for key in sorted(students):
+        st = students[key]
+        sid = key
+        if st.lms_id:
+            # Quien cambió de nombre en Moodle sigue siendo la misma fila (el primer identificador).
+            sid = known.setdefault(st.lms_id, key)
+            if sid != key:
+                cd.log(f"importación · {sid}: el id de Moodle {st.lms_id} ahora se llama «{st.name}»")
         if sid not in index["alumnos"] or st.name != sid:  # una carpeta con el id no borra el nombre
-            index["alumnos"][sid] = {"nombre": st.name}
+            index["alumnos"][sid] = {"nombre": st.name, **({"moodle": st.lms_id} if st.lms_id else {})}
         record = index["entregas"].setdefault(sid, {})
         chosen, loose = match_uploads(st.uploads, notebooks)
         for line in loose + st.skipped:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -69,37 +68,25 @@ def parse(text: str) -> dict | None:
     return None
 
 
-def run_in_sandbox(cd: ClassDir, code: str, *, slot: int = 90) -> tuple[dict | None, Path, str]:
-    """Ejecuta ``code`` en la caja de arena con una carpeta de entrega propia.
-
-    Devuelve (resultado de la sonda, carpeta de la entrega, salida completa).
-    """
+def run_in_sandbox(cd: ClassDir, code: str, *, slot: int = 90, python: str | None = None) -> tuple[dict | None, str]:
+    """Ejecuta ``code`` en la caja de arena (la misma que usa un núcleo) como ``sonda.py`` en su
+    carpeta de trabajo. Devuelve (resultado de la sonda, salida completa)."""
+    from . import sandbox
     from .grading import Settings, prepare_models, sandbox_spec
-    from .layout import write_json
 
     cd.create()
     prepare_models(cd, "tiny")
     workdir = Path(tempfile.mkdtemp(prefix="sonda-", dir=cd.work))
-    os.chmod(workdir, 0o711)
-    own = workdir / "entrega"
-    own.mkdir()
-    (workdir / "raiz").mkdir()
-    run_dir = Path(tempfile.mkdtemp(prefix="cpk-", dir="/tmp"))
     try:
-        spec = sandbox_spec(cd, Settings(class_dir=str(cd.root)), slot, workdir, run_dir)
-        spec_path = workdir / "caja.json"
-        write_json(spec_path, spec)
-        os.chmod(spec_path, 0o600)
+        own = workdir / "entrega"
+        own.mkdir()
         (own / "sonda.py").write_text(code, encoding="utf-8")
-        from . import sandbox
-
-        proc = subprocess.run([sys.executable, sandbox.__file__, str(spec_path), "--",
-                               sys.executable, "sonda.py"], cwd=own, capture_output=True, text=True, timeout=300,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        output = proc.stdout + proc.stderr
-        return parse(proc.stdout), own, output
+        spec = sandbox_spec(cd, Settings(class_dir=str(cd.root)), slot, own, "sonda", workdir)
+        spec.pop("connection_file")
+        proc = sandbox.run(spec, [python or sys.executable, "sonda.py"], capture_output=True, text=True, timeout=300)
+        return parse(proc.stdout), proc.stdout + proc.stderr
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def default_targets(cd: ClassDir, own: str = ".") -> tuple[list[str], list[str], list[tuple[str, int]]]:
@@ -120,8 +107,7 @@ def main(class_dir: Path) -> int:
         return 1
     cd = ClassDir(class_dir)
     reads, writes, connects = default_targets(cd)
-    result, own, output = run_in_sandbox(cd, probe_source(reads, writes, connects))
-    shutil.rmtree(own.parent, ignore_errors=True)
+    result, output = run_in_sandbox(cd, probe_source(reads, writes, connects))
     if result is None:
         print("La sonda no llegó a ejecutarse en la caja de arena:\n" + output[-2000:])
         return 1

@@ -13,6 +13,8 @@ calificar mal (ver ``grading-faults.md``), comparando la entrega con el cuaderno
 - celdas que faltan → se añaden (pruebas: las publicadas; soluciones: una celda vacía, para no
   tapar con el enunciado una respuesta que el alumno haya escrito en otra celda);
 - tipo de celda cambiado (pruebas convertidas en Markdown) → se restaura;
+- indicadores de nbgrader cambiados (``grade``, ``solution``, ``locked``, ``points``) → los del
+  publicado (nbgrader restaura el código de una celda bloqueada, pero no sus indicadores);
 - núcleo inexistente → el del cuaderno publicado.
 
 Todas las funciones son puras: reciben cuadernos y devuelven cuadernos y observaciones en español.
@@ -36,6 +38,7 @@ _CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 _CODE_KEYS = {"id", "cell_type", "metadata", "source", "outputs", "execution_count"}
 _TEXT_KEYS = {"id", "cell_type", "metadata", "source", "attachments"}
 MISSING_SOLUTION_SOURCE = "# (celda de solución ausente en la entrega)"
+FLAG_KEYS = ("grade", "solution", "locked", "task", "points", "schema_version")
 
 
 class Ungradable(Exception):
@@ -248,6 +251,22 @@ def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
     if recovered:
         notes.append(f"metadatos de nbgrader recuperados en {len(recovered)} celda(s): " + ", ".join(recovered))
 
+    # 3b. Indicadores de nbgrader cambiados (grade, solution, locked, points...): los del publicado.
+    #     nbgrader restaura el código de una celda bloqueada, pero no sus indicadores.
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        gid = meta.get("grade_id")
+        if gid and gid not in recovered:
+            rmeta = nbgrader_meta(ref[gid])
+            if any(meta.get(k) != rmeta.get(k) for k in FLAG_KEYS if k != "points") or \
+                    (not _is_test(rmeta) and meta.get("points") != rmeta.get("points")):
+                notes.append(f"revisar: los indicadores de nbgrader de la celda «{gid}» estaban cambiados; "
+                             "se califican con los originales")
+            points_changed = meta.get("points") != rmeta.get("points")
+            cell.metadata["nbgrader"] = copy.deepcopy(rmeta)
+            if points_changed and _is_test(rmeta):
+                cell.metadata["nbgrader"]["_puntos_cambiados"] = True
+
     # 4. Tipo de celda cambiado.
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")
@@ -260,8 +279,8 @@ def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
         meta = nbgrader_meta(cell)
         gid = meta.get("grade_id")
         if gid and _is_test(nbgrader_meta(ref[gid])) and gid not in recovered:
-            rmeta = nbgrader_meta(ref[gid])
-            if _source(cell).strip() != _source(ref[gid]).strip() or meta.get("points") != rmeta.get("points"):
+            points_changed = meta.pop("_puntos_cambiados", False)
+            if _source(cell).strip() != _source(ref[gid]).strip() or points_changed:
                 notes.append(f"revisar: la celda bloqueada «{gid}» estaba modificada; se califica con la original")
 
     # 6. Las que siguen faltando se añaden (al final; el paso 7 las coloca).

@@ -1,284 +1,213 @@
-"""Caja de arena (*sandbox*) para ejecutar el código del alumnado.
+"""Caja de arena (*sandbox*) del código del alumnado, hecha con **bubblewrap** (``bwrap``).
 
-``python -m helpers.classroom.sandbox ESPEC.json -- orden [args...]`` ejecuta ``orden`` (el núcleo de
-Jupyter) así:
+``python -m helpers.classroom.sandbox ESPEC.json -- orden [args...]`` (o ``python sandbox.py ...``)
+prepara los descriptores de archivo y los límites y se **sustituye** (``exec``) por ``bwrap``, que
+ejecuta ``orden`` (el núcleo de Jupyter) así:
 
-1. en espacios de nombres nuevos de Linux: montajes, procesos (PID), red, IPC y nombre de máquina.
-   En la red nueva solo existe ``lo`` y está apagada: no hay red;
-2. con una raíz nueva (``chroot``) hecha de un *tmpfs* vacío en el que solo se montan, de solo
-   lectura, el sistema (``/usr``, ``/etc``...), el Python del curso y el paquete ``helpers`` con los
-   modelos; y, con escritura, la carpeta de la entrega y la carpeta de trabajo del núcleo. Las
-   soluciones, las pruebas ocultas, el libro de notas, las demás entregas y el resto del disco
-   simplemente no existen dentro;
-3. como un usuario sin privilegios (uid/gid propios, sin grupos suplementarios, ``no_new_privs``)
-   y con límites de recursos (memoria, procesos, tamaño de archivo).
+1. en espacios de nombres nuevos (``--unshare-all``): montajes, procesos, red (sin red: solo
+   ``lo``), IPC, nombre de máquina y, sin root, usuario (bubblewrap usa los espacios de nombres de
+   usuario sin privilegios: no hace falta ser root);
+2. con una raíz nueva en la que solo existen, de solo lectura, el sistema (``/usr``, ``/etc``...),
+   el Python del curso, el paquete ``helpers`` y los modelos. Con escritura solo hay *tmpfs*
+   de tamaño limitado (``/tmp``, ``/dev/shm``, la carpeta de trabajo y la de los sockets): lo que
+   escribe el núcleo vive en memoria, tiene un tope y desaparece con él. La carpeta de trabajo es
+   una **copia** de lo que entregó el alumno/a (sin pruebas ocultas); las soluciones, el libro de
+   notas, las carpetas de nbgrader y las demás entregas no existen dentro;
+3. ``--die-with-parent`` (si muere el calificador, muere la caja) y ``--new-session`` (sin acceso
+   a la terminal); sin capacidades; con límites de memoria, procesos y tamaño de archivo
+   (``setrlimit``, que heredan todos los procesos de la caja; con ``systemd-run --scope`` además
+   un cgroup de memoria donde systemd lo permite);
+4. si el calificador es root, el núcleo corre igualmente como un usuario sin privilegios
+   (``setpriv`` dentro de la caja, sin grupos suplementarios).
 
-Necesita ejecutarse como root (o con CAP_SYS_ADMIN): lo lanza el calificador, nunca el alumnado.
-Solo usa llamadas al sistema (ctypes) y la biblioteca estándar: nada que instalar.
+bubblewrap escribe el PID del proceso de la caja en ``info_path`` (``--info-fd``): el calificador
+se conecta a los sockets del núcleo a través de ``/proc/<pid>/root`` (ver :mod:`.kernel`).
+
+Solo usa la biblioteca estándar (se ejecuta como programa, sin importar ``helpers``).
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import resource
-import signal
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-# Constantes de <sched.h> y <sys/mount.h>.
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-PR_SET_PDEATHSIG = 1
-PR_SET_NO_NEW_PRIVS = 38
-
 # Lo del sistema que se ve dentro (de solo lectura). Los enlaces simbólicos (usr fusionado) se copian.
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
-DEVICES = ("null", "zero", "full", "random", "urandom")
-# La pone el proceso calificador: su PID (si ya no es nuestro padre, no se arranca nada).
-PARENT_ENV = "CURSO_PEFT_PADRE"
-# Variables de entorno del calificador que pasan al núcleo (el resto no: ni rutas ni secretos).
-ENV_PASSTHROUGH = ("NBGRADER_", "CURSO_PEFT_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "MPLBACKEND",
-                   "OMP_", "MKL_", "OPENBLAS_", "LANG", "LC_", "TZ", "PYTHONHASHSEED", "PYDEVD_")
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+# Dentro de la caja: el archivo de conexión del núcleo y la carpeta de sus sockets.
+RUN_DIR = "/run/curso-peft"
+CONNECTION_FILE = RUN_DIR + "/conexion.json"
+SOCKET_DIR = RUN_DIR + "/k"
+HOME = "/home/alumno"
+# Variables de entorno del calificador que pasan a la caja (el resto no: ni rutas ni secretos como
+# HF_TOKEN). Los ajustes del núcleo los pone el calificador en spec["env"].
+ENV_PASSTHROUGH = ("LANG", "LC_ALL", "TZ", "PYTHONHASHSEED", "CURSO_PEFT_LOTE")
+RLIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": resource.RLIMIT_FSIZE,
+           "nofile": resource.RLIMIT_NOFILE, "core": resource.RLIMIT_CORE}
+HOW_TO_ENABLE = ("actívalos (como root, una vez) con «sysctl -w kernel.unprivileged_userns_clone=1» y "
+                 "«sysctl -w user.max_user_namespaces=10000»; en Ubuntu 24.04 o posterior además "
+                 "«sysctl -w kernel.apparmor_restrict_unprivileged_userns=0»; en un contenedor Docker, "
+                 "arráncalo con «--security-opt seccomp=unconfined --security-opt apparmor=unconfined»")
 
 
 class SandboxError(RuntimeError):
     """No se pudo preparar la caja de arena."""
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise SandboxError(f"{what}: {os.strerror(err)} (errno {err})")
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap") or next((p for p in ("/usr/bin/bwrap", "/bin/bwrap") if os.access(p, os.X_OK)), None)
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {source} -> {target}")
-
-
-def _prctl(option: int, value: int) -> None:
-    _check(_libc.prctl(option, value, 0, 0, 0), f"prctl({option})")
-
-
-def _mkdirs(path: str) -> None:
-    os.makedirs(path, mode=0o755, exist_ok=True)
-
-
-def _inside(root: str, path: str) -> str:
-    return os.path.join(root, path.lstrip("/"))
-
-
-def _bind(root: str, src: str, dst: str, *, writable: bool) -> None:
-    """Monta ``src`` (carpeta o archivo) en ``dst`` dentro de la raíz nueva."""
-    target = _inside(root, dst)
-    if os.path.isdir(src):
-        _mkdirs(target)
-    else:
-        _mkdirs(os.path.dirname(target))
-        if not os.path.exists(target):
-            open(target, "w").close()
-    _mount(src, target, None, MS_BIND | MS_REC)
-    flags = MS_REMOUNT | MS_BIND | MS_NOSUID
-    if not writable:
-        flags |= MS_RDONLY
-    try:
-        _mount(None, target, None, flags)
-    except SandboxError:
-        # Algunos montajes de origen exigen conservar nodev/noexec: se reintenta con ellos.
-        _mount(None, target, None, flags | MS_NODEV | MS_NOEXEC)
-
-
-def build_root(spec: dict) -> str:
-    """Construye la raíz nueva dentro del espacio de montajes actual y devuelve su ruta."""
-    root = spec["root_dir"]
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
+def _system_args() -> list[str]:
+    args = []
     for name in SYSTEM_DIRS:
         host = "/" + name
         if os.path.islink(host):
-            os.symlink(os.readlink(host), _inside(root, host))
+            args += ["--symlink", os.readlink(host), host]
         elif os.path.isdir(host):
-            _bind(root, host, host, writable=False)
-    # /dev mínimo: dispositivos inocuos, /dev/shm privado y los enlaces habituales.
-    dev = _inside(root, "/dev")
-    _mkdirs(dev)
-    for name in DEVICES:
-        if os.path.exists("/dev/" + name):
-            _bind(root, "/dev/" + name, "/dev/" + name, writable=True)
-    _mkdirs(os.path.join(dev, "shm"))
-    _mount("tmpfs", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, os.path.join(dev, name))
-    # /proc nuevo (solo los procesos de esta caja) y /sys de solo lectura.
-    _mkdirs(_inside(root, "/proc"))
-    _mount("proc", _inside(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if os.path.isdir("/sys"):
-        _bind(root, "/sys", "/sys", writable=False)
-    # /tmp privado (memoria, se pierde al terminar) y /var/tmp inexistente para escribir.
-    _mkdirs(_inside(root, "/tmp"))
-    _mount("tmpfs", _inside(root, "/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec.get('tmp_size', '512m')}")
-    _mkdirs(_inside(root, "/var/tmp"))
-    # Lo que pide el calificador: primero lo de solo lectura, luego lo escribible (orden de rutas).
-    for src, dst in sorted(spec.get("ro_binds", []), key=lambda p: p[1]):
-        if os.path.exists(src):
-            _bind(root, src, dst, writable=False)
-    for src, dst in sorted(spec.get("rw_binds", []), key=lambda p: p[1]):
-        _bind(root, src, dst, writable=True)
-    # La raíz en sí queda de solo lectura: nada nuevo fuera de las carpetas escribibles.
-    _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    return root
+            args += ["--ro-bind", host, host]
+    return args
 
 
-def _chown_tree(path: str, uid: int, gid: int) -> None:
-    """Da al usuario de la caja su carpeta (sin seguir enlaces simbólicos)."""
-    os.lchown(path, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), uid, gid)
+def _namespaces(as_root: bool) -> list[str]:
+    if as_root:
+        # root no necesita el espacio de usuario: monta como root y el núcleo baja a un uid sin
+        # privilegios con setpriv (un espacio de usuario haría que el uid de fuera fuese 0).
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return ["--unshare-all"]
+
+
+def _parents(targets: list[str]) -> list[str]:
+    """Crea con permisos 0755 las carpetas que contienen los montajes (bwrap las haría 0700 y el
+    usuario de la caja no podría atravesarlas)."""
+    system = tuple("/" + name for name in SYSTEM_DIRS)
+    inside = lambda path: any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets + list(system))  # noqa: E731
+    parents = []
+    for target in targets:
+        parts = Path(target).parts
+        for i in range(2, len(parts)):
+            parent = str(Path(*parts[:i]))
+            if parent not in parents and not inside(parent):
+                parents.append(parent)
+    args = []
+    for parent in sorted(parents, key=lambda p: p.count("/")):
+        args += ["--perms", "0755", "--dir", parent]
+    return args
+
+
+def _writable(path: str, size: int) -> list[str]:
+    """Un tmpfs de ``size`` bytes en ``path`` en el que el usuario de la caja puede escribir."""
+    return ["--size", str(int(size)), "--tmpfs", path, "--chmod", "1777", path]
+
+
+def build_argv(spec: dict, command: list[str], pass_fds: list[int]) -> list[str]:
+    """La orden ``bwrap`` completa; abre (y añade a ``pass_fds``) los archivos que se copian dentro."""
+    as_root = os.geteuid() == 0
+    sizes = spec.get("sizes", {})
+    argv = [bwrap_path() or "bwrap", *_namespaces(as_root), "--die-with-parent", "--new-session"]
+    argv += _system_args()
+    binds = sorted(spec.get("ro_binds", []), key=lambda p: p[1])
+    argv += _parents([dst for _, dst in binds])
+    for src, dst in binds:
+        argv += ["--ro-bind", src, dst]
+    argv += ["--proc", "/proc", "--dev", "/dev", *_writable("/dev/shm", sizes.get("shm", 64 << 20)),
+             "--remount-ro", "/dev", *_writable("/tmp", sizes.get("tmp", 256 << 20)),
+             *_writable(HOME, sizes.get("home", 256 << 20)), "--perms", "0755", "--dir", RUN_DIR,
+             *_writable(SOCKET_DIR, 1 << 20)]
+    cwd = spec.get("cwd") or HOME
+    for path in spec.get("dirs", []) + [cwd]:
+        argv += ["--dir", path, "--chmod", "0777", path]
+    for src, dst in spec.get("files", []):
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+        pass_fds.append(fd)
+        argv += ["--file", str(fd), dst]
+    if spec.get("connection_file"):
+        # Una copia de solo lectura (el original es del calificador, 0600).
+        fd = os.open(spec["connection_file"], os.O_RDONLY | os.O_NOFOLLOW)
+        pass_fds.append(fd)
+        argv += ["--perms", "0444", "--ro-bind-data", str(fd), CONNECTION_FILE]
+    if spec.get("info_path"):
+        fd = os.open(spec["info_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        pass_fds.append(fd)
+        argv += ["--info-fd", str(fd)]
+    argv += ["--remount-ro", "/", "--chdir", cwd, "--clearenv"]
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PASSTHROUGH)}
+    env.update(spec.get("env", {}))
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    for key, value in sorted(env.items()):
+        argv += ["--setenv", key, str(value)]
+    argv.append("--")
+    if as_root:
+        uid = int(spec.get("uid", 65534))
+        argv += [shutil.which("setpriv") or "/usr/bin/setpriv", "--reuid", str(uid), "--regid", str(uid),
+                 "--clear-groups", "--inh-caps", "-all", "--"]
+    return argv + list(command)
 
 
 def _set_limits(limits: dict) -> None:
-    names = {
-        "as": resource.RLIMIT_AS,
-        "nproc": resource.RLIMIT_NPROC,
-        "fsize": resource.RLIMIT_FSIZE,
-        "nofile": resource.RLIMIT_NOFILE,
-        "core": resource.RLIMIT_CORE,
-    }
     for key, value in limits.items():
-        if value is None:
-            continue
-        resource.setrlimit(names[key], (int(value), int(value)))
+        if value is not None:
+            resource.setrlimit(RLIMITS[key], (int(value), int(value)))
 
 
-def _parent_alive(fd: int) -> bool:
-    """El padre guarda abierto el otro extremo de la tubería: fin de archivo = el padre murió."""
-    os.set_blocking(fd, False)
-    try:
-        return os.read(fd, 1) != b""
-    except BlockingIOError:
-        return True
-
-
-def _child(spec: dict, argv: list[str], cwd: str, alive_fd: int) -> None:
-    """Hijo (PID 1 de la caja): monta la raíz, baja privilegios y ejecuta la orden."""
-    try:
-        root = build_root(spec)
-        uid, gid = int(spec["uid"]), int(spec["gid"])
-        _set_limits(spec.get("rlimits", {}))
-        os.chroot(root)
-        os.chdir(cwd)
-        os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        # Tras cambiar de usuario (el núcleo lo borra al cambiar credenciales): si muere el
-        # proceso que vigila la caja, este muere también y con él todo el espacio de PID.
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if not _parent_alive(alive_fd):  # murió antes de que lo anterior surtiera efecto
-            os._exit(1)
-        os.close(alive_fd)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PASSTHROUGH)}
-        env.update(spec.get("env", {}))
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        os.execve(argv[0], argv, env)
-    except BaseException as exc:  # noqa: BLE001 - el hijo nunca debe volver al código del padre
-        print(f"[caja de arena] no se pudo iniciar: {exc}", file=sys.stderr, flush=True)
-        os._exit(126)
-
-
-def run(spec: dict, argv: list[str]) -> int:
-    """Ejecuta ``argv`` en la caja descrita por ``spec`` y devuelve su código de salida."""
+def memory_scope(memory_bytes: int | None) -> list[str]:
+    """Prefijo ``systemd-run --scope`` con un cgroup de memoria si systemd lo permite aquí; si no, []."""
+    tool = shutil.which("systemd-run")
+    if not tool or not memory_bytes:
+        return []
+    prefix = [tool, "--scope", "--quiet", "--collect", "-p", f"MemoryMax={int(memory_bytes)}", "-p", "MemorySwapMax=0"]
     if os.geteuid() != 0:
-        raise SandboxError("la caja de arena necesita root (o CAP_SYS_ADMIN) para crear espacios de nombres")
-    cwd = os.path.realpath(spec.get("cwd") or os.getcwd())
-    uid, gid = int(spec["uid"]), int(spec["gid"])
-    # La carpeta de trabajo (la de la entrega) es la única de la caja con escritura, además de
-    # las que pida la especificación.
-    spec = dict(spec, rw_binds=list(spec.get("rw_binds", [])) + [[cwd, cwd]],
-                chown=list(spec.get("chown", [])) + [cwd])
-    # Si muere el proceso que nos lanzó (nbgrader), morimos con él (y con nosotros, la caja).
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    expected_parent = os.environ.get(PARENT_ENV)
-    if expected_parent and os.getppid() != int(expected_parent):
-        raise SandboxError("el proceso calificador ya no existe")
-    for path in spec.get("chown", []):
-        _chown_tree(path, uid, gid)
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    # La interrupción (SIGINT) llega al grupo de procesos entero: el núcleo la recibe directamente.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    alive_r, alive_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(alive_w)
-        _child(spec, argv, cwd, alive_r)
-    os.close(alive_r)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 1
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+        prefix.insert(1, "--user")
+    try:
+        ok = subprocess.run(prefix + ["true"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return prefix if ok else []
+
+
+def exec_sandbox(spec: dict, command: list[str]) -> None:
+    """Se sustituye por bubblewrap (no vuelve). Lanza :class:`SandboxError` si no puede."""
+    if not bwrap_path():
+        raise SandboxError("falta bubblewrap (bwrap): instálalo con «apt-get install bubblewrap» (o «make install»)")
+    pass_fds: list[int] = []
+    argv = spec.get("scope", []) + build_argv(spec, command, pass_fds)
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)
+    _set_limits(spec.get("rlimits", {}))
+    os.execv(argv[0], argv)
+
+
+def run(spec: dict, command: list[str], **popen) -> subprocess.CompletedProcess:
+    """Ejecuta ``command`` en la caja y espera (lo usan la sonda y las pruebas)."""
+    return subprocess.run([sys.executable, os.path.abspath(__file__), json.dumps(spec), "--", *command], **popen)
 
 
 _AVAILABLE: tuple[bool, str] | None = None
 
 
 def available() -> tuple[bool, str]:
-    """¿Se puede crear la caja aquí? Lo prueba de verdad (en un proceso hijo) y devuelve
-    (sí/no, motivo en español)."""
+    """¿Se puede crear la caja aquí? Lo prueba de verdad y devuelve (sí/no, motivo en español)."""
     global _AVAILABLE
     if _AVAILABLE is not None:
         return _AVAILABLE
     if sys.platform != "linux":
         _AVAILABLE = (False, "la caja de arena solo funciona en Linux")
-    elif os.geteuid() != 0:
-        _AVAILABLE = (False, "hace falta ejecutar el calificador como root (por ejemplo con sudo)")
+    elif not bwrap_path():
+        _AVAILABLE = (False, "falta bubblewrap (bwrap): instálalo con «apt-get install bubblewrap» (o «make install»)")
+    elif os.geteuid() == 0 and not shutil.which("setpriv"):
+        _AVAILABLE = (False, "falta setpriv (paquete util-linux), que baja el núcleo a un usuario sin privilegios")
     else:
-        import tempfile
-
-        target = tempfile.mkdtemp(prefix="caja-prueba-")
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-                _mount(None, "/", None, MS_REC | MS_PRIVATE)
-                _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
-                os._exit(0)
-            except BaseException:  # noqa: BLE001
-                os._exit(1)
-        _, status = os.waitpid(pid, 0)
-        os.rmdir(target)
-        ok = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-        _AVAILABLE = (ok, "" if ok else "el sistema no deja crear espacios de nombres de Linux (¿un contenedor "
-                                        "sin CAP_SYS_ADMIN?)")
+        try:
+            proc = run({"cwd": HOME}, ["/bin/sh", "-c", "id -u"], capture_output=True, text=True, timeout=60)
+            ok, detail = proc.returncode == 0, (proc.stderr or proc.stdout).strip()[-300:]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            ok, detail = False, str(exc)
+        _AVAILABLE = (ok, "" if ok else "este sistema no deja a bubblewrap crear espacios de nombres de usuario sin "
+                                        f"privilegios ({detail}); {HOW_TO_ENABLE}")
     return _AVAILABLE
 
 
@@ -286,12 +215,18 @@ def main(args: list[str]) -> int:
     if len(args) < 3 or args[1] != "--":
         print("uso: python -m helpers.classroom.sandbox ESPEC.json -- orden [argumentos...]", file=sys.stderr)
         return 2
-    spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    text = args[0] if args[0].lstrip().startswith("{") else Path(args[0]).read_text(encoding="utf-8")
+    command = args[2:]
+    spec = json.loads(text)
+    # El núcleo de Jupyter lee su archivo de conexión: dentro de la caja está en CONNECTION_FILE.
+    if spec.get("connection_file"):
+        command = [CONNECTION_FILE if a == spec["connection_file"] else a for a in command]
     try:
-        return run(spec, args[2:])
-    except SandboxError as exc:
-        print(f"[caja de arena] {exc}", file=sys.stderr, flush=True)
+        exec_sandbox(spec, command)
+    except (SandboxError, OSError) as exc:
+        print(f"[caja de arena] no se pudo iniciar: {exc}", file=sys.stderr, flush=True)
         return 125
+    return 126  # no se llega: exec no vuelve
 
 
 if __name__ == "__main__":

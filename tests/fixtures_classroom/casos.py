@@ -177,17 +177,26 @@ def loop_stderr_output(nb: Notebook, spy_cells: list | None = None) -> tuple[byt
         for offset, cell in enumerate(spy_cells[:-1]):
             sub.cells.insert(at + offset, cell)
         sub.cells.append(spy_cells[-1])
-    last = [c for c in sub.cells if is_solution(c)][-1]
+    solutions = [c for c in sub.cells if is_solution(c)]
+    last = solutions[-1]
     names = {n.name for n in ast.parse(last.source).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    # 13: las funciones del alumno escriben avisos en stderr cada vez que las llama una prueba (como
+    # haría una biblioteca); sin ganchos de IPython, que la guardia quitaría antes de cada prueba.
+    for cell in solutions[:-1]:
+        defined = [n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)]
+        cell.source += "".join(f"\n{name} = _ruidosa({name})" for name in defined)
     last.source = "while True:\n    pass\n" + last.source
     setup = nb.setup_index(sub)
     sub.cells.insert(setup + 1, code(
-        "import sys, warnings\n"
+        "import functools, sys, warnings\n"
         "warnings.simplefilter('always')\n"
-        "def _aviso(resultado):\n"
-        "    warnings.warn('AVISO de una biblioteca en stderr', UserWarning)\n"
-        "    print('más ruido en stderr', file=sys.stderr)\n"
-        "get_ipython().events.register('post_run_cell', _aviso)"))
+        "def _ruidosa(funcion):\n"
+        "    @functools.wraps(funcion)\n"
+        "    def envuelta(*args, **kwargs):\n"
+        "        warnings.warn('AVISO de una biblioteca en stderr', UserWarning)\n"
+        "        print('más ruido en stderr', file=sys.stderr)\n"
+        "        return funcion(*args, **kwargs)\n"
+        "    return envuelta"))
     sub.cells.insert(setup + 2, code("for i in range(200_000):\n    print('línea', i)"))
     broken = {tid for tid, src in nb.full_tests.items() if any(re.search(rf"\b{n}\b", src) for n in names)}
     scores = nb.full(**{tid: 0.0 for tid in broken})
@@ -208,7 +217,8 @@ def dead_kernel(nb: Notebook) -> tuple[bytes, Expect]:
 
 def no_traceback(nb: Notebook) -> tuple[bytes, Expect]:
     """12 + 14: sin resolver, con ``showtraceback`` (y ``sys.excepthook``) anulados, y cada celda de
-    pruebas cambiada por una expresión suelta (que nbgrader tomaría como nota parcial)."""
+    pruebas cambiada por una expresión suelta (que nbgrader tomaría como nota parcial). Anular las
+    trazas es tocar cómo se juzgan las pruebas: además de 0, la fila queda para revisar."""
     sub = nb.fresh()
     sub.cells.insert(nb.setup_index(sub) + 1, code(
         "import sys\n"
@@ -217,7 +227,8 @@ def no_traceback(nb: Notebook) -> tuple[bytes, Expect]:
         "sys.excepthook = lambda *a: None"))
     for i, tid in enumerate(nb.tests):
         sub.cells[nb.index(sub, tid)].source = "0.25" if i % 2 else "import numpy as np\nnp.False_"
-    return to_bytes(sub), Expect("calificado", 0.0, {tid: 0.0 for tid in nb.tests})
+    return to_bytes(sub), Expect("revisar: posible manipulación de las pruebas", 0.0, {tid: 0.0 for tid in nb.tests},
+                                 notas=["trazas de error"])
 
 
 def spy_cells(reads: list[str], writes: list[str], connects: list[tuple[str, int]]) -> list:
@@ -239,3 +250,11 @@ def truncated_json(nb: Notebook) -> tuple[bytes, Expect]:
     """1: el archivo se cortó a la mitad (JSON inválido)."""
     data = to_bytes(nb.solved())
     return data[: len(data) // 2], Expect("no calificable: JSON inválido", None)
+
+
+def slow_on_purpose(nb: Notebook, seconds: int) -> bytes:
+    """Resuelto, con una celda que duerme ``seconds`` segundos justo después de la preparación: con
+    un tiempo total menor, el cuaderno se corta ahí en cualquier máquina, rápida o lenta."""
+    sub = nb.solved()
+    sub.cells.insert(nb.setup_index(sub) + 1, code(f"import time\ntime.sleep({int(seconds)})"))
+    return to_bytes(sub)

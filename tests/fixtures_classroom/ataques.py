@@ -1,0 +1,306 @@
+"""Entregas hostiles del cuaderno 01: cada una intenta un ataque contra el calificador.
+
+Cada función devuelve los bytes de la entrega y lo que se espera (estado, nota, observaciones y, en
+``salida``, fragmentos que la entrega imprime en el cuaderno calificado). Las entregas se hacen
+desde el cuaderno publicado y la solución (:mod:`fixtures_classroom.casos`), así que siguen valiendo
+si el cuaderno cambia. ``token`` es una marca única de la prueba: los archivos que un ataque intenta
+crear fuera llevan esa marca, para buscarlos después.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .casos import Expect, Notebook, code, is_solution, meta, to_bytes
+
+REVIEW = "revisar: posible manipulación de las pruebas"
+
+# Respuestas equivocadas que no lanzan errores: sin las comprobaciones del curso, «pasarían».
+WRONG_ANSWERS = {
+    "count_params": "def count_params(model):\n    return 0, 0",
+    "full_ft_memory_bytes": "def full_ft_memory_bytes(n_params, bytes_per_weight=4, optimizer='adamw'):\n    return 0",
+    "freeze_all_but": "def freeze_all_but(model, names):\n    return None",
+    "training_memory_bytes": "def training_memory_bytes(model, optimizer='adamw'):\n    return 0",
+}
+
+
+@dataclass
+class Attack(Expect):
+    salida: list = field(default_factory=list)   # fragmentos de la salida del cuaderno calificado
+
+
+def _with_cell(nb, source: str, *, at_end: bool = False, before_first_test: bool = False, nbk: Notebook):
+    if at_end:
+        nb.cells.append(code(source))
+    elif before_first_test:
+        nb.cells.insert(nbk.index(nb, nbk.tests[0]), code(source))
+    else:
+        nb.cells.insert(nbk.setup_index(nb) + 1, code(source))
+    return nb
+
+
+def _wrong(nbk: Notebook):
+    nb = nbk.fresh()
+    for cell in nb.cells:
+        if is_solution(cell):
+            cell.source = WRONG_ANSWERS[meta(cell)["grade_id"]]
+    return nb
+
+
+def _zero(nbk: Notebook) -> dict:
+    return {tid: 0.0 for tid in nbk.tests}
+
+
+def symlink_plant(nbk: Notebook, token: str):
+    """1: cambia el cuaderno de su carpeta por un enlace simbólico a un archivo de fuera."""
+    src = f'''import glob, os
+objetivo = "/tmp/{token}-enlace"
+res = {{}}
+for nombre in glob.glob("*.ipynb") + ["nuevo.ipynb"]:
+    try:
+        if os.path.lexists(nombre):
+            os.remove(nombre)
+        os.symlink(objetivo, nombre)
+        res[nombre] = "enlace"
+    except OSError as e:
+        res[nombre] = type(e).__name__
+for carpeta in ("..", "../..", "/tmp"):
+    try:
+        os.symlink(objetivo, os.path.join(carpeta, "{token}-enlace.ipynb"))
+        res[carpeta] = "enlace"
+    except OSError as e:
+        res[carpeta] = type(e).__name__
+print("ENLACES=" + repr(res))'''
+    return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
+        "calificado", nbk.max_score, nbk.full(), salida=["ENLACES="])
+
+
+def read_hidden_tests(nbk: Notebook, token: str):
+    """2: busca el cuaderno con las pruebas ocultas en su carpeta y alrededor."""
+    src = '''import glob, os
+vistos = []
+for raiz in (".", "..", "../..", "/home", "/tmp", "/run", "/opt"):
+    for ruta in glob.glob(os.path.join(raiz, "**", "*.ipynb"), recursive=True):
+        try:
+            texto = open(ruta, encoding="utf-8").read()
+        except OSError:
+            continue
+        vistos.append("### BEGIN " + "HIDDEN TESTS" in texto)  # sin la marca literal en esta celda
+print("OCULTAS=" + ("sí" if any(vistos) else "no"), "cuadernos vistos:", len(vistos))'''
+    return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
+        "calificado", nbk.max_score, nbk.full(), salida=["OCULTAS=no"])
+
+
+def spy(nbk: Notebook, token: str, probe_source: str):
+    """3 + 4 + 5: lee el libro de notas, source/, otras entregas; escribe fuera; se conecta a la red."""
+    return to_bytes(_with_cell(nbk.solved(), probe_source, nbk=nbk)), Attack(
+        "calificado", nbk.max_score, nbk.full(), salida=["RESULTADO_SONDA="])
+
+
+def hf_token(nbk: Notebook, token: str):
+    """6: busca el HF_TOKEN (y cualquier HF_*) del profesorado en su entorno."""
+    src = '''import os
+print("TOKEN=" + repr(os.environ.get("HF_TOKEN")))
+print("VARIABLES=" + repr(sorted(os.environ)))'''
+    return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
+        "calificado", nbk.max_score, nbk.full(), salida=["TOKEN=None"])
+
+
+def input_transformers(nbk: Notebook, token: str):
+    """7: sin resolver; un transformador de entrada vacía las celdas de pruebas y uno de AST quita los assert."""
+    src = '''import ast
+ip = get_ipython()
+def _apaga(lines):
+    texto = "".join(lines)
+    return ["pass\\n"] if ("check_" in texto or "assert" in texto) else lines
+ip.input_transformers_cleanup.append(_apaga)
+class _SinAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
+ip.ast_transformers.append(_SinAsserts())'''
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(
+        REVIEW, 0.0, _zero(nbk), notas=["transformadores"])
+
+
+def run_cell_patch(nbk: Notebook, token: str):
+    """8: sin resolver; ``run_cell`` y ``run_cell_async`` cambiados para no ejecutar las pruebas."""
+    src = '''ip = get_ipython()
+_original = type(ip).run_cell_async
+async def _falsa(self, raw_cell, *args, **kwargs):
+    if "check_" in raw_cell or "assert" in raw_cell:
+        raw_cell = "pass"
+    return await _original(self, raw_cell, *args, **kwargs)
+type(ip).run_cell_async = _falsa
+_original_rc = ip.run_cell
+ip.run_cell = lambda raw_cell, *a, **k: _original_rc("pass" if "check_" in raw_cell else raw_cell, *a, **k)'''
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(
+        REVIEW, 0.0, _zero(nbk), notas=["run_cell"])
+
+
+def patched_checks(nbk: Notebook, token: str):
+    """9: respuestas equivocadas y las comprobaciones del curso anuladas (atributos, ``__code__`` y el
+    nombre ``helpers`` cambiado por un objeto falso)."""
+    src = '''import types
+import helpers
+import helpers.grading
+_nada = lambda *a, **k: None
+for _n in ("check_equal", "check_type", "check_close"):
+    setattr(helpers, _n, _nada)
+helpers.grading.check_equal.__code__ = (lambda actual, expected, what, *, reveal=False: None).__code__
+helpers = types.SimpleNamespace(check_equal=_nada, check_type=_nada, check_close=_nada, format_count=str)'''
+    return to_bytes(_with_cell(_wrong(nbk), src, nbk=nbk)), Attack(
+        REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso"])
+
+
+def patched_library(nbk: Notebook, token: str):
+    """10: respuestas equivocadas y funciones de biblioteca cambiadas (``isinstance``, ``torch.equal``...)."""
+    src = '''import builtins, math
+import numpy as np
+import torch
+_isinstance = builtins.isinstance
+builtins.isinstance = lambda obj, types: True if types is int else _isinstance(obj, types)
+torch.equal = lambda *a, **k: True
+np.allclose = lambda *a, **k: True
+math.isclose = lambda *a, **k: True'''
+    return to_bytes(_with_cell(_wrong(nbk), src, before_first_test=True, nbk=nbk)), Attack(
+        REVIEW, 0.0, _zero(nbk), notas=["isinstance", "torch.equal"])
+
+
+def eq_trick(nbk: Notebook, token: str):
+    """11: ``count_params`` devuelve enteros falsos que son iguales a todo (``__eq__``/``__ne__``).
+
+    No hay forma de restaurar eso desde fuera: engaña a ``check_equal`` (la celda de
+    ``count_params`` saca sus puntos) y el examen del código lo marca para revisar."""
+    src = '''class _Todo(int):
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+    __hash__ = int.__hash__
+
+def count_params(model):
+    return _Todo(0), _Todo(0)'''
+    nb = nbk.fresh()
+    target = nbk.tests[0]
+    nb.cells[nbk.index(nb, "count_params")].source = src
+    scores = _zero(nbk)
+    scores[target] = nbk.points[target]
+    return to_bytes(nb), Attack(REVIEW, nbk.points[target], scores, notas=["__eq__"])
+
+
+SCRIPT_MARK = "ataque-script"
+
+
+def script_outputs(nbk: Notebook, token: str):
+    """12: salidas con ``<script>``, ``onerror`` y JavaScript, para la retroalimentación y formgrader."""
+    src = f'''from IPython.display import HTML, Javascript, display
+display(HTML('<script>window.ATAQUE = 1; alert("{SCRIPT_MARK}")</script><b>hola</b>'
+             '<img src=x onerror="alert(1)">'))
+display(Javascript('alert("{SCRIPT_MARK}-js")'))
+print("<script>alert('{SCRIPT_MARK}-texto')</script>")'''
+    return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack("calificado", nbk.max_score, nbk.full())
+
+
+def flag_tampering(nbk: Notebook, token: str):
+    """13: resuelto, pero con los indicadores de nbgrader cambiados: una celda de pruebas marcada como
+    solución sin puntos y una de solución marcada como prueba bloqueada de 50 puntos."""
+    nb = nbk.solved()
+    test = nb.cells[nbk.index(nb, nbk.tests[0])].metadata["nbgrader"]
+    test.update(grade=False, solution=True, points=0)
+    sol = nb.cells[nbk.index(nb, "count_params")].metadata["nbgrader"]
+    sol.update(grade=True, solution=False, locked=True, points=50)
+    return to_bytes(nb), Attack("calificado", nbk.max_score, nbk.full(), notas=["indicadores de nbgrader"])
+
+
+def memory_hog(nbk: Notebook, token: str):
+    """14: la última solución pide 8 GiB de golpe: «memoria agotada», con la nota del resto."""
+    nb = nbk.solved()
+    last_test = nbk.tests[-1]
+    cell = [c for c in nb.cells if is_solution(c)][-1]
+    cell.source = "import torch\n_enorme = torch.zeros(8 * 1024**3, dtype=torch.uint8)\n" + cell.source
+    scores = nbk.full(**{last_test: 0.0})
+    return to_bytes(nb), Attack("no calificable: memoria agotada", sum(scores.values()), scores,
+                                notas=["agotó la memoria"])
+
+
+def disk_filler(nbk: Notebook, token: str):
+    """15: escribe archivos de 1 MiB hasta llenar su carpeta y /tmp (4 GiB si nadie lo para)."""
+    src = '''import os
+for ruta in ("grande.bin", "/tmp/grande.bin", "/dev/shm/grande.bin"):
+    escritos = 0
+    try:
+        with open(ruta, "wb") as f:
+            for _ in range(4096):
+                f.write(b"\\0" * (1 << 20))
+                escritos += 1
+        print("DISCO=sin-limite", ruta)
+    except OSError as e:
+        print("DISCO=lleno", ruta, escritos, type(e).__name__)
+    if os.path.exists(ruta):
+        os.remove(ruta)'''
+    return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
+        "calificado", nbk.max_score, nbk.full(), salida=["DISCO=lleno"])
+
+
+def fork_bomb(nbk: Notebook, token: str):
+    """16: al final, procesos sin fin (cada uno duerme 10 minutos) hasta que el sistema diga basta."""
+    src = '''import subprocess
+hijos = []
+try:
+    for _ in range(20000):
+        hijos.append(subprocess.Popen(["sleep", "600"]))
+    print("FORK=sin-limite", len(hijos))
+except OSError as e:
+    print("FORK=limitado", len(hijos), type(e).__name__)'''
+    return to_bytes(_with_cell(nbk.solved(), src, at_end=True, nbk=nbk)), Attack(
+        "calificado", nbk.max_score, nbk.full(), salida=["FORK=limitado"])
+
+
+def _cells(build, nbk: Notebook, token: str, *args, base_nb=None) -> list:
+    """Las celdas que añade un ataque (las que no están en ``base_nb``, por defecto el resuelto)."""
+    import nbformat
+
+    base = {c.source for c in (base_nb or nbk.solved()).cells}
+    nb = nbformat.reads(build(nbk, token, *args)[0].decode(), as_version=4)
+    return [(i, c) for i, c in enumerate(nb.cells) if c.source not in base]
+
+
+def harmless_together(nbk: Notebook, token: str, probe_source: str):
+    """Los ataques que no cambian la nota, juntos en una entrega resuelta (cada kernel cuesta
+    segundos de CPU): indicadores cambiados (13), el enlace simbólico (1), buscar las pruebas
+    ocultas (2), el espía (3-5), el HF_TOKEN (6), ``<script>`` (12), llenar el disco (15) y, al
+    final, la bomba de procesos (16). Cada uno deja su marca en la salida, que se comprueba aparte."""
+    data, expect = flag_tampering(nbk, token)
+    import nbformat
+
+    nb = nbformat.reads(data.decode(), as_version=4)
+    at = nbk.setup_index(nb) + 1
+    outputs = []
+    for build, args in ((symlink_plant, ()), (read_hidden_tests, ()), (spy, (probe_source,)), (hf_token, ()),
+                        (script_outputs, ()), (disk_filler, ())):
+        for _, cell in _cells(build, nbk, token, *args):
+            nb.cells.insert(at, cell)
+            at += 1
+        outputs += build(nbk, token, *args)[1].salida
+    for _, cell in _cells(fork_bomb, nbk, token):
+        nb.cells.append(cell)
+    expect = Attack(expect.estado, expect.puntuacion, expect.celdas, notas=expect.notas,
+                    salida=outputs + ["FORK=limitado"])
+    return to_bytes(nb), expect
+
+
+def checks_and_library(nbk: Notebook, token: str):
+    """9 + 10: respuestas equivocadas, comprobaciones del curso y funciones de biblioteca cambiadas."""
+    import nbformat
+
+    nb = nbformat.reads(patched_checks(nbk, token)[0].decode(), as_version=4)
+    for _, cell in _cells(patched_library, nbk, token, base_nb=_wrong(nbk)):
+        nb.cells.insert(nbk.index(nb, nbk.tests[0]), cell)
+    return to_bytes(nb), Attack(REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso", "isinstance",
+                                                                  "torch.equal"])
+
+
+# Un lote: cada entrega, sus ataques (ver cada función).
+ATTACKS = {
+    "inofensivos": harmless_together, "transformadores": input_transformers, "run-cell": run_cell_patch,
+    "comprobaciones": checks_and_library, "igualdad": eq_trick, "memoria": memory_hog,
+}

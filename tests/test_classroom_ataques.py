@@ -1,0 +1,314 @@
+"""Entregas hostiles calificadas con la orden de verdad (``python -m helpers.classroom calificar``).
+
+Un solo lote (perfil rápido, 2 trabajadores) con una entrega por ataque
+(:mod:`fixtures_classroom.ataques`): cada una acaba denegada, con 0 puntos o marcada para revisar,
+con el estado y la nota esperados. Después se comprueba desde fuera que nada apareció fuera de la
+carpeta de la clase, que no queda ningún proceso y que el libro de notas está sano.
+
+También: el calificador completo ejecutado por un usuario sin privilegios (``nobody``), y la caja
+de arena de bubblewrap creada sin root.
+"""
+from __future__ import annotations
+
+import csv
+import html as html_lib
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_classroom import ataques, casos  # noqa: E402
+
+from helpers.classroom import export, probe, sandbox  # noqa: E402
+from helpers.course_files import ROOT  # noqa: E402
+
+NB1 = "01_introduccion_peft"
+SECRET = "hf_secreto_del_profesorado_" + uuid.uuid4().hex[:8]
+OPTIONS = ["--perfil", "tiny", "--trabajadores", "2", "--tiempo-celda", "120", "--tiempo-total", "600",
+           "--memoria", "4"]
+NO_SANDBOX = sandbox.available()
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ataques"),
+              pytest.mark.skipif(not NO_SANDBOX[0], reason=f"sin caja de arena en esta máquina: {NO_SANDBOX[1]}")]
+
+
+def untracked() -> set[str]:
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
+                         text=True).stdout
+    return {line[3:] for line in out.splitlines() if line.startswith("??")}
+
+
+def token_files(token: str) -> list[str]:
+    """Archivos con la marca de la prueba en /tmp (y un nivel por debajo) y en la carpeta personal."""
+    found = []
+    for base in (Path("/tmp"), Path.home()):
+        for pattern in (f"*{token}*", f"*/*{token}*"):
+            try:
+                found += [str(p) for p in base.glob(pattern)]
+            except OSError:
+                continue
+    return found
+
+
+def live_processes(token: str) -> list[str]:
+    needle = f"CURSO_PEFT_LOTE={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes():
+                    found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:80]!r}")
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def lote(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ataques")
+    class_dir = base / "clase"
+    token = "ataque" + uuid.uuid4().hex[:10]
+    nbk = casos.Notebook(NB1)
+    other = class_dir / "entregas" / "enlace" / f"{NB1}.ipynb"
+    reads = [str(class_dir / "curso" / "gradebook.db"), str(class_dir / ".plantillas" / NB1 / "source"),
+             str(other), str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"), "../../../gradebook.db",
+             f"../../../source/{NB1}", "../../../autograded", "/proc/1/environ", str(Path.home() / ".cache")]
+    writes = [str(class_dir / "curso" / "gradebook.db"), str(other.parent / f"{token}.txt"),
+              f"/tmp/{token}-escrito", str(ROOT / "helpers" / f"{token}.py"), "permitido.txt"]
+    spy_code = probe.probe_source(reads, writes, [("1.1.1.1", 53), ("127.0.0.1", 22)])
+    source = base / "entregas"
+    expected = {}
+    builders = dict(ataques.ATTACKS, inofensivos=lambda nb, tok: ataques.harmless_together(nb, tok, spy_code))
+    for student, build in builders.items():
+        data, expect = build(nbk, token)
+        (source / student).mkdir(parents=True)
+        (source / student / f"{NB1}.ipynb").write_bytes(data)
+        expected[student] = expect
+    before = untracked()
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "helpers.classroom", "calificar", "--entregas", str(source),
+                          "--tarea", NB1, "--clase", str(class_dir), *OPTIONS], cwd=ROOT, capture_output=True,
+                         text=True, timeout=1500,
+                         env=dict(os.environ, HF_TOKEN=SECRET, HF_HUB_TOKEN=SECRET, CURSO_PEFT_LOTE=token))
+    seconds = time.monotonic() - started
+    time.sleep(2)
+    rows = list(csv.DictReader(io.StringIO((class_dir / "calificaciones.csv").read_text(encoding="utf-8"))))
+    yield {"dir": class_dir, "run": run, "rows": {r["alumno"]: r for r in rows}, "expected": expected,
+           "token": token, "nb": nbk, "untracked_before": before, "untracked_after": untracked(),
+           "token_files": token_files(token), "processes": live_processes(token), "seconds": seconds,
+           "writes": writes, "reads": reads}
+
+
+def graded_output(lote, student: str) -> str:
+    nb = nbformat.read(lote["dir"] / "resultados" / NB1 / student / "calificado.ipynb", as_version=4)
+    return "\n".join(str(o.get("text", "")) + json.dumps(o.get("data", {}), ensure_ascii=False)
+                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_el_lote_termina(lote):
+    assert lote["run"].returncode == 0, lote["run"].stdout[-3000:] + lote["run"].stderr[-3000:]
+    assert set(lote["rows"]) == set(lote["expected"])
+    print(f"\nlote de ataques: {len(lote['rows'])} entregas en {lote['seconds']:.0f} s")
+    for student, r in sorted(lote["rows"].items()):
+        print(f"  {student:<16} {r['puntuacion']:>4}/{r['puntuacion_maxima']} · {r['estado']}")
+
+
+@pytest.mark.parametrize("student", sorted(ataques.ATTACKS))
+def test_ataque(lote, student):
+    expect = lote["expected"][student]
+    r = lote["rows"][student]
+    res = json.loads((lote["dir"] / "resultados" / NB1 / student / "resultado.json").read_text(encoding="utf-8"))
+    assert r["estado"] == expect.estado, res
+    assert float(r["puntuacion"]) == pytest.approx(expect.puntuacion), res
+    for cell, score in expect.celdas.items():
+        assert res["celdas"][cell][0] == pytest.approx(score), (cell, res["celdas"])
+    for fragment in expect.notas:
+        assert fragment in r["observaciones"], (fragment, r["observaciones"])
+    out = graded_output(lote, student)
+    for fragment in expect.salida:
+        assert fragment in out, (fragment, out[-2000:])
+
+
+def test_nada_fuera_de_la_clase(lote):
+    assert lote["token_files"] == [], f"la entrega creó archivos fuera: {lote['token_files']}"
+    assert lote["untracked_after"] <= lote["untracked_before"], lote["untracked_after"] - lote["untracked_before"]
+    assert not (ROOT / "helpers" / f"{lote['token']}.py").exists()
+    # Dentro de la clase, todo lo que queda es del calificador: carpetas y archivos normales, sin enlaces.
+    for path in lote["dir"].rglob("*"):
+        mode = path.lstat().st_mode
+        assert stat.S_ISDIR(mode) or stat.S_ISREG(mode), f"{path} no es un archivo normal"
+        assert path.lstat().st_uid == os.geteuid(), f"{path} no es del calificador"
+        assert lote["token"] not in path.name, path
+
+
+def test_no_quedan_procesos(lote):
+    assert lote["processes"] == [], lote["processes"]
+
+
+def test_libro_de_notas_intacto(lote):
+    from nbgrader.api import Gradebook
+
+    db = lote["dir"] / "curso" / "gradebook.db"
+    assert export.check_integrity(db)
+    with Gradebook(f"sqlite:///{db}") as gb:
+        students = {s.id for s in gb.students}
+        assert students == set(lote["rows"])
+        for student, r in lote["rows"].items():
+            sub = gb.find_submission_notebook(NB1, NB1, student)
+            assert sub.score == pytest.approx(float(r["puntuacion"])), student
+            assert sub.max_score == pytest.approx(lote["nb"].max_score)
+
+
+def test_el_espia_no_ve_ni_toca_nada(lote):
+    found = probe.parse(graded_output(lote, "inofensivos").replace("\\n", "\n"))
+    assert found is not None
+    assert {t: o for t, o in found["leer"].items() if o == "permitido"} == {}
+    # Solo escribe en lo suyo: su carpeta y su /tmp, que son de la caja (test_nada_fuera_de_la_clase
+    # comprueba que no aparecen fuera).
+    own = {"permitido.txt", f"/tmp/{lote['token']}-escrito"}
+    assert {t for t, o in found["escribir"].items() if o == "permitido"} == own, found["escribir"]
+    assert all(o != "permitido" for o in found["red"].values()), found["red"]
+    assert found["uid"] != 0 or os.geteuid() != 0
+
+
+def test_ni_pruebas_ocultas_ni_token_en_la_salida(lote):
+    hidden = [line for line in __import__("helpers.classroom.feedback", fromlist=["x"]).hidden_lines(lote["nb"].solution)
+              if len(line) >= 10 and line not in "\n".join(c.source for c in lote["nb"].released.cells)]
+    for student in lote["rows"]:
+        folder = lote["dir"] / "resultados" / NB1 / student
+        texts = [p.read_text(encoding="utf-8", errors="replace") for p in folder.iterdir() if p.is_file()]
+        texts.append((lote["dir"] / "retroalimentacion" / student / f"{NB1}.html").read_text(encoding="utf-8"))
+        assert not any(SECRET in t for t in texts), f"{student}: el HF_TOKEN llegó a la caja"
+        page = html_lib.unescape(texts[-1])
+        for line in hidden:
+            assert line not in page, f"{student}: la retroalimentación muestra una prueba oculta"
+    out = graded_output(lote, "inofensivos")
+    assert "HF_" not in out.split("VARIABLES=")[1].split("\n")[0].replace("HF_HOME", "").replace(
+        "HF_HUB_OFFLINE", "").replace("HF_DATASETS_OFFLINE", "")
+
+
+def _no_active_html(page: str) -> None:
+    for match in re.finditer(r"<script[^>]*>(.*?)</script>", page, re.S | re.I):
+        assert ataques.SCRIPT_MARK not in match.group(1), match.group(0)[:200]
+    assert not re.search(r"<[a-z][^>]*\sonerror\s*=", page, re.I)  # (en el código fuente sale escapado)
+
+
+def test_script_ni_en_la_retroalimentacion_ni_en_formgrader(lote):
+    page = (lote["dir"] / "retroalimentacion" / "inofensivos" / f"{NB1}.html").read_text(encoding="utf-8")
+    assert "hola" in page  # la salida está, pero sin su parte activa
+    _no_active_html(page)
+    # formgrader muestra el cuaderno calificado con el HTMLExporter de la configuración del curso maestro.
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(lote["dir"] / "curso")).load_config()
+    extra = Config()
+    extra.HTMLExporter.template_name = "formgrade"
+    extra.HTMLExporter.extra_template_basedirs = [handlers.template_path]
+    config.merge(extra)
+    assert config.HTMLExporter.sanitize_html is True
+    notebook = lote["dir"] / "curso" / "autograded" / "inofensivos" / NB1 / f"{NB1}.ipynb"
+    resources = {"assignment_id": NB1, "notebook_id": NB1, "submission_id": "x", "index": 0, "total": 1,
+                 "base_url": "/", "student": "inofensivos", "last_name": "", "first_name": "inofensivos",
+                 "notebook_path": "/x"}  # los de formgrader (handlers.SubmissionHandler)
+    body, _ = HTMLExporter(config=config).from_filename(str(notebook), resources=resources)
+    assert "hola" in body
+    _no_active_html(body)
+
+
+# --- sin root ------------------------------------------------------------------------------------
+def _as_nobody() -> list[str]:
+    return ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
+
+
+def _nobody_base() -> Path:
+    base = Path(tempfile.mkdtemp(prefix="curso-peft-nobody-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    return base
+
+
+def _chown_nobody(path: Path) -> None:
+    for p in [path, *path.rglob("*")]:
+        os.lchown(p, 65534, 65534)
+
+
+needs_root_to_switch = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                                          reason="hace falta root (y setpriv) para cambiar al usuario nobody")
+
+
+@needs_root_to_switch
+@pytest.mark.xdist_group("sin-root")
+def test_caja_de_arena_sin_root():
+    """bubblewrap como ``nobody`` (Python del sistema): aísla igual, sin ningún privilegio."""
+    base = _nobody_base()
+    try:
+        sonda = base / "entrega"
+        sonda.mkdir()
+        code = probe.probe_source([str(ROOT / "solutions"), "/root", "/etc/shadow"], ["/etc/x", "/usr/x", "bien.txt"],
+                                  [("1.1.1.1", 53)])
+        (sonda / "sonda.py").write_text(code, encoding="utf-8")
+        spec = {"files": [[str(sonda / "sonda.py"), f"{sandbox.HOME}/s/sonda.py"]], "cwd": f"{sandbox.HOME}/s"}
+        _chown_nobody(base)
+        proc = subprocess.run([*_as_nobody(), "/usr/bin/python3", sandbox.__file__, json.dumps(spec), "--",
+                               "/usr/bin/python3", "sonda.py"], capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "HF_TOKEN": SECRET})
+        result = probe.parse(proc.stdout)
+        assert result is not None, proc.stdout + proc.stderr
+        assert result["uid"] == 65534 and result["procesos_visibles"] <= 3
+        assert set(result["leer"].values()) - {"PermissionError", "FileNotFoundError"} == set(), result
+        assert {t: o for t, o in result["escribir"].items() if o == "permitido"} == {"bien.txt": "permitido"}
+        assert result["red"]["1.1.1.1:53"] != "permitido"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@needs_root_to_switch
+@pytest.mark.xdist_group("sin-root")
+def test_califica_sin_root():
+    """La orden entera (nbgrader, trabajador, caja y núcleo) como ``nobody``: una entrega correcta
+    que además planta un enlace simbólico, con el Python del sistema y los paquetes del
+    entorno del curso en PYTHONPATH (el Python del entorno vive en /root, que nobody no ve)."""
+    site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"), None)
+    if site is None or not Path("/usr/bin/python3").exists():
+        pytest.skip("falta el entorno .venv o /usr/bin/python3")
+    base = _nobody_base()
+    try:
+        nbk = casos.Notebook(NB1)
+        token = "sinroot" + uuid.uuid4().hex[:8]
+        (base / "entregas" / "enlace").mkdir(parents=True)
+        (base / "entregas" / "enlace" / f"{NB1}.ipynb").write_bytes(ataques.symlink_plant(nbk, token)[0])
+        from helpers import models
+
+        # El modelo diminuto ya construido (en la caché de root, que nobody no puede leer).
+        shutil.copytree(models.tiny_checkpoint(), base / "cache" / models.tiny_checkpoint().name)
+        (base / "bin").mkdir()
+        (base / "bin" / "alembic").write_text('#!/bin/sh\nexec /usr/bin/python3 -m alembic "$@"\n')
+        os.chmod(base / "bin" / "alembic", 0o755)
+        _chown_nobody(base)
+        env = {"PATH": f"{base / 'bin'}:/usr/bin:/bin", "HOME": str(base / "casa"), "LANG": "C.UTF-8",
+               "PYTHONPATH": f"{ROOT}:{site}", "JUPYTER_PATH": str(ROOT / ".venv" / "share" / "jupyter"),
+               "CURSO_PEFT_CACHE": str(base / "cache"), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([*_as_nobody(), "/usr/bin/python3", "-m", "helpers.classroom", "calificar",
+                               "--entregas", str(base / "entregas"), "--tarea", NB1, "--clase", str(base / "clase"),
+                               "--perfil", "tiny", "--memoria", "4"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=900, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO((base / "clase" / "calificaciones.csv").read_text()))}
+        assert (rows["enlace"]["estado"], float(rows["enlace"]["puntuacion"])) == ("calificado", nbk.max_score), rows
+        assert token_files(token) == []
+        assert all(p.lstat().st_uid == 65534 for p in (base / "clase").rglob("*"))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
