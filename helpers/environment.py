@@ -42,7 +42,7 @@ def gpu_info() -> GpuInfo | None:
     if not torch.cuda.is_available():
         return None
     props = torch.cuda.get_device_properties(0)
-    return GpuInfo(props.name, (props.major, props.minor), props.total_memory / 1024**3)
+    return GpuInfo(props.name, (props.major, props.minor), props.total_memory / 1e9)
 
 
 def gpu_has_real_bf16(capability: tuple[int, int]) -> bool:
@@ -75,8 +75,15 @@ def training_precision(capability: tuple[int, int] | None = None, cuda: bool | N
     """Precisión recomendada para entrenar: 'bf16', 'fp16' o 'fp32'.
 
     GPU con capacidad >= 8.0 → bf16; GPU más antigua (T4) → fp16; CPU con bf16 por
-    hardware → bf16; cualquier otra CPU → fp32 (emular bf16 en CPU es muchísimo más lento).
+    hardware → bf16; cualquier otra CPU → fp32 (emular bf16 en CPU es muchísimo más lento). Con
+    ``CURSO_PEFT_SIMULAR=t4`` (y sin argumentos), fp16 como en una T4. Qué tipo usa cada tensor al
+    entrenar lo decide :func:`helpers.precision.decide`.
     """
+    if capability is None and cuda is None:
+        from .precision import simulation
+
+        if simulation() == "t4":
+            return "fp16"
     if cuda is None:
         cuda = torch.cuda.is_available()
     if cuda:
@@ -101,6 +108,11 @@ def describe() -> dict[str, str]:
         "precisión de entrenamiento": training_precision(),
         "núcleos de CPU": str(os.cpu_count()),
     }
+    from .precision import decide
+
+    decision = decide()
+    if decision.simulated:
+        info["simulación"] = decision.describe()
     return info
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .environment import in_autograder, in_colab, training_precision
+from .environment import in_autograder, in_colab
 from .locking import file_lock
 
 ENV_VAR = "CURSO_PEFT_PROFILE"
@@ -210,11 +210,11 @@ def load_tokenizer(profile: str | Profile | None = None):
 
 
 def default_dtype() -> torch.dtype:
-    """fp32 en CPU; en GPU, fp16 o bf16 según :func:`training_precision`."""
-    precision = training_precision()
-    if not torch.cuda.is_available():
-        return torch.float32
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+    """Tipo de los pesos congelados según :func:`helpers.precision.decide`: fp32 en CPU, fp16 en una
+    T4 (también simulada), bf16 en Ampere o superior."""
+    from .precision import decide
+
+    return decide().storage_dtype
 
 
 def load_model(
@@ -240,7 +240,13 @@ def load_model(
         raise ValueError(f"Tarea desconocida {task!r}: usa 'causal-lm' o 'seq-cls'.")
     if task == "seq-cls":
         kwargs.setdefault("num_labels", num_labels)
-    dtype = dtype or default_dtype()
+    from .precision import decide
+
+    decision = decide()
+    # La cabeza de clasificación es nueva y se entrena: con ella el modelo queda en el tipo de los
+    # pesos entrenables (fp32) y, en una T4, calcula en fp16 con autocast.
+    dtype = dtype or (decision.trainable_dtype if task == "seq-cls" else decision.storage_dtype)
+    kwargs.setdefault("attn_implementation", decision.attn_implementation)
     cuda = torch.cuda.is_available()
     if quantization_config is not None and cuda:
         kwargs.setdefault("device_map", {"": 0})
