@@ -83,11 +83,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def t4_mode() -> bool:
+    """True con ``CURSO_PEFT_SIMULAR=t4`` (``make gpu``): se mide en modo T4."""
+    from .precision import simulation
+
+    return simulation() == "t4"
+
+
 def device_key() -> str:
-    """'cpu' o 'cuda-<nombre de la GPU>'."""
-    if torch.cuda.is_available():
-        return "cuda-" + slug(torch.cuda.get_device_name(0))
-    return "cpu"
+    """'cpu' o 'cuda-<nombre de la GPU>', con '-modo-t4' si se mide en modo T4."""
+    key = "cuda-" + slug(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else "cpu"
+    return key + "-modo-t4" if t4_mode() else key
 
 
 def machine() -> dict:
@@ -101,6 +107,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "fecha": dt.datetime.now().isoformat(timespec="seconds"),
+        "modo": "T4 (CURSO_PEFT_SIMULAR=t4: fp16, memoria de una T4)" if t4_mode() else None,
     }
 
 
@@ -113,6 +120,8 @@ def machine_text(m: dict) -> str:
 
 def rerun_command(part: str, opts: Options) -> str:
     """La orden que repite una parte."""
+    if t4_mode():
+        return "make gpu"
     fast = " --rapido" if opts.fast else ""
     return f".venv/bin/python -m helpers.bench{fast} --solo {part}"
 
@@ -450,9 +459,10 @@ MD = {"a": md_course, "b": md_methods, "c": md_precision, "d": md_planner, "e": 
 
 def device_title(entry: dict) -> str:
     m = next(iter(entry["partes"].values()))["maquina"]
+    mode = f" · modo {m['modo']}" if m.get("modo") else ""
     if m.get("gpu"):
-        return f"GPU: {m['gpu']}"
-    return f"CPU: {m['cpu']} ({m['nucleos']} núcleos)"
+        return f"GPU: {m['gpu']}{mode}"
+    return f"CPU: {m['cpu']} ({m['nucleos']} núcleos){mode}"
 
 
 def md_part(key: str, part: str, data: dict, out: Path) -> list[str]:

@@ -99,11 +99,15 @@ class Precision:
         """Nombre del optimizador de ``transformers``: ``paged_adamw_8bit`` para QLoRA en GPU (o T4 simulada)."""
         return QLORA_GPU_OPTIMIZER if quantized and self.hardware in ("t4", "ampere") else DEFAULT_OPTIMIZER
 
-    def autocast(self, device_type: str | None = None):
-        """``torch.autocast`` con el tipo de cálculo (un contexto que no hace nada en fp32)."""
+    def autocast(self, device_type: str | None = None, *, cache: bool = True):
+        """``torch.autocast`` con el tipo de cálculo (un contexto que no hace nada en fp32).
+
+        Con ``cache=False`` no guarda las copias de 16 bits de los pesos: hace falta si el contexto
+        abarca varios pasos de optimizador (las copias guardadas serían las de antes del paso).
+        """
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type or self.device, dtype=self.autocast_dtype)
+        return torch.autocast(device_type or self.device, dtype=self.autocast_dtype, cache_enabled=cache)
 
     def scaler(self, device_type: str | None = None) -> torch.amp.GradScaler:
         """``torch.amp.GradScaler`` activo solo con cálculo fp16 (desactivado, no cambia nada)."""

@@ -105,7 +105,8 @@ def train_with_precision(trainer):
     """
     decision = decide()
     decision.prepare_trainable(trainer.model)
-    with decision.autocast("cpu") if decision.simulated and decision.device == "cpu" else contextlib.nullcontext():
+    simulated_cpu = decision.simulated and decision.device == "cpu"
+    with decision.autocast("cpu", cache=False) if simulated_cpu else contextlib.nullcontext():
         trainer.train()
     return trainer, loss_history(trainer)
 

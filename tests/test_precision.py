@@ -158,3 +158,18 @@ def test_perdidas_no_finitas_dan_error_en_espanol(tmp_path, monkeypatch):
         check_finite_losses([2.0, float("nan")], "prueba")
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["perdidas"][0] for r in records] == [2.0, 2.0] and records[1]["origen"] == "prueba"
+
+
+def test_autocast_de_varios_pasos_no_guarda_copias_de_los_pesos():
+    """Un autocast que abarca varios pasos (la T4 simulada alrededor de trainer.train()) debe ir sin
+    caché: con ella, la copia fp16 del peso es la de antes del paso y el modelo no aprende nada."""
+    decision = precision.decide(capability=precision.T4_CAPABILITY, cuda=True)
+    layer, x = torch.nn.Linear(4, 4), torch.ones(1, 4)
+    with decision.autocast("cpu", cache=False):
+        before = layer(x)
+        layer.weight.data += 1
+        assert not torch.equal(before, layer(x))
+    with decision.autocast("cpu"):  # con caché: la trampa
+        before = layer(x)
+        layer.weight.data += 1
+        assert torch.equal(before, layer(x))
