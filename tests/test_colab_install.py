@@ -51,3 +51,20 @@ def test_instalacion_como_en_colab(tmp_path):
     doctor = _run([python, "-m", "helpers.doctor"], cwd=tmp_path, env=env).stdout
     assert "entorno" in doctor and "colab" in doctor and "Todo en orden" in doctor
     assert "perfil del modelo" in doctor and "Hub" in doctor
+
+
+def test_la_celda_de_preparacion_instala_la_referencia_publicada(tmp_path):
+    from helpers.pins import PYPROJECT
+    from helpers.release import setup_cell_source, write_release_ref
+
+    ref = release_ref()
+    assert f'"{install_requirement()}"' in setup_cell_source()
+    assert install_requirement().endswith(f"@{ref}"), "Colab debe instalar la versión publicada, no la rama"
+    copy = tmp_path / "pyproject.toml"
+    copy.write_text(PYPROJECT.read_text(encoding="utf-8"), encoding="utf-8")
+    assert write_release_ref("v9.9", copy) and not write_release_ref("v9.9", copy)
+    import tomllib
+
+    assert tomllib.loads(copy.read_text(encoding="utf-8"))["tool"]["curso-peft"]["ref"] == "v9.9"
+    with pytest.raises(ValueError, match="no válida"):
+        write_release_ref("v1; rm -rf /", copy)
