@@ -2,8 +2,9 @@
 #   make test     instala lo necesario en .venv y pasa todas las pruebas
 #   make curso    ejecuta todos los cuadernos con el modelo embebido real
 #   make lab      abre el curso en JupyterLab local
-#   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/
+#   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/ [REF=etiqueta]
 #   make bench    mide el rendimiento en esta máquina y escribe docs/rendimiento.md
+#   make gpu      en una GPU CUDA: cuadernos y banco en modo T4 (sección de GPU de docs/rendimiento.md)
 #   make calificar ENTREGAS=<zip o carpeta> TAREA=<cuaderno>  califica una clase (profesorado)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.instalado
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-rapido curso lab release bench limpiar
+.PHONY: install test test-rapido curso lab release bench gpu limpiar
 
 install: $(STAMP)
 
@@ -46,10 +47,13 @@ lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 release: install
-	$(BIN)/python -m helpers.maintainers.release
+	$(BIN)/python -m helpers.maintainers.release $(if $(REF),--ref "$(REF)")
 
 bench: install
 	$(BIN)/python -m helpers.maintainers.bench
+
+gpu: install
+	$(BIN)/python -m helpers.maintainers.gpu_check
 
 limpiar:
 	rm -rf build .pytest_cache

@@ -22,6 +22,7 @@ import torch
 
 from .measure import PeakMemory, count_parameters, footprint_bytes, free_memory
 from .models import checkpoint, load_model, load_tokenizer
+from .precision import decide
 from .quantization import nf4_config, quant_constants_bytes
 from .sweep import SEED, fixed_batches, memory_in_use, train_steps
 
@@ -76,7 +77,7 @@ class MethodRecord:
             "parámetros totales": self.total,
             "% entrenable": round(self.percent, 4),
             "s/paso": round(self.seconds_per_step, 3),
-            "memoria pico (MB)": round(self.peak_memory_bytes / 1024**2, 1),
+            "memoria pico (MB)": round(self.peak_memory_bytes / 1e6, 1),
             "pérdida final": round(self.final_loss, 4),
         }
         if self.accuracy is not None:
@@ -153,9 +154,14 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     torch.manual_seed(seed)
     # El mismo modelo base preparado de cuatro maneras (construir el de QLoRA es el ejercicio del cuaderno 04).
     if method == "qlora":
-        # Sin gradient checkpointing: así los cuatro métodos hacen exactamente el mismo cálculo.
+        # El gradient checkpointing lo pone train_steps a los cuatro métodos por igual (si la
+        # precisión lo pide): así todos hacen exactamente el mismo cálculo.
         model = prepare_model_for_kbit_training(load_model(profile, quantization_config=quantization_config(), verbose=False),
                                                 use_gradient_checkpointing=False)
+    elif method == "full":
+        # Todo se entrena: los pesos son la copia maestra (fp32); en una T4 se calcula en fp16
+        # con autocast y GradScaler (helpers.precision). AdamW sobre pesos fp16 daría NaN.
+        model = load_model(profile, dtype=decide().trainable_dtype, verbose=False)
     else:
         model = load_model(profile, verbose=False)
     if method == "full":
@@ -297,5 +303,5 @@ def conclusions(records: list[MethodRecord]) -> list[str]:
 
 
 def format_mb(n_bytes: float) -> str:
-    """Bytes → 'N MB' (base 1024)."""
-    return f"{n_bytes / 1024**2:.0f} MB"
+    """Bytes → 'N MB' (1 MB = 10⁶ bytes, como en todo el curso)."""
+    return f"{n_bytes / 1e6:.0f} MB"

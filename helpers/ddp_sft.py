@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .datasets import load_instructions, to_prompt_completion
     from .models import load_model, load_tokenizer, resolve_profile
-    from .training import loss_history, sft_config
+    from .training import loss_history, sft_config, train_with_precision
 
     # Inicia el grupo de procesos (gloo en CPU, nccl en GPU) y, con GPU, fija la de este proceso:
     # así load_model() pone el modelo en la GPU que le toca a cada proceso.
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         disable_tqdm=not main_process,
     )
     trainer = FingerprintSFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-    trainer.train()
+    train_with_precision(trainer)  # entrenables en fp32 y la precisión de helpers.precision
 
     final = adapter_state(trainer.model)
     rank_dir = args.salida / f"rango_{rank}"

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import torch
 
+# Simular otro hardware (hoy solo 't4'): lo interpreta helpers.precision.decide.
+SIMULATE_ENV = "CURSO_PEFT_SIMULAR"
+
 
 def in_colab() -> bool:
     """True si el cuaderno corre en Google Colab."""
@@ -42,7 +45,7 @@ def gpu_info() -> GpuInfo | None:
     if not torch.cuda.is_available():
         return None
     props = torch.cuda.get_device_properties(0)
-    return GpuInfo(props.name, (props.major, props.minor), props.total_memory / 1024**3)
+    return GpuInfo(props.name, (props.major, props.minor), props.total_memory / 1e9)
 
 
 def gpu_has_real_bf16(capability: tuple[int, int]) -> bool:
@@ -75,8 +78,12 @@ def training_precision(capability: tuple[int, int] | None = None, cuda: bool | N
     """Precisión recomendada para entrenar: 'bf16', 'fp16' o 'fp32'.
 
     GPU con capacidad >= 8.0 → bf16; GPU más antigua (T4) → fp16; CPU con bf16 por
-    hardware → bf16; cualquier otra CPU → fp32 (emular bf16 en CPU es muchísimo más lento).
+    hardware → bf16; cualquier otra CPU → fp32 (emular bf16 en CPU es muchísimo más lento). Con
+    ``CURSO_PEFT_SIMULAR=t4`` (y sin argumentos), fp16 como en una T4. Qué tipo usa cada tensor al
+    entrenar lo decide :func:`helpers.precision.decide`.
     """
+    if capability is None and cuda is None and os.environ.get(SIMULATE_ENV, "").strip().lower() == "t4":
+        return "fp16"
     if cuda is None:
         cuda = torch.cuda.is_available()
     if cuda:
@@ -102,10 +109,3 @@ def describe() -> dict[str, str]:
         "núcleos de CPU": str(os.cpu_count()),
     }
     return info
-
-
-def default_dtype() -> torch.dtype:
-    """fp32 en CPU; en GPU, fp16 o bf16 según :func:`training_precision`."""
-    if not torch.cuda.is_available():
-        return torch.float32
-    return torch.bfloat16 if training_precision() == "bf16" else torch.float16

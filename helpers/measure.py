@@ -67,11 +67,12 @@ def format_count(n: int) -> str:
 
 
 def format_bytes(n: float) -> str:
-    """Bytes en la unidad más legible (B, KB, MB, GB; base 1024)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
+    """Bytes en la unidad más legible del Sistema Internacional, la del curso: B, kB, MB, GB
+    (1 kB = 10³ bytes, 1 MB = 10⁶, 1 GB = 10⁹; las GiB = 2³⁰ bytes se escriben como GiB)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
+        n /= 1000
     return f"{n:.1f} GB"
 
 

@@ -15,8 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-# Memoria utilizable (GB, 10^9 bytes) de GPUs habituales. La T4 tiene 16 GB pero deja unos 14.7 útiles.
-GPUS_GB = {"T4": 14.7, "L4": 22.0, "V100-16GB": 15.8, "A10G": 22.0, "A100-40GB": 39.4, "A100-80GB": 79.2, "H100-80GB": 79.2}
+# Memoria de GPUs habituales en GB (10⁹ bytes, la unidad de todo el curso): la que informa
+# ``torch.cuda.get_device_properties(0).total_memory``. Una T4 «de 16 GB» da 15.83·10⁹ bytes
+# (14.74 GiB); el contexto de CUDA se descuenta aparte (``CUDA_OVERHEAD_BYTES``). Las demás son
+# las cifras en GiB que se citaban antes (L4 y A10G 22.0, V100 15.8, A100/H100 39.4 y 79.2)
+# pasadas a GB (× 2³⁰ / 10⁹).
+GPUS_GB = {"T4": 15.83, "L4": 23.6, "V100-16GB": 17.0, "A10G": 23.6, "A100-40GB": 42.3, "A100-80GB": 85.0, "H100-80GB": 85.0}
+GIB = 2**30
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NF4_DQ_BYTES = 0.5 + (8 / 64 + 32 / (64 * 256)) / 8  # ≈ 0.516 bytes/parámetro
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -139,6 +144,7 @@ class Plan:
         return rest + overlap
 
     def fits(self, gpu: str = "T4") -> bool:
+        """True si el pico estimado cabe en la memoria de ``gpu`` (ambos en bytes)."""
         if gpu not in GPUS_GB:
             raise ValueError(f"GPU desconocida {gpu!r}: elige una de {', '.join(GPUS_GB)}.")
         return self.total_bytes <= GPUS_GB[gpu] * 1e9
@@ -150,7 +156,7 @@ class Plan:
             lines.append(f"  {part:<22} {value / 1e9:8.2f} GB")
         lines.append(f"  {'pico estimado':<22} {self.total_bytes / 1e9:8.2f} GB  (cuenta el mayor de gradientes y activaciones + logits)")
         verdict = "sí cabe" if self.fits(gpu) else "no cabe"
-        lines.append(f"¿Cabe en una {gpu} ({GPUS_GB[gpu]} GB útiles)? {verdict}.")
+        lines.append(f"¿Cabe en una {gpu} ({GPUS_GB[gpu]} GB = {GPUS_GB[gpu] * 1e9 / GIB:.2f} GiB)? {verdict}.")
         return "\n".join(lines)
 
 
@@ -181,17 +187,24 @@ def logits_bytes(shape: Shape, batch: int, seq_len: int) -> float:
 
 
 def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linear", batch: int = 1, seq_len: int = 512,
-         precision: str = "fp16", optimizer: str = "adamw", gradient_checkpointing: bool = False, cuda_overhead: bool = True) -> Plan:
+         precision: str = "fp16", storage: str | None = None, optimizer: str = "adamw", gradient_checkpointing: bool = False,
+         cuda_overhead: bool = True) -> Plan:
     """Estima la memoria pico de entrenamiento.
 
-    ``method``: 'full' (ajuste fino completo), 'lora' o 'qlora'. ``precision``: 'fp32', 'fp16' o
-    'bf16' (en 'full' con fp16/bf16 se supone precisión mixta: copia maestra fp32 + copia de 16
-    bits, los 18 bytes/parámetro de la documentación de transformers).
+    ``method``: 'full' (ajuste fino completo), 'lora' o 'qlora'. ``precision`` es la precisión del
+    **cálculo** ('fp32', 'fp16' o 'bf16'): la de las activaciones (en 'full' con fp16/bf16 se
+    supone precisión mixta: copia maestra fp32 + copia de 16 bits, los 18 bytes/parámetro de la
+    documentación de transformers). ``storage`` es la de los pesos **congelados** que no son de 4
+    bits: por defecto la de ``precision`` en 'lora' y fp32 en 'qlora', porque
+    ``prepare_model_for_kbit_training`` pasa a fp32 todo lo que no está cuantizado (embeddings,
+    ``lm_head``, normas).
     """
     if method not in ("full", "lora", "qlora"):
         raise ValueError(f"Método desconocido {method!r}: usa 'full', 'lora' o 'qlora'.")
-    if precision not in DTYPE_BYTES:
-        raise ValueError(f"Precisión desconocida {precision!r}: usa 'fp32', 'fp16' o 'bf16'.")
+    storage = storage or ("fp32" if method == "qlora" else precision)
+    for value in (precision, storage):
+        if value not in DTYPE_BYTES:
+            raise ValueError(f"Precisión desconocida {value!r}: usa 'fp32', 'fp16' o 'bf16'.")
     if optimizer not in OPTIMIZER_BYTES:
         raise ValueError(f"Optimizador desconocido {optimizer!r}: usa {', '.join(OPTIMIZER_BYTES)}.")
     shape = Shape.from_config(config)
@@ -205,7 +218,8 @@ def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linea
     else:
         trainable = peft_lora_params(shape, r, targets)
         linear = shape.linear_params()
-        base_bytes = linear * NF4_DQ_BYTES + (total - linear) * e if method == "qlora" else total * e
+        kept = DTYPE_BYTES[storage]
+        base_bytes = linear * NF4_DQ_BYTES + (total - linear) * kept if method == "qlora" else total * kept
         weights = base_bytes + trainable * 4  # los adaptadores se entrenan en fp32
         n_lora = len(targets)
         total += trainable

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
-from .environment import default_dtype, describe, in_autograder, in_colab
+from .environment import describe, in_autograder, in_colab
 from .locking import file_lock
+from .precision import default_dtype, decide
 
 ENV_VAR = "CURSO_PEFT_PROFILE"
 CACHE_ENV_VAR = "CURSO_PEFT_CACHE"
@@ -304,7 +305,13 @@ def load_model(
         raise ValueError(f"Tarea desconocida {task!r}: usa 'causal-lm' o 'seq-cls'.")
     if task == "seq-cls":
         kwargs.setdefault("num_labels", num_labels)
-    dtype = dtype or default_dtype()
+    from .precision import decide
+
+    decision = decide()
+    # La cabeza de clasificación es nueva y se entrena: con ella el modelo queda en el tipo de los
+    # pesos entrenables (fp32) y, en una T4, calcula en fp16 con autocast.
+    dtype = dtype or (decision.trainable_dtype if task == "seq-cls" else decision.storage_dtype)
+    kwargs.setdefault("attn_implementation", decision.attn_implementation)
     cuda = torch.cuda.is_available()
     if quantization_config is not None and cuda:
         kwargs.setdefault("device_map", {"": 0})
@@ -342,6 +349,9 @@ def load_model_and_tokenizer(profile: str | Profile | None = None, **kwargs):
 def show_environment() -> None:
     """Imprime en español dónde corre el cuaderno, con qué hardware y con qué perfil de modelo."""
     info = describe()
+    decision = decide()
+    if decision.simulated:
+        info["simulación"] = decision.describe()
     info["perfil del modelo"] = resolve_profile().label
     width = max(len(k) for k in info)
     for key, value in info.items():

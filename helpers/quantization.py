@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .memory_planner import NF4_DQ_BYTES
-from .environment import default_dtype
+from .precision import decide, default_dtype
 
 __all__ = ["NF4_DQ_BYTES", "check_no_cpu_inference_layout", "compute_dtype", "keep_4bit_trainable", "nf4_config",
            "nf4_levels", "quant_constants_bytes", "run_qlora_sft"]
@@ -161,24 +161,14 @@ def run_qlora_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: i
     ``(trainer, historial_de_pérdida)``. ``config`` va a :func:`helpers.sft_config`.
 
     Con una base cuantizada, ``trl`` pasa los adaptadores a bf16 (como recomienda el artículo de
-    QLoRA), pensando en un entrenamiento con autocast bf16. Si no entrenamos así (CPU, T4 en fp16),
-    unos adaptadores en bf16 puro aprenden mal (AdamW sobre bf16 pierde las actualizaciones
-    pequeñas) o van lentos (bf16 emulado): entonces los devolvemos a fp32 antes de entrenar.
+    QLoRA). Con fp16 (T4) el ``GradScaler`` falla con ellos y en CPU aprenden mal (AdamW sobre bf16
+    pierde las actualizaciones pequeñas): :func:`helpers.training.train_with_precision` los
+    devuelve a fp32 antes de entrenar (lo hace :func:`helpers.run_sft`). Si no pasas ``optim``, usa el de
+    :func:`helpers.precision.decide` (``paged_adamw_8bit`` en GPU).
     """
-    from trl import SFTTrainer
+    from .training import run_sft
 
-    from .training import loss_history, sft_config
-
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_config(output_dir, max_steps, **config),
-        train_dataset=train_dataset,
-        processing_class=tokenizer,
-    )
-    if not trainer.args.bf16:
-        for param in trainer.model.parameters():
-            if param.requires_grad and param.dtype == torch.bfloat16:
-                param.data = param.data.float()
-    trainer.train()
+    config.setdefault("optim", decide().optimizer_for(quantized=True))
+    trainer, losses = run_sft(model, tokenizer, train_dataset, output_dir, max_steps, **config)
     check_no_cpu_inference_layout(trainer.model)
-    return trainer, loss_history(trainer)
+    return trainer, losses

@@ -6,7 +6,7 @@ mismos lotes en el mismo orden y usar la misma semilla. Aquí están:
 - :func:`fixed_batches`: los lotes fijos (todas las secuencias de la misma longitud, con la
   pregunta enmascarada), construidos una sola vez y reutilizados en todas las ejecuciones;
 - :func:`train_steps` / :func:`train_adapter`: un bucle de entrenamiento mínimo (AdamW, un paso por
-  lote), con el tiempo de cada paso;
+  lote, con la precisión de :func:`helpers.precision.decide`), con el tiempo de cada paso;
 - :func:`final_loss`: la pérdida final, promediada sobre los últimos pasos;
 - :func:`memory_in_use`: la memoria que usa ahora el proceso, para comprobar que liberar el
   modelo entre ejecuciones funciona.
@@ -25,8 +25,9 @@ import torch
 
 from .datasets import load_instructions
 from .measure import free_memory
+from .precision import decide
 from .quantization import check_no_cpu_inference_layout
-from .training import SEED
+from .training import SEED, check_finite_losses
 
 
 __all__ = ["SEED", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
@@ -66,12 +67,21 @@ def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int
 
 
 def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progress: bool = False) -> tuple[list[float], list[float]]:
-    """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve ``(pérdidas, segundos de cada paso)``."""
+    """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve ``(pérdidas, segundos de cada paso)``.
+
+    La precisión es la de :func:`helpers.precision.decide`: con cálculo fp16 (T4) los pesos
+    entrenables pasan a fp32 y cada paso usa ``torch.autocast`` y ``GradScaler`` (precisión
+    mixta); en fp32 todo eso no hace nada. Las pérdidas se comprueban finitas.
+    """
+    decision = decide()
+    decision.prepare_trainable(model)
+    decision.apply_checkpointing(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
     optimizer = torch.optim.AdamW(params, lr=learning_rate)
     device = next(model.parameters()).device
+    scaler = decision.scaler(device.type)
     iterator = list(batches)
     if progress:
         from tqdm.auto import tqdm
@@ -84,16 +94,18 @@ def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progres
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
+        with decision.autocast(device.type):
+            loss = model(**batch).loss
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
         losses.append(float(loss.detach()))
     check_no_cpu_inference_layout(model)
-    return losses, seconds
+    return check_finite_losses(losses, "train_steps"), seconds
 
 
 def train_adapter(model, batches: Sequence[dict], *, learning_rate: float = 1e-3, progress: bool = True) -> list[float]:

@@ -2,23 +2,31 @@
 lectura del historial de pérdida."""
 from __future__ import annotations
 
+import contextlib
+import json
+import math
+import os
+
 import torch
 
-from .environment import training_precision
+from .precision import decide
 
 SEED = 0
+LOSS_LOG_ENV = "CURSO_PEFT_REGISTRO_PERDIDAS"
 
 
 def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, batch_size: int = 4, grad_accum: int = 1, max_length: int = 128, seed: int = SEED, **overrides):
     """``trl.SFTConfig`` para un ajuste fino corto y reproducible.
 
-    Elige la precisión según el hardware (fp16 en una T4, bf16 en GPU Ampere o superior, fp32 en
-    una CPU sin bf16), registra la pérdida en cada paso, no guarda puntos de control y no envía
-    nada a servicios externos. ``overrides`` sustituye cualquier opción.
+    La precisión y el *gradient checkpointing* salen de :func:`helpers.precision.decide` (fp16 en
+    una T4, bf16 en GPU Ampere o superior, fp32 en CPU) con ``fp16=`` y ``bf16=`` siempre
+    explícitos: ``trl`` activa bf16 si no se le dice nada. Registra la pérdida en cada paso, no
+    guarda puntos de control y no envía nada a servicios externos. ``overrides`` sustituye
+    cualquier opción.
     """
     from trl import SFTConfig
 
-    precision = training_precision()
+    decision = decide()
     options = dict(
         output_dir=output_dir,
         max_steps=max_steps,
@@ -33,9 +41,10 @@ def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, 
         report_to="none",
         seed=seed,
         data_seed=seed,
-        fp16=precision == "fp16",
-        bf16=precision == "bf16" and torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(),
+        fp16=decision.sft_flags["fp16"],  # las dos, siempre explícitas
+        bf16=decision.sft_flags["bf16"],
+        activation_checkpointing=decision.gradient_checkpointing,
+        use_cpu=decision.device == "cpu",
         dataloader_num_workers=0,
     )
     options.update(overrides)
@@ -43,8 +52,31 @@ def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, 
 
 
 def loss_history(trainer) -> list[float]:
-    """Pérdidas de entrenamiento registradas, en orden de paso."""
-    return [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
+    """Pérdidas de entrenamiento registradas, en orden de paso (comprobadas con :func:`check_finite_losses`)."""
+    return check_finite_losses([float(e["loss"]) for e in trainer.state.log_history if "loss" in e], "SFTTrainer")
+
+
+def check_finite_losses(losses: list[float], where: str = "entrenamiento") -> list[float]:
+    """Devuelve ``losses`` si todas son finitas; si no, un error en español que dice qué revisar.
+
+    Todo historial de pérdida del curso pasa por aquí. Con ``CURSO_PEFT_REGISTRO_PERDIDAS=<archivo>``
+    además añade el historial a ese archivo (una línea JSON por historial): así las pruebas
+    comprueban las pérdidas de un cuaderno entero.
+    """
+    values = [float(v) for v in losses]
+    record = os.environ.get(LOSS_LOG_ENV)
+    if record:
+        with open(record, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"origen": where, "perdidas": values, "precision": decide().describe()}) + "\n")
+    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+    if bad is not None:
+        raise FloatingPointError(
+            f"{where}: la pérdida del paso {bad + 1} es {values[bad]} (no finita). Suele ser la precisión: con "
+            f"fp16 los pesos entrenables deben ser fp32 (helpers.precision.decide lo hace por ti) o la tasa "
+            f"de aprendizaje es demasiado alta."
+        )
+    return values
+
 
 
 def run_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, *, peft_config=None, **config):
@@ -62,8 +94,23 @@ def run_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, *,
         processing_class=tokenizer,
         peft_config=peft_config,
     )
-    trainer.train()
+    return train_with_precision(trainer)
+
+
+def train_with_precision(trainer):
+    """``trainer.train()`` con los pesos entrenables en fp32; devuelve ``(trainer, historial_de_pérdida)``.
+
+    ``trl`` pasa a bf16 los adaptadores de un modelo cuantizado; con fp16 (T4) el ``GradScaler``
+    falla con ellos (trl#4901) y en CPU aprenden mal: aquí vuelven a fp32. En la CPU con la T4
+    simulada, ``accelerate`` no hace autocast en fp16; lo pone este contexto, como en la GPU.
+    """
+    decision = decide()
+    decision.prepare_trainable(trainer.model)
+    simulated_cpu = decision.simulated and decision.device == "cpu"
+    with decision.autocast("cpu", cache=False) if simulated_cpu else contextlib.nullcontext():
+        trainer.train()
     return trainer, loss_history(trainer)
+
 
 
 @torch.no_grad()

@@ -109,7 +109,7 @@ def test_param_numel_4bit():
 
 def test_formatos():
     assert format_count(4884480) == "4 884 480"
-    assert format_bytes(1536) == "1.5 KB" and format_bytes(12) == "12 B"
+    assert format_bytes(1536) == "1.5 kB" and format_bytes(12) == "12 B"
 
 
 # --- comprobaciones de las celdas calificadas ---------------------------------------------

@@ -83,3 +83,45 @@ def test_gradientes_y_activaciones_no_se_suman():
     assert full.total_bytes == pytest.approx(b["pesos"] + b["estados del optimizador"] + b["contexto CUDA"]
                                              + max(b["gradientes"], b["activaciones"] + b["logits"]))
     assert full.total_bytes < sum(b.values())
+
+
+# Llama-3.1-8B (su config.json público, PUBLIC_CONFIGS), QLoRA r=16 en las 7 lineales, lote 2 × 512,
+# cálculo fp16, gradient checkpointing y paged_adamw_8bit: ≈ 10.1 GB (issue 12). Con los embeddings
+# y la lm_head contados a 2 bytes en vez de a 4 (los pasa a fp32 prepare_model_for_kbit_training)
+# salían 7.96 GB.
+LLAMA31_8B_QLORA_GB = 10.1
+
+
+def test_qlora_cuenta_lo_no_cuantizado_en_fp32():
+    from helpers.memory_planner import PUBLIC_CONFIGS
+
+    config = PUBLIC_CONFIGS["Llama-3.1-8B"]
+    p = plan(config, "qlora", r=16, batch=2, seq_len=512, precision="fp16", gradient_checkpointing=True,
+             optimizer="paged_adamw_8bit")
+    assert p.total_bytes / 1e9 == pytest.approx(LLAMA31_8B_QLORA_GB, abs=0.1)
+    shape = Shape.from_config(config)
+    kept = shape.total_params() - shape.linear_params()  # embeddings, lm_head y normas
+    fp16_kept = plan(config, "qlora", r=16, batch=2, seq_len=512, precision="fp16", storage="fp16",
+                     gradient_checkpointing=True, optimizer="paged_adamw_8bit")
+    assert p.breakdown["pesos"] - fp16_kept.breakdown["pesos"] == pytest.approx(2 * kept)
+    # El cálculo (activaciones) no depende de cómo se guardan los pesos congelados.
+    assert p.breakdown["activaciones"] == fp16_kept.breakdown["activaciones"]
+    fp32_compute = plan(config, "qlora", r=16, batch=2, seq_len=512, precision="fp32", gradient_checkpointing=True,
+                        optimizer="paged_adamw_8bit")
+    assert fp32_compute.breakdown["pesos"] == p.breakdown["pesos"]
+    assert fp32_compute.breakdown["activaciones"] == 2 * p.breakdown["activaciones"]
+
+
+def test_unidades_gb_del_sistema_internacional():
+    # Una T4 de Colab: total_memory ≈ 15.83·10⁹ bytes = 14.74 GiB (reference-figures, «Colab T4»).
+    assert GPUS_GB["T4"] * 1e9 == pytest.approx(15.83e9, rel=0.003)
+    assert GPUS_GB["T4"] * 1e9 / 2**30 == pytest.approx(14.74, abs=0.01)
+    plan_15gb = plan(LLAMA32_1B, "lora", batch=1, seq_len=128)
+    plan_15gb.breakdown = {"pesos": 15.5e9}
+    assert plan_15gb.fits("T4")  # 15.5 GB caben en 15.83 GB (con 14.7 «GB» que eran GiB, no cabían)
+    plan_15gb.breakdown = {"pesos": 15.9e9}
+    assert not plan_15gb.fits("T4")
+    assert "15.83 GB = 14.74 GiB" in plan_15gb.report("T4")
+    assert helpers.format_bytes(1_500_000) == "1.5 MB"
+    assert helpers.format_bytes(2**30) == "1.1 GB"  # 1 GiB = 1.07·10⁹ bytes
+    assert helpers.format_bytes(999) == "999 B" and helpers.format_bytes(4_500) == "4.5 kB"

@@ -183,3 +183,16 @@ def test_si_bitsandbytes_cambia_su_api_privada_lo_dice(monkeypatch):
             delattr(module, quantization.CPU_PACKING_FLAG)
     with pytest.raises(RuntimeError, match="ya no tiene el atributo"):
         quantization.keep_4bit_trainable(model)
+
+
+def test_cifras_de_unsloth_en_gib_y_en_gb():
+    """Unsloth publica GiB con la etiqueta «GB»; el cuaderno las da como GiB y en GB (10⁹ bytes)."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    rows = [line for line in text.splitlines() if line.startswith("|") and "Unsloth" in line and "con sus núcleos" in line]
+    assert len(rows) == 3
+    for row in rows:
+        gib, gb = map(float, re.search(r"([\d.]+) GiB = ([\d.]+) GB", row).groups())
+        assert gb == pytest.approx(gib * 2**30 / 1e9, abs=0.006)
+    assert "menos de la mitad" not in text  # 7.92 GiB = 8.50 GB es el 54 % de los 15.83 GB de una T4
+    assert "54 %" in text and "PUBLISHED_T4_GIB" in text

@@ -86,7 +86,7 @@ def test_tabla_y_conclusiones(records):
 
 
 def test_conclusiones_siguen_a_los_numeros():
-    mb = 2**20
+    mb = 10**6
     fake = [
         compare.MethodRecord("full", 1000, 1000, 4.0, 900 * mb, [3.0, 1.0]),
         compare.MethodRecord("lora", 20, 1020, 1.0, 500 * mb, [3.0, 2.0]),

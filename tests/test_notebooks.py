@@ -138,11 +138,18 @@ def test_calificacion_automatica(name, tmp_path):
     for i, group in enumerate(wrong_groups):
         submissions[f"erronea{i + 1}"] = _with_wrong(name, group, tmp_path / f"erronea{i + 1}.ipynb")
 
-    grades = ag.autograde(course, name, submissions)
+    # La solución se califica con la T4 simulada (CURSO_PEFT_SIMULAR=t4: pesos congelados fp16,
+    # entrenables fp32, autocast fp16, GradScaler...) y anota cada historial de pérdida; la
+    # publicada y las erróneas, con la precisión normal de la CPU. Así la capa «T4 simulada» cuesta
+    # solo un arranque más de nbgrader por cuaderno, no una ejecución más de la solución.
+    losses_log = tmp_path / "perdidas.jsonl"
+    t4 = {"CURSO_PEFT_SIMULAR": "t4", "CURSO_PEFT_REGISTRO_PERDIDAS": str(losses_log)}
+    grades = ag.autograde(course, name, submissions, student_env={"solucion": t4})
 
     sol = grades["solucion"]
-    assert _errors(ag.autograded_notebook(course, name, "solucion")) == [], "la solución tiene celdas con error"
+    assert _errors(ag.autograded_notebook(course, name, "solucion")) == [], "la solución (T4 simulada) tiene celdas con error"
     assert sol.score == sol.max_score > 0, sol.cells
+    check_t4_losses(name, losses_log)
     assert all(score == 0 for score, _ in grades["publicado"].cells.values()), grades["publicado"].cells
     breaks = broken_cells(name)
     for i, group in enumerate(wrong_groups):
@@ -155,3 +162,28 @@ def test_calificacion_automatica(name, tmp_path):
         assert not wrong_scores and not missing, (
             f"entrega con {group} mal: debían ser 0 {sorted(expected_zero)}; no lo son {wrong_scores}; "
             f"sin nota máxima fuera de ellas {missing}")
+
+
+def check_t4_losses(name, log):
+    """Cada historial de pérdida de la solución en la T4 simulada: finito, de la T4 y, si tiene al
+    menos DECREASING_MIN_STEPS pasos, con la media de sus últimos pasos por debajo de la de los primeros."""
+    import json
+    import math
+
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    if name in TRAINS:
+        assert records, f"{name}: la solución entrena pero no anotó ningún historial de pérdida"
+    for rec in records:
+        where = f"{name} · {rec['origen']} · {rec['perdidas']}"
+        assert rec["precision"].startswith("t4 (T4 simulada"), where
+        assert rec["perdidas"] and all(math.isfinite(v) for v in rec["perdidas"]), f"pérdida no finita: {where}"
+        values = rec["perdidas"]
+        if len(values) >= DECREASING_MIN_STEPS:
+            window = max(1, min(3, len(values) // 2))
+            assert sum(values[-window:]) < sum(values[:window]), f"la pérdida no baja: {where}"
+
+
+# Cuadernos cuya solución entrena (y por tanto anota historiales de pérdida).
+TRAINS = {"03_lora_sft", "04_qlora", "05_experimentos_rango", "06_fusion_adaptadores",
+          "07_prompt_tuning_y_comparativa"}
+DECREASING_MIN_STEPS = 4

@@ -42,22 +42,33 @@ def released_notebook(course: Path, name: str) -> Path:
     return Path(course) / "release" / name / f"{name}.ipynb"
 
 
-def autograde(course: Path, name: str, submissions: dict[str, Path], profile: str = "tiny") -> dict[str, NotebookGrade]:
-    """Califica las entregas ``{alumno: ruta del .ipynb}`` de ``name`` y devuelve sus notas."""
+def autograde(course: Path, name: str, submissions: dict[str, Path], profile: str = "tiny",
+              student_env: dict[str, dict[str, str]] | None = None) -> dict[str, NotebookGrade]:
+    """Califica las entregas ``{alumno: ruta del .ipynb}`` de ``name`` y devuelve sus notas.
+
+    ``student_env`` da variables de entorno propias a algunas entregas (p. ej. la solución con la
+    T4 simulada, ``{"solucion": {"CURSO_PEFT_SIMULAR": "t4"}}``): esas se califican aparte, cada
+    una en su ejecución de nbgrader; las demás, juntas en una sola.
+    """
     from nbgrader.api import Gradebook
 
     course = Path(course)
+    student_env = student_env or {}
     for student, path in submissions.items():
         dest = course / "submitted" / student / name
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, dest / f"{name}.ipynb")
     env = nbgrader_env(**{ENV_VAR: profile})
-    present = {p.name for p in (course / "submitted").iterdir() if (p / name).is_dir()}
-    if present == set(submissions):
-        # Una sola ejecución de nbgrader para todas las entregas (se ahorra arrancarlo cada vez).
-        run_nbgrader(course, "autograde", name, "--force", env=env)
+    for student, extra in student_env.items():
+        run_nbgrader(course, "autograde", name, "--force", f"--student={student}", env=dict(env, **extra))
+    rest = [s for s in submissions if s not in student_env]
+    present = {p.name for p in (course / "submitted").iterdir() if (p / name).is_dir()} - set(student_env)
+    if rest and present == set(rest):
+        # Una sola ejecución de nbgrader para todas las demás (se ahorra arrancarlo cada vez).
+        exclude = [f"--CourseDirectory.student_id_exclude={','.join(student_env)}"] if student_env else []
+        run_nbgrader(course, "autograde", name, "--force", *exclude, env=env)
     else:
-        for student in submissions:
+        for student in rest:
             run_nbgrader(course, "autograde", name, "--force", f"--student={student}", env=env)
     grades = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:

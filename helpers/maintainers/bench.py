@@ -83,11 +83,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def t4_mode() -> bool:
+    """True con ``CURSO_PEFT_SIMULAR=t4`` (``make gpu``): se mide en modo T4."""
+    from ..precision import simulation
+
+    return simulation() == "t4"
+
+
 def device_key() -> str:
-    """'cpu' o 'cuda-<nombre de la GPU>'."""
-    if torch.cuda.is_available():
-        return "cuda-" + slug(torch.cuda.get_device_name(0))
-    return "cpu"
+    """'cpu' o 'cuda-<nombre de la GPU>', con '-modo-t4' si se mide en modo T4."""
+    key = "cuda-" + slug(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else "cpu"
+    return key + "-modo-t4" if t4_mode() else key
 
 
 def machine() -> dict:
@@ -101,6 +107,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "fecha": dt.datetime.now().isoformat(timespec="seconds"),
+        "modo": "T4 (CURSO_PEFT_SIMULAR=t4: fp16, memoria de una T4)" if t4_mode() else None,
     }
 
 
@@ -113,6 +120,8 @@ def machine_text(m: dict) -> str:
 
 def rerun_command(part: str, opts: Options) -> str:
     """La orden que repite una parte."""
+    if t4_mode():
+        return "make gpu"
     fast = " --rapido" if opts.fast else ""
     return f".venv/bin/python -m helpers.maintainers.bench{fast} --solo {part}"
 
@@ -222,10 +231,10 @@ def bench_precision(opts: Options) -> dict:
 # d. Planificador de memoria
 # ----------------------------------------------------------------------------------------------
 def planner_precision() -> str:
-    """La precisión en la que entrena :mod:`helpers.compare` (la de ``default_dtype``)."""
-    from ..environment import default_dtype
+    """La precisión del cálculo con la que entrena :mod:`helpers.compare` (la de :func:`helpers.precision.decide`)."""
+    from ..precision import decide
 
-    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[default_dtype()]
+    return decide().compute
 
 
 def bench_planner(opts: Options, records: list | None) -> dict:
@@ -235,6 +244,7 @@ def bench_planner(opts: Options, records: list | None) -> dict:
     from ..compare import LORA_RANK, compare_methods
     from ..memory_planner import plan
     from ..models import checkpoint
+    from ..precision import decide
 
     methods = ("full", "lora", "qlora")
     by = {r.method: r for r in records or []}
@@ -246,7 +256,8 @@ def bench_planner(opts: Options, records: list | None) -> dict:
     rows = []
     for method in methods:
         estimate = plan(config, method, r=LORA_RANK, batch=opts.batch_size, seq_len=opts.max_length,
-                        precision=precision, cuda_overhead=False).total_bytes
+                        precision=precision, gradient_checkpointing=decide().gradient_checkpointing,
+                        cuda_overhead=False).total_bytes
         measured = by[method].peak_memory_bytes
         rows.append({"metodo": method, "estimado_bytes": estimate, "medido_bytes": measured,
                      "error_pct": 100 * (estimate - measured) / measured if measured else None})
@@ -343,7 +354,7 @@ def plot_methods(data: dict, path: Path) -> None:
     fig, axes = _figure(4, data, f"Modelo {data['perfil']}, mismo lote ({data['lote']}×{data['longitud']} tokens)", width=4.2)
     rows = data["metodos"]
     panels = [("s_por_paso", "segundos por paso", 1, False, "{:.3g}"), ("tokens_por_s", "tokens por segundo", 1, False, "{:.3g}"),
-              ("memoria_pico_bytes", "memoria pico (MB)", 1024**2, False, "{:.0f}"),
+              ("memoria_pico_bytes", "memoria pico (MB)", 1e6, False, "{:.0f}"),
               ("entrenables", "parámetros entrenables", 1, True, "{:.3g}")]
     for ax, (key, label, scale, log, fmt) in zip(axes, panels):
         plot_bars({r["nombre"].replace(" ", "\n", 1): r[key] / scale for r in rows}, label, label, log=log, ax=ax, fmt=fmt)
@@ -365,7 +376,7 @@ def plot_planner(data: dict, path: Path) -> None:
     names = [METHOD_NAMES[r["metodo"]].replace(" ", "\n", 1) for r in data["metodos"]]
     x = range(len(names))
     for shift, key, label in ((-0.2, "estimado_bytes", "estimada"), (0.2, "medido_bytes", "medida")):
-        ax.bar([i + shift for i in x], [r[key] / 1024**2 for r in data["metodos"]], width=0.4, label=label)
+        ax.bar([i + shift for i in x], [r[key] / 1e6 for r in data["metodos"]], width=0.4, label=label)
     ax.set_xticks(list(x), names)
     ax.set_ylabel("MB")
     ax.legend()
@@ -380,7 +391,7 @@ PLOTS = {"a": plot_course, "b": plot_methods, "c": plot_precision, "d": plot_pla
 # El documento
 # ----------------------------------------------------------------------------------------------
 def _mb(n: float) -> str:
-    return f"{n / 1024**2:.0f}"
+    return f"{n / 1e6:.0f}"
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -448,9 +459,10 @@ MD = {"a": md_course, "b": md_methods, "c": md_precision, "d": md_planner, "e": 
 
 def device_title(entry: dict) -> str:
     m = next(iter(entry["partes"].values()))["maquina"]
+    mode = f" · modo {m['modo']}" if m.get("modo") else ""
     if m.get("gpu"):
-        return f"GPU: {m['gpu']}"
-    return f"CPU: {m['cpu']} ({m['nucleos']} núcleos)"
+        return f"GPU: {m['gpu']}{mode}"
+    return f"CPU: {m['cpu']} ({m['nucleos']} núcleos){mode}"
 
 
 def md_part(key: str, part: str, data: dict, out: Path) -> list[str]:

@@ -1,0 +1,73 @@
+"""La instalación de la celda de preparación de Colab, de verdad, en un entorno virtual nuevo.
+
+Se instala el curso como lo hace la celda (``pip install "curso-peft @ git+<repositorio>@<ref>"``,
+con la etiqueta o el commit publicado) desde este mismo repositorio por una URL ``file://`` que
+hace de GitHub, sin los extras locales (ni nbgrader ni JupyterLab). torch, que Colab ya trae, sale
+de la rueda local. Después, con un módulo ``google.colab`` de mentira importado al arrancar (como
+en Colab): ``import helpers`` funciona, el perfil por defecto es ``hub`` y ``python -m
+helpers.doctor`` termina bien, sin descargar nada (``HF_HUB_OFFLINE=1``).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers.release import ROOT, install_requirement, release_ref
+
+TORCH = "torch==2.13.0"  # la de la rueda local; en Colab, la que trae Colab
+
+
+def _run(cmd, **kwargs):
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))} falló:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.mark.slow
+def test_instalacion_como_en_colab(tmp_path):
+    ref = release_ref()
+    found = subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT, capture_output=True)
+    assert found.returncode == 0, f"La referencia publicada {ref} no está en el repositorio: ejecuta `make release`."
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / "bin" / "python"
+    requirement = install_requirement(url=f"file://{ROOT}")
+    assert requirement.endswith(f"@{ref}") and requirement.startswith("curso-peft @ git+file://")
+    # El pip de Colab es reciente; el que trae venv (23.x) rechaza las URL git+file:///.
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", "--upgrade", "pip"], cwd=tmp_path)
+    # --no-compile: sin precompilar miles de .py de torch y transformers (lo caro de instalar).
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", TORCH, requirement], cwd=tmp_path)
+
+    stub = tmp_path / "stub"
+    (stub / "google" / "colab").mkdir(parents=True)  # google/ sin __init__: no tapa otros google.*
+    (stub / "google" / "colab" / "__init__.py").write_text('"""google.colab de mentira para la prueba."""\n')
+    (stub / "sitecustomize.py").write_text("import google.colab  # Colab lo importa al arrancar\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CURSO_PEFT_", "NBGRADER", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(PYTHONPATH=str(stub), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    probe = ("import sys, helpers; from helpers.models import resolve_profile; "
+             "print(helpers.__file__); print(helpers.in_colab(), resolve_profile().name)")
+    out = _run([python, "-c", probe], cwd=tmp_path, env=env).stdout.split("\n")
+    assert out[0].startswith(str(venv)), f"helpers no viene del entorno nuevo: {out[0]}"
+    assert out[1] == "True hub"
+    doctor = _run([python, "-m", "helpers.doctor"], cwd=tmp_path, env=env).stdout
+    assert "entorno" in doctor and "colab" in doctor and "Todo en orden" in doctor
+    assert "perfil del modelo" in doctor and "Hub" in doctor
+
+
+def test_la_celda_de_preparacion_instala_la_referencia_publicada(tmp_path):
+    from helpers.pins import PYPROJECT
+    from helpers.release import setup_cell_source, write_release_ref
+
+    ref = release_ref()
+    assert f'"{install_requirement()}"' in setup_cell_source()
+    assert install_requirement().endswith(f"@{ref}"), "Colab debe instalar la versión publicada, no la rama"
+    copy = tmp_path / "pyproject.toml"
+    copy.write_text(PYPROJECT.read_text(encoding="utf-8"), encoding="utf-8")
+    assert write_release_ref("v9.9", copy) and not write_release_ref("v9.9", copy)
+    import tomllib
+
+    assert tomllib.loads(copy.read_text(encoding="utf-8"))["tool"]["curso-peft"]["ref"] == "v9.9"
+    with pytest.raises(ValueError, match="no válida"):
+        write_release_ref("v1; rm -rf /", copy)
