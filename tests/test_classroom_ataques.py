@@ -183,6 +183,8 @@ def test_el_espia_no_ve_ni_toca_nada(lote):
 
 
 def test_ni_pruebas_ocultas_ni_token_en_la_salida(lote):
+    seen = re.search(r"OCULTAS=no cuadernos vistos: (\d+)", graded_output(lote, "inofensivos"))
+    assert seen and int(seen.group(1)) >= 1  # vio su propia copia (sin pruebas ocultas), y nada más
     hidden = [line for line in __import__("helpers.classroom.feedback", fromlist=["x"]).hidden_lines(lote["nb"].solution)
               if len(line) >= 10 and line not in "\n".join(c.source for c in lote["nb"].released.cells)]
     for student in lote["rows"]:

@@ -275,7 +275,8 @@ def harmless_together(nbk: Notebook, token: str, probe_source: str):
     nb = nbformat.reads(data.decode(), as_version=4)
     at = nbk.setup_index(nb) + 1
     outputs = []
-    for build, args in ((symlink_plant, ()), (read_hidden_tests, ()), (spy, (probe_source,)), (hf_token, ()),
+    # Primero busca las pruebas ocultas (el enlace simbólico cambia después su cuaderno por un enlace).
+    for build, args in ((read_hidden_tests, ()), (symlink_plant, ()), (spy, (probe_source,)), (hf_token, ()),
                         (script_outputs, ()), (disk_filler, ())):
         for _, cell in _cells(build, nbk, token, *args):
             nb.cells.insert(at, cell)
