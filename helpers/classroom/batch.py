@@ -34,13 +34,9 @@ from . import assignments, export, lms_import, sandbox
 from .grading import Settings, job_fingerprint, ungradable
 from .layout import ClassDir, read_json, write_json
 
-# Arranque del trabajador sin ejecutar helpers/__init__.py (que importa torch, transformers...):
-# el trabajador solo necesita nbgrader; el código del alumnado corre en el núcleo, aparte.
-WORKER_BOOT = (
-    "import sys, types; pkg = types.ModuleType('helpers'); pkg.__path__ = [{path!r}]; "
-    "sys.modules['helpers'] = pkg; from helpers.classroom.grading import worker_main; "
-    "raise SystemExit(worker_main(sys.argv[1:]))"
-)
+# Arranque del trabajador: importar helpers no carga nada pesado (su __init__ es perezoso), así que
+# el trabajador solo carga nbgrader; el código del alumnado corre en el núcleo, aparte.
+WORKER_BOOT = "import sys; from helpers.classroom.grading import worker_main; raise SystemExit(worker_main(sys.argv[1:]))"
 # Margen del vigilante sobre el tiempo total del cuaderno (arranque, nbgrader, retroalimentación).
 WATCHDOG_MARGIN = 180
 
@@ -90,7 +86,7 @@ class _Worker:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER_BOOT.format(path=str(ROOT / "helpers")), "--ajustes", str(self.settings_path),
+            [sys.executable, "-c", WORKER_BOOT, "--ajustes", str(self.settings_path),
              "--hueco", str(self.slot), "--padre", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=str(ROOT), env=env)
         log.close()
