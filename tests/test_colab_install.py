@@ -5,7 +5,7 @@ con la etiqueta o el commit publicado) desde este mismo repositorio por una URL 
 hace de GitHub, sin los extras locales (ni nbgrader ni JupyterLab). torch, que Colab ya trae, sale
 de la rueda local. Después, con un módulo ``google.colab`` de mentira importado al arrancar (como
 en Colab): ``import helpers`` funciona, el perfil por defecto es ``hub`` y ``python -m
-helpers.doctor`` termina bien, sin descargar nada (``HF_HUB_OFFLINE=1``).
+helpers.maintainers.doctor`` termina bien, sin descargar nada (``HF_HUB_OFFLINE=1``).
 """
 import os
 import subprocess
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers.release import ROOT, install_requirement, release_ref
+from helpers.maintainers.release import ROOT, install_requirement, release_ref
 
 TORCH = "torch==2.13.0"  # la de la rueda local; en Colab, la que trae Colab
 
@@ -51,14 +51,14 @@ def test_instalacion_como_en_colab(tmp_path):
     out = _run([python, "-c", probe], cwd=tmp_path, env=env).stdout.split("\n")
     assert out[0].startswith(str(venv)), f"helpers no viene del entorno nuevo: {out[0]}"
     assert out[1] == "True hub"
-    doctor = _run([python, "-m", "helpers.doctor"], cwd=tmp_path, env=env).stdout
+    doctor = _run([python, "-m", "helpers.maintainers.doctor"], cwd=tmp_path, env=env).stdout
     assert "entorno" in doctor and "colab" in doctor and "Todo en orden" in doctor
     assert "perfil del modelo" in doctor and "Hub" in doctor
 
 
 def test_la_celda_de_preparacion_instala_la_referencia_publicada(tmp_path):
-    from helpers.pins import PYPROJECT
-    from helpers.release import setup_cell_source, write_release_ref
+    from helpers.maintainers.pins import PYPROJECT
+    from helpers.maintainers.release import setup_cell_source, write_release_ref
 
     ref = release_ref()
     assert f'"{install_requirement()}"' in setup_cell_source()

@@ -172,7 +172,7 @@ def test_resultados_comentados_sin_marcador():
 def test_limite_del_adaptador_crece_con_el_modelo():
     """SmolLM2-360M (el modelo sugerido para una T4), r = 8 en q, k, v, o: su adaptador correcto
     ocupa ≈ 6.6 MB y el límite fijo de antes (5 MiB) lo suspendía."""
-    from helpers.memory_planner import lora_params
+    from helpers.memory_planner import peft_lora_params as lora_params
 
     smollm2_360m = dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
                         num_key_value_heads=5, vocab_size=49152, tie_word_embeddings=True)  # su config.json
