@@ -1,7 +1,7 @@
 # curso-peft — órdenes principales (lee README.md).
 #   make test     instala lo necesario en .venv y pasa todas las pruebas
 #   make curso    ejecuta todos los cuadernos con el modelo embebido real
-#   make lab      abre el curso en JupyterLab local
+#   make lab      abre el curso en JupyterLab local (en español)
 #   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/ [REF=etiqueta]
 #   make bench    mide el rendimiento en esta máquina y escribe docs/rendimiento.md
 #   make gpu      en una GPU CUDA: cuadernos y banco en modo T4 (sección de GPU de docs/rendimiento.md)
@@ -11,12 +11,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.instalado
+# JupyterLab en español: ajuste por defecto del entorno (el de cada persona, si lo cambia, manda).
+LAB_ES := $(VENV)/share/jupyter/lab/settings/overrides.d/curso-peft.json
+# Dónde escucha `make lab` (p. ej. make lab LAB_IP=0.0.0.0 LAB_PORT=8899 dentro de un contenedor).
+LAB_IP   ?= 127.0.0.1
+LAB_PORT ?= 8888
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 
 .PHONY: install test test-rapido curso lab release bench gpu limpiar
 
-install: $(STAMP)
+install: $(STAMP) $(LAB_ES)
 
 $(STAMP): pyproject.toml
 	@echo "==> Creando el entorno $(VENV) e instalando las versiones fijadas de pyproject.toml"
@@ -33,6 +38,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (curso-peft)" >/dev/null
 	touch $(STAMP)
 
+# El paquete de idioma (jupyterlab-language-pack-es-ES) lo instala pip; esto lo elige por defecto.
+$(LAB_ES): $(STAMP)
+	mkdir -p $(dir $(LAB_ES))
+	printf '%s\n' '{"@jupyterlab/translation-extension:plugin": {"locale": "es_ES"}}' > $(LAB_ES)
+
 # --dist loadgroup: las pruebas de un mismo xdist_group van al mismo proceso (p. ej. los lotes).
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
@@ -44,7 +54,16 @@ curso: install
 	$(BIN)/python -m helpers.maintainers.course
 
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	@# JupyterLab se niega a arrancar como root («Running as root is not recommended»), y en un
+	@# contenedor, una máquina en la nube o muchas aulas se trabaja como root: sin --allow-root el
+	@# curso no se abriría. Solo se añade en ese caso; con un usuario normal no hace falta.
+	@token=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))'); \
+	root=$$(test "$$(id -u)" = 0 && echo --allow-root); \
+	echo "==> JupyterLab en español con los cuadernos de notebooks/ (para pararlo: Ctrl+C)."; \
+	echo "    Abre en tu navegador: http://$(LAB_IP):$(LAB_PORT)/lab?token=$$token"; \
+	echo "    (¿Puerto ocupado? make lab LAB_PORT=8899)"; \
+	JUPYTER_TOKEN=$$token exec $(BIN)/jupyter lab --notebook-dir=notebooks --no-browser \
+		--ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 $$root
 
 release: install
 	$(BIN)/python -m helpers.maintainers.release $(if $(REF),--ref "$(REF)")

@@ -3,7 +3,8 @@
 Arranca un servidor JupyterLab en 127.0.0.1 con una copia de notebooks/ (para que el autoguardado
 no toque el repositorio), abre el cuaderno 01 en Chromium sin ventana (el del sistema, manejado
 con playwright), ejecuta sus primeras celdas desde la interfaz (teclado: Mayús+Intro) y comprueba
-lo que muestra la página: el título, la insignia de Colab y la salida de la celda de preparación
+lo que muestra la página: la interfaz en español (menú «Archivo», del paquete de idioma que
+instala `make install`), el título, la insignia de Colab y la salida de la celda de preparación
 (``helpers.show_environment()``). Después añade una celda nueva, la escribe y la ejecuta.
 
 Deja una captura en build/pruebas/navegador/ (carpeta ignorada por git). Todo tiene tiempos
@@ -235,6 +236,11 @@ def test_cuaderno_01_en_jupyterlab(tmp_path):
                     # El Markdown renderizado: insignia de Colab y título.
                     badge = first.locator(".jp-RenderedMarkdown img[alt='Abrir en Colab']")
                     badge.wait_for()
+                    # La interfaz en español: el paquete de idioma y el ajuste que deja `make install`.
+                    menus = page.locator("#jp-MainMenu .lm-MenuBar-itemLabel")
+                    menus.filter(has_text="Archivo").first.wait_for()
+                    labels = [label.strip() for label in menus.all_inner_texts()]
+                    assert "Archivo" in labels and "File" not in labels, labels
                     # El núcleo arrancado y en reposo antes de ejecutar nada (API y barra de estado).
                     page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for()
                     server.wait_kernel_idle(page.wait_for_timeout)
