@@ -305,8 +305,6 @@ def load_model(
         raise ValueError(f"Tarea desconocida {task!r}: usa 'causal-lm' o 'seq-cls'.")
     if task == "seq-cls":
         kwargs.setdefault("num_labels", num_labels)
-    from .precision import decide
-
     decision = decide()
     # La cabeza de clasificación es nueva y se entrena: con ella el modelo queda en el tipo de los
     # pesos entrenables (fp32) y, en una T4, calcula en fp16 con autocast.
@@ -350,6 +348,9 @@ def show_environment() -> None:
     """Imprime en español dónde corre el cuaderno, con qué hardware y con qué perfil de modelo."""
     info = describe()
     decision = decide()
+    # La precisión con la que entrena el curso la decide helpers.precision (en CPU, fp32 aunque
+    # haya bf16 por hardware), no la recomendación genérica del hardware.
+    info["precisión de entrenamiento"] = decision.compute
     if decision.simulated:
         info["simulación"] = decision.describe()
     info["perfil del modelo"] = resolve_profile().label

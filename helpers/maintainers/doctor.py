@@ -146,7 +146,8 @@ def _profile_source() -> str:
 def _hardware_lines() -> list[tuple[str, str]]:
     import torch
 
-    from ..environment import cpu_has_bf16, gpu_has_real_bf16, gpu_info, training_precision
+    from ..environment import cpu_has_bf16, gpu_has_real_bf16, gpu_info
+    from ..precision import decide
 
     gpu = gpu_info()
     lines = [("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'no'})")]
@@ -162,7 +163,7 @@ def _hardware_lines() -> list[tuple[str, str]]:
         real = cpu_has_bf16()
         lines.append(("bf16 real", "sí (la CPU tiene AVX-512-BF16 o AMX)" if real else
                       "no (la CPU no tiene AVX-512-BF16 ni AMX; emularlo sería muchísimo más lento)"))
-    lines.append(("precisión de entrenamiento", training_precision()))
+    lines.append(("precisión de entrenamiento", decide().compute))
     lines.append(("núcleos de CPU", str(os.cpu_count())))
     return lines
 
