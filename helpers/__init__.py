@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 # Nombre público → submódulo que lo define.
 _EXPORTS = {
     "datasets": ("load_instructions", "load_reviews", "to_messages", "to_prompt_completion"),
+    "evaluation": ("held_out_batches", "held_out_loss"),
     "environment": ("in_autograder", "in_colab", "training_precision", "where"),
     "grading": ("check_close", "check_equal", "check_loss_decreases", "check_type"),
     "measure": ("PeakMemory", "Timer", "count_parameters", "footprint_bytes", "format_bytes", "format_count",

@@ -15,7 +15,7 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent / "data"
 INSTRUCTIONS_FILE = DATA_DIR / "geografia_instrucciones.jsonl"
 REVIEWS_FILE = DATA_DIR / "resenas.jsonl"
-SPLITS = ("train", "test")
+SPLITS = ("train", "validation", "test")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -36,7 +36,7 @@ def _dataset(path: Path, split: str | None, limit: int | None):
     from datasets import Dataset
 
     if split is not None and split not in SPLITS:
-        raise ValueError(f"Partición desconocida {split!r}: usa 'train', 'test' o None (todas).")
+        raise ValueError(f"Partición desconocida {split!r}: usa 'train', 'validation', 'test' o None (todas).")
     rows = [r for r in read_jsonl(path) if split is None or r["split"] == split]
     if limit is not None:
         rows = rows[:limit]

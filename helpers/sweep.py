@@ -7,7 +7,9 @@ mismos lotes en el mismo orden y usar la misma semilla. Aquí están:
   pregunta enmascarada), construidos una sola vez y reutilizados en todas las ejecuciones;
 - :func:`train_steps` / :func:`train_adapter`: un bucle de entrenamiento mínimo (AdamW, un paso por
   lote, con la precisión de :func:`helpers.precision.decide`), con el tiempo de cada paso;
-- :func:`final_loss`: la pérdida final, promediada sobre los últimos pasos;
+- :func:`encode_batches`: ejemplos → lotes de chat con la pregunta enmascarada (lo usan también
+  los lotes de validación de :mod:`helpers.evaluation`);
+- :func:`final_loss`: la media de las últimas pérdidas de entrenamiento;
 - :func:`memory_in_use`: la memoria que usa ahora el proceso, para comprobar que liberar el
   modelo entre ejecuciones funciona.
 
@@ -30,34 +32,46 @@ from .quantization import check_no_cpu_inference_layout
 from .training import SEED, check_finite_losses
 
 
-__all__ = ["SEED", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
+__all__ = ["SEED", "encode_batches", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
 
 
-def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED) -> list[dict]:
+def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
+                  split: str = "train") -> list[dict]:
     """``steps`` lotes de instrucciones de geografía, todos de ``batch_size × max_length`` tokens.
 
     Se rellenan (y se recortan) a ``max_length`` para que cada paso cueste lo mismo. El relleno
     no cuenta en la pérdida. El orden de los ejemplos depende solo de ``seed``: dos llamadas
-    iguales dan los mismos lotes.
+    iguales dan los mismos lotes. Si hacen falta más ejemplos de los que hay, se repiten (épocas).
     """
-    data = load_instructions("train")
+    data = load_instructions(split)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).tolist()
     needed = steps * batch_size
     order = (order * math.ceil(needed / len(order)))[:needed]
-    # Con la plantilla de chat: la conversación entera y, aparte, solo la pregunta. La pérdida se
-    # calcula sobre la respuesta del asistente (y el fin de turno): la pregunta lleva -100.
-    chats = {index: [{"role": "user", "content": data[index]["instruction"]},
-                     {"role": "assistant", "content": data[index]["response"]}] for index in set(order)}
-    full = {i: list(tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"]) for i, c in chats.items()}
-    asked = {i: len(tokenizer.apply_chat_template(c[:1], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
-             for i, c in chats.items()}
+    return encode_batches(tokenizer, [data[i] for i in order], batch_size=batch_size, max_length=max_length)
+
+
+def encode_batches(tokenizer, examples: Sequence[dict], *, batch_size: int = 4, max_length: int = 64) -> list[dict]:
+    """Ejemplos ``{"instruction", "response"}`` → lotes de chat con la pregunta enmascarada.
+
+    Cada lote es ``{"input_ids", "attention_mask", "labels"}`` de ``len × max_length`` tokens; el
+    último puede tener menos filas. La pérdida se calcula sobre la respuesta del asistente (y el
+    fin de turno): la pregunta y el relleno llevan -100.
+    """
+    def chat(example):
+        return [{"role": "user", "content": example["instruction"]},
+                {"role": "assistant", "content": example["response"]}]
+
     pad = tokenizer.pad_token_id
     batches = []
-    for start in range(0, needed, batch_size):
+    for start in range(0, len(examples), batch_size):
         ids, labels, mask = [], [], []
-        for index in order[start:start + batch_size]:
-            x = full[index][:max_length]
-            y = [-100] * min(asked[index], len(x)) + x[asked[index]:]
+        for example in examples[start:start + batch_size]:
+            conversation = chat(example)
+            full = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
+            asked = len(tokenizer.apply_chat_template(conversation[:1], add_generation_prompt=True, tokenize=True,
+                                                      return_dict=True)["input_ids"])
+            x = full[:max_length]
+            y = [-100] * min(asked, len(x)) + x[asked:]
             fill = max_length - len(x)
             ids.append(x + [pad] * fill)
             labels.append(y + [-100] * fill)
@@ -116,7 +130,11 @@ def train_adapter(model, batches: Sequence[dict], *, learning_rate: float = 1e-3
 
 
 def final_loss(losses: Sequence[float], last: int = 3) -> float:
-    """Media de las ``last`` últimas pérdidas (una sola es demasiado ruidosa); NaN si no hay."""
+    """Media de las ``last`` últimas pérdidas **de entrenamiento** (una sola es demasiado ruidosa).
+
+    Sirve para ver si una curva de entrenamiento se ha estabilizado; para comparar ejecuciones,
+    el curso usa la pérdida en validación, :func:`helpers.evaluation.held_out_loss`. NaN si no hay.
+    """
     values = [float(v) for v in losses][-last:]
     return sum(values) / len(values) if values else math.nan
 

@@ -184,6 +184,44 @@ def test_datos_del_paquete():
         helpers.load_instructions("validacion")
 
 
+def test_particion_de_validacion_aparte():
+    """Validación y prueba no comparten ni preguntas ni respuestas con el entrenamiento (ni entre sí):
+    la partición se hace por hecho, no por pregunta."""
+    parts = {split: helpers.load_instructions(split) for split in ("train", "validation", "test")}
+    assert parts["validation"].num_rows >= 30
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not set(parts[a]["response"]) & set(parts[b]["response"]), (a, b)
+    reviews = {split: helpers.load_reviews(split) for split in ("train", "validation", "test")}
+    assert sum(reviews["validation"]["label"]) * 2 == reviews["validation"].num_rows > 0
+    assert not set(reviews["train"]["text"]) & set(reviews["validation"]["text"])
+
+
+def test_perdida_en_validacion_pondera_por_token():
+    """held_out_loss es la entropía cruzada media por token de respuesta de todos los lotes juntos,
+    calculada aquí a mano con los logits (no la media de las pérdidas de cada lote)."""
+    model, tok = helpers.load_model_and_tokenizer("tiny", verbose=False)
+    batches = helpers.held_out_batches(tok, batch_size=3, limit=7)
+    assert [b["input_ids"].shape[0] for b in batches] == [3, 3, 1]
+    model.train()
+    got = helpers.held_out_loss(model, batches)
+    assert model.training, "held_out_loss debe dejar el modelo como estaba"
+    total, count = 0.0, 0
+    with torch.no_grad():
+        model.eval()
+        for b in batches:
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1]
+            labels = b["labels"][:, 1:]
+            keep = labels != -100
+            total += float(torch.nn.functional.cross_entropy(logits[keep].float(), labels[keep], reduction="sum"))
+            count += int(keep.sum())
+    assert count > 0 and abs(got - total / count) < 1e-4
+    with torch.no_grad():
+        per_batch = sum(float(model(**b).loss) for b in batches) / len(batches)
+    assert abs(per_batch - got) > 1e-4, "con lotes desiguales la media de medias debe ser otra cifra"
+    with pytest.raises(ValueError, match="no vistos"):
+        helpers.held_out_batches(tok, split="train")
+
+
 def test_datos_regenerables(tmp_path):
     """Los JSONL del paquete son exactamente lo que escribe el generador (nadie los edita a mano).
 

@@ -275,25 +275,33 @@ QUESTIONS: dict[str, list[str]] = {
 
 PHRASINGS_PER_FACT = 3  # cada hecho aparece con 3 preguntas distintas
 TEST_FACTS_PER_ATTRIBUTE = 2  # ≈10 % de los países de cada atributo van a "test"
+VALIDATION_FACTS_PER_ATTRIBUTE = 2  # y otro ≈10 %, a "validation"
 
 
 def build_instructions(rng: random.Random) -> list[dict]:
     """Crea las instrucciones de geografía.
 
     La partición se decide por *hecho* (país + atributo), no por pregunta: las tres preguntas
-    sobre un mismo hecho caen juntas en "train" o en "test", así el conjunto de prueba no
-    repite respuestas vistas en el entrenamiento. Se estratifica por atributo.
+    sobre un mismo hecho caen juntas en "train", "validation" o "test", así ni la validación ni
+    la prueba repiten respuestas vistas en el entrenamiento. Se estratifica por atributo. Los
+    hechos de validación salen de un generador aparte: añadirlos no cambió ni el orden de las
+    filas ni la partición de prueba.
     """
-    test_facts = set()
+    test_facts, validation_facts = set(), set()
+    validation_rng = random.Random(SEED + 2)
     for attribute in QUESTIONS:
         countries = [c for c in COUNTRIES if attribute in COUNTRIES[c]]
         for country in rng.sample(countries, TEST_FACTS_PER_ATTRIBUTE):
             test_facts.add((country, attribute))
+        rest = [c for c in countries if (c, attribute) not in test_facts]
+        for country in validation_rng.sample(rest, VALIDATION_FACTS_PER_ATTRIBUTE):
+            validation_facts.add((country, attribute))
 
     rows = []
     for country, facts in COUNTRIES.items():
         for attribute, answer in facts.items():
-            split = "test" if (country, attribute) in test_facts else "train"
+            fact = (country, attribute)
+            split = "test" if fact in test_facts else "validation" if fact in validation_facts else "train"
             for template in rng.sample(QUESTIONS[attribute], PHRASINGS_PER_FACT):
                 rows.append({
                     "instruction": template.format(country=country),
@@ -578,6 +586,7 @@ TOPICS: dict[str, dict] = {
 
 REVIEWS_PER_TOPIC_AND_LABEL = 30  # 8 temas × 2 etiquetas × 30 = 480 reseñas
 TEST_FRACTION = 0.2
+VALIDATION_FRACTION = 0.1
 INFORMAL_PROBABILITY = 0.08  # sin mayúscula inicial ni punto final, como en un móvil
 
 
@@ -616,7 +625,8 @@ def write_review(rng: random.Random, topic: dict, label: int) -> str:
 def build_reviews(rng: random.Random) -> list[dict]:
     """Crea las reseñas: el mismo número por tema y etiqueta, sin textos repetidos.
 
-    El 20 % de cada grupo (tema, etiqueta) va a "test", así la prueba también está equilibrada.
+    El 20 % de cada grupo (tema, etiqueta) va a "test" y el 10 %, a "validation": las dos
+    particiones quedan equilibradas.
     """
     for topic in TOPICS.values():
         for aspects in topic["aspects"].values():
@@ -626,6 +636,7 @@ def build_reviews(rng: random.Random) -> list[dict]:
     seen: set[str] = set()
     rows = []
     n_test = round(REVIEWS_PER_TOPIC_AND_LABEL * TEST_FRACTION)
+    n_validation = round(REVIEWS_PER_TOPIC_AND_LABEL * VALIDATION_FRACTION)
     for name, topic in TOPICS.items():
         for label in (1, 0):
             texts = []
@@ -636,7 +647,8 @@ def build_reviews(rng: random.Random) -> list[dict]:
                     seen.add(key)
                     texts.append(text)
             for i, text in enumerate(texts):  # ya salen en orden aleatorio
-                rows.append({"text": text, "label": label, "split": "test" if i < n_test else "train"})
+                split = "test" if i < n_test else "validation" if i < n_test + n_validation else "train"
+                rows.append({"text": text, "label": label, "split": split})
 
     rng.shuffle(rows)
     return [{"id": f"res-{i:04d}", **row} for i, row in enumerate(rows, 1)]
