@@ -2,8 +2,9 @@
 
 Cada módulo ``nbNN`` define ``WRONG = {grade_id de la solución: código erróneo}`` y
 ``BREAKS = {grade_id de la solución: [celdas calificadas que ese error deja a 0]}``. La prueba de
-calificación reparte las respuestas erróneas en dos entregas y exige, celda a celda, un 0 en las
-que rompe cada una y la nota máxima en todas las demás.
+calificación junta en una misma entrega las respuestas erróneas que rompen celdas distintas (así
+cada 0 sigue teniendo un solo culpable, con el menor número de ejecuciones) y exige, celda a
+celda, un 0 en las que rompe cada una y la nota máxima en todas las demás.
 """
 import importlib
 
@@ -28,6 +29,21 @@ def broken_cells(name: str) -> dict[str, list[str]]:
 
 
 def groups(name: str, solution_order: list[str]) -> list[list[str]]:
-    """Las respuestas erróneas en dos entregas, alternando en el orden del cuaderno."""
-    ordered = [grade_id for grade_id in solution_order if grade_id in wrong_cells(name)]
-    return [group for group in (ordered[0::2], ordered[1::2]) if group]
+    """Las respuestas erróneas en entregas cuyas celdas rotas no se pisan (en el orden del cuaderno).
+
+    Cada respuesta va a la primera entrega en la que ninguna otra rompe sus mismas celdas; si no
+    cabe en ninguna, abre otra. Dos errores que rompen la misma celda nunca van juntos: el 0 de
+    esa celda no diría cuál de los dos falla.
+    """
+    breaks = broken_cells(name)
+    packed: list[tuple[list[str], set[str]]] = []
+    for grade_id in (g for g in solution_order if g in wrong_cells(name)):
+        cells = set(breaks.get(grade_id, ()))
+        for group, taken in packed:
+            if not cells & taken:
+                group.append(grade_id)
+                taken |= cells
+                break
+        else:
+            packed.append(([grade_id], set(cells)))
+    return [group for group, _ in packed]
