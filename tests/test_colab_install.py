@@ -2,20 +2,38 @@
 
 Se instala el curso como lo hace la celda (``pip install "curso-peft @ git+<repositorio>@<ref>"``,
 con la etiqueta o el commit publicado) desde este mismo repositorio por una URL ``file://`` que
-hace de GitHub, sin los extras locales (ni nbgrader ni JupyterLab). torch, que Colab ya trae, sale
-de la rueda local. Después, con un módulo ``google.colab`` de mentira importado al arrancar (como
+hace de GitHub, sin los extras locales (ni nbgrader ni JupyterLab). torch ya viene instalado, como
+en Colab: el entorno nuevo ve (con un ``.pth``) el torch 2.13.0 de este ``.venv`` y nada más, así
+la prueba no gasta un minuto en descomprimir otra vez su rueda de cientos de MB. Después, con un módulo ``google.colab`` de mentira importado al arrancar (como
 en Colab): ``import helpers`` funciona, el perfil por defecto es ``hub`` y ``python -m
 helpers.maintainers.doctor`` termina bien, sin descargar nada (``HF_HUB_OFFLINE=1``).
 """
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from helpers.maintainers.release import ROOT, install_requirement, release_ref
 
-TORCH = "torch==2.13.0"  # la de la rueda local; en Colab, la que trae Colab
+
+
+def preinstall_torch(venv_python, where):
+    """Deja a la vista del entorno nuevo solo el torch instalado aquí (y no sus vecinos de site-packages).
+
+    Como en Colab, torch ya está; sus dependencias (sympy, networkx...) las resuelve pip.
+    """
+    import importlib.metadata
+
+    dist = importlib.metadata.distribution("torch")
+    tops = {str(f).split("/")[0] for f in dist.files} - {".."}
+    where.mkdir()
+    for top in tops:
+        (where / top).symlink_to(dist.locate_file(top))
+    purelib = _run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    (Path(purelib) / "torch_como_en_colab.pth").write_text(f"{where}\n", encoding="utf-8")
+    return dist.version
 
 
 def _run(cmd, **kwargs):
@@ -36,8 +54,12 @@ def test_instalacion_como_en_colab(tmp_path):
     assert requirement.endswith(f"@{ref}") and requirement.startswith("curso-peft @ git+file://")
     # El pip de Colab es reciente; el que trae venv (23.x) rechaza las URL git+file:///.
     _run([python, "-m", "pip", "install", "-q", "--no-compile", "--upgrade", "pip"], cwd=tmp_path)
-    # --no-compile: sin precompilar miles de .py de torch y transformers (lo caro de instalar).
-    _run([python, "-m", "pip", "install", "-q", "--no-compile", TORCH, requirement], cwd=tmp_path)
+    torch_version = preinstall_torch(python, tmp_path / "torch-de-colab")
+    # --no-compile: sin precompilar miles de .py de transformers y compañía (lo caro de instalar).
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", requirement], cwd=tmp_path)
+    listed = _run([python, "-m", "pip", "show", "torch"], cwd=tmp_path).stdout
+    assert f"Version: {torch_version}" in listed and str(tmp_path / "torch-de-colab") in listed, \
+        "pip no debía instalar otro torch: Colab ya lo trae"
 
     stub = tmp_path / "stub"
     (stub / "google" / "colab").mkdir(parents=True)  # google/ sin __init__: no tapa otros google.*
