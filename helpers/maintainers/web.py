@@ -186,8 +186,8 @@ def notebook_page(name: str, run_dir: Path, project: Path, allow_unexecuted: boo
     else:
         raise WebError(
             f"No encuentro el cuaderno ejecutado {executed_path}. El sitio muestra las salidas de "
-            "una ejecución real: ejecuta antes `make curso` (o pasa --curso con otra carpeta, o "
-            "--permitir-sin-ejecutar para publicar sin salidas los cuadernos que falten)."
+            "una ejecución real: ejecuta antes `make curso`. Para construirlo igualmente, con los "
+            "cuadernos que falten sin salidas: `make web WEB_OPCIONES=--permitir-sin-ejecutar`."
         )
     downloads = project / "descargas"
     downloads.mkdir(parents=True, exist_ok=True)
