@@ -11,8 +11,8 @@ que ``make web``; los demás cuadernos salen sin salidas) y comprueban:
 - que todos los enlaces internos de todas las páginas llevan a un archivo del sitio;
 - en Chromium sin ventana, servido desde 127.0.0.1: de la portada al cuaderno 03 y al glosario por
   el menú, con el título, una figura de la ejecución, el recuadro de un ejercicio con su nivel, la
-  insignia de Colab, la descarga del cuaderno y la interfaz en español; sin una sola petición fuera
-  de 127.0.0.1 ni una respuesta de error.
+  insignia de Colab, la descarga del cuaderno, el buscador y la interfaz en español; sin una sola
+  petición fuera de 127.0.0.1 ni una respuesta de error.
 
 Deja las capturas en build/pruebas/web/ (carpeta ignorada por git).
 """
@@ -285,6 +285,16 @@ def test_navegar_en_el_navegador(site, server):
         assert page.locator("article h1").first.inner_text().replace("#", "").strip() == "Glosario"
         assert page.locator("article table").get_by_text("adaptación de bajo rango (LoRA)").count() == 1
         page.screenshot(path=str(shots["glosario"]))
+
+        # El buscador (Ctrl+K), en español y sin servidor: encuentra el cuaderno de la cuantización.
+        page.keyboard.press("Control+k")
+        page.locator("form.bd-search input").first.fill("cuantización")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"/search\.html\?q="))
+        results = page.locator("#search-results ul.search li a")
+        results.first.wait_for()
+        assert page.get_by_text(re.compile(r"Búsqueda finalizada")).count() == 1
+        assert any("/cuadernos/" in (href or "") for href in results.evaluate_all("els => els.map(e => e.href)"))
         assert problems == [], problems
     for key in ("portada", "cuaderno_03", "glosario"):
         assert shots[key].stat().st_size > 10_000
