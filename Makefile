@@ -56,7 +56,7 @@ curso: install
 
 # El sitio web del curso (Jupyter Book 1) en build/web/, con las salidas de `make curso` (no ejecuta
 # nada). Sin `make curso` antes, se niega y lo dice; WEB_OPCIONES=--permitir-sin-ejecutar lo construye
-# igualmente, con los cuadernos que falten sin salidas.
+# igualmente, con los cuadernos que falten (o que fallaron) sin salidas.
 web: install
 	$(BIN)/python -m helpers.maintainers.web $(WEB_OPCIONES)
 

@@ -107,7 +107,13 @@ def test_curso_fallido_se_niega(tmp_path):
         f"cuaderno,estado,segundos,figuras,perfil\n{NAME},error: AssertionError,1.0,0,tiny\n", encoding="utf-8"
     )
     with pytest.raises(web.WebError, match=f"falló en {NAME}"):
-        web.prepare_project(tmp_path / "curso", tmp_path / "fuente", allow_unexecuted=True)
+        web.prepare_project(tmp_path / "curso", tmp_path / "fuente")
+    # Si se permite, sale sin salidas (ni las de antes del fallo) y la portada lo dice.
+    rows = web.prepare_project(tmp_path / "curso", tmp_path / "fuente", allow_unexecuted=True)
+    assert not any(r["ejecutado"] for r in rows)
+    page = nbformat.read(tmp_path / "fuente" / "cuadernos" / f"{NAME}.ipynb", as_version=4)
+    assert all(c.outputs == [] for c in page.cells if c.cell_type == "code")
+    assert NAME in (tmp_path / "fuente" / "index.md").read_text(encoding="utf-8").split("Sin salidas")[1]
 
 
 def test_enlaces_del_repositorio(tmp_path):

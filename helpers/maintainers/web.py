@@ -166,14 +166,17 @@ def relink(text: str, source_dir: Path, page_dir: Path, project: Path, pages: di
     return MARKDOWN_LINK.sub(fix, text)
 
 
-def notebook_page(name: str, run_dir: Path, project: Path, allow_unexecuted: bool, pages: dict) -> dict:
-    """Escribe la página de un cuaderno y su descarga; devuelve lo que se hizo (para el resumen)."""
+def notebook_page(name: str, run_dir: Path | None, project: Path, allow_unexecuted: bool, pages: dict) -> dict:
+    """Escribe la página de un cuaderno y su descarga; devuelve lo que se hizo (para el resumen).
+
+    ``run_dir`` None: el cuaderno sale sin salidas (falló en `make curso` y se permite).
+    """
     student_path = NOTEBOOKS / name / f"{name}.ipynb"
     if not student_path.exists():
         raise WebError(f"Falta {student_path.relative_to(ROOT)}: ejecuta `make release`.")
     student = nbformat.read(student_path, as_version=4)
-    executed_path = run_dir / name / f"{name}.ipynb"
-    executed = executed_path.exists()
+    executed_path = (run_dir or DEFAULT_RUN) / name / f"{name}.ipynb"
+    executed = run_dir is not None and executed_path.exists()
     if executed:
         nb, missing = with_outputs(student, nbformat.read(executed_path, as_version=4))
         if missing:
@@ -244,9 +247,13 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
     if not names:
         raise WebError("No hay cuadernos en solutions/: el sitio no tendría nada que mostrar.")
     summary = run_summary(run_dir)
-    failed = [f"{name} ({summary[name][0]})" for name in names if summary.get(name, ("correcto",))[0] != "correcto"]
-    if failed:
-        raise WebError(f"`make curso` falló en {', '.join(failed)}: arréglalo y vuelve a ejecutarlo antes de `make web`.")
+    failed = [name for name in names if summary.get(name, ("correcto",))[0] != "correcto"]
+    if failed and not allow_unexecuted:
+        raise WebError(
+            f"`make curso` falló en {', '.join(f'{n} ({summary[n][0]})' for n in failed)}: arréglalo y vuelve a "
+            "ejecutarlo antes de `make web` (o `make web WEB_OPCIONES=--permitir-sin-ejecutar`, que los "
+            "publica sin salidas)."
+        )
     # Las imágenes primero: los enlaces que ya llevan a un archivo del proyecto se quedan como están.
     for image in ("colab.svg", "favicon.svg"):
         shutil.copy2(SITE_SOURCE / image, project / image)
@@ -255,7 +262,7 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
     # Archivos del repositorio que son páginas del sitio: un enlace a ellos lleva a la página.
     pages = {(NOTEBOOKS / n / f"{n}.ipynb").resolve(): Path("cuadernos", f"{n}.ipynb") for n in names}
     pages.update({(DOCS / f).resolve(): Path(f) for f in ("glosario.md", "rendimiento.md")})
-    rows = [notebook_page(name, run_dir, project, allow_unexecuted, pages) for name in names]
+    rows = [notebook_page(name, None if name in failed else run_dir, project, allow_unexecuted, pages) for name in names]
 
     listing = "\n".join(f"{i}. [{row['titulo']}](cuadernos/{row['cuaderno']}.ipynb)" for i, row in enumerate(rows, 1))
     profiles = sorted({summary[r["cuaderno"]][1] for r in rows if r["ejecutado"] and summary.get(r["cuaderno"], ("", ""))[1]})
@@ -263,7 +270,7 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
               if profiles else "")
     unexecuted = [r["cuaderno"] for r in rows if not r["ejecutado"]]
     if unexecuted:
-        origin += f" Sin salidas (no se ejecutaron): {', '.join(unexecuted)}."
+        origin += f" Sin salidas (no se ejecutaron o fallaron en `make curso`): {', '.join(unexecuted)}."
     index = (SITE_SOURCE / "index.md").read_text(encoding="utf-8")
     for placeholder in ("{{ lista_de_cuadernos }}", "{{ origen_de_las_salidas }}"):
         if placeholder not in index:
@@ -339,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curso", type=Path, default=DEFAULT_RUN, help="cuadernos ejecutados por `make curso` (por defecto build/curso)")
     parser.add_argument("--salida", type=Path, default=DEFAULT_OUT, help="carpeta del sitio (por defecto build/web)")
     parser.add_argument("--fuente", type=Path, default=PROJECT, help="carpeta del proyecto intermedio (por defecto build/web-fuente)")
-    parser.add_argument("--permitir-sin-ejecutar", action="store_true", help="publica sin salidas los cuadernos que no estén ejecutados")
+    parser.add_argument("--permitir-sin-ejecutar", action="store_true",
+                        help="publica sin salidas los cuadernos que no estén ejecutados o que fallaron en `make curso`")
     args = parser.parse_args(argv)
     try:
         rows = prepare_project(args.curso.resolve(), args.fuente.resolve(), args.permitir_sin_ejecutar)
