@@ -53,6 +53,7 @@ def _fake_run(name: str, folder: Path) -> None:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             secret = " SECRETO" if web.is_graded(cell) else ""
+            cell.execution_count = index
             cell.outputs = [
                 nbformat.v4.new_output("stream", name="stdout", text=f"salida {index}{secret}\n"),
                 nbformat.v4.new_output("stream", name="stderr", text="AVISO de una biblioteca\n"),
@@ -101,12 +102,18 @@ def test_sin_ejecutar_se_niega(tmp_path):
 
 
 def test_curso_fallido_se_niega(tmp_path):
-    """Un cuaderno que falló en `make curso` (su resumen.csv lo dice) no se publica a medias."""
+    """Un cuaderno que falló en `make curso` no se publica a medias: lo dice una celda con error o resumen.csv."""
     _fake_run(NAME, tmp_path / "curso")
+    executed = tmp_path / "curso" / NAME / f"{NAME}.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells[-1] = nbformat.v4.new_code_cell("1 / 0", outputs=[nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="", traceback=[])])
+    nbformat.write(nb, executed)
+    with pytest.raises(web.WebError, match=f"{NAME}: `make curso` falló \\(una celda dio un error\\)"):
+        web.prepare_project(tmp_path / "curso", tmp_path / "fuente")
     (tmp_path / "curso" / "resumen.csv").write_text(
         f"cuaderno,estado,segundos,figuras,perfil\n{NAME},error: AssertionError,1.0,0,tiny\n", encoding="utf-8"
     )
-    with pytest.raises(web.WebError, match=f"falló en {NAME}"):
+    with pytest.raises(web.WebError, match=f"{NAME}: `make curso` falló"):
         web.prepare_project(tmp_path / "curso", tmp_path / "fuente")
     # Si se permite, sale sin salidas (ni las de antes del fallo) y la portada lo dice.
     rows = web.prepare_project(tmp_path / "curso", tmp_path / "fuente", allow_unexecuted=True)

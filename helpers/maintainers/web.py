@@ -166,31 +166,36 @@ def relink(text: str, source_dir: Path, page_dir: Path, project: Path, pages: di
     return MARKDOWN_LINK.sub(fix, text)
 
 
-def notebook_page(name: str, run_dir: Path | None, project: Path, allow_unexecuted: bool, pages: dict) -> dict:
+def executed_run(name: str, run_dir: Path, summary: dict) -> tuple[nbformat.NotebookNode | None, str]:
+    """El cuaderno de ``name`` ejecutado por `make curso` y, si no sirve, por qué (``""`` si sirve)."""
+    path = run_dir / name / f"{name}.ipynb"
+    if not path.exists():
+        return None, f"no encuentro {path}"
+    state = summary.get(name, ("correcto",))[0]
+    if state != "correcto":
+        return None, f"`make curso` falló ({state})"
+    nb = nbformat.read(path, as_version=4)
+    if any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])):
+        return None, "`make curso` falló (una celda dio un error)"
+    if not any(c.get("execution_count") for c in nb.cells if c.cell_type == "code"):
+        return None, f"{path} no está ejecutado (¿sigue en marcha `make curso`?)"
+    return nb, ""
+
+
+def notebook_page(name: str, executed: nbformat.NotebookNode | None, project: Path, pages: dict) -> dict:
     """Escribe la página de un cuaderno y su descarga; devuelve lo que se hizo (para el resumen).
 
-    ``run_dir`` None: el cuaderno sale sin salidas (falló en `make curso` y se permite).
+    ``executed`` es el cuaderno ejecutado por `make curso`; None, la página sale sin salidas.
     """
     student_path = NOTEBOOKS / name / f"{name}.ipynb"
     if not student_path.exists():
         raise WebError(f"Falta {student_path.relative_to(ROOT)}: ejecuta `make release`.")
     student = nbformat.read(student_path, as_version=4)
-    executed_path = (run_dir or DEFAULT_RUN) / name / f"{name}.ipynb"
-    executed = run_dir is not None and executed_path.exists()
-    if executed:
-        nb, missing = with_outputs(student, nbformat.read(executed_path, as_version=4))
-        if missing:
-            raise WebError(
-                f"{missing} celdas de {name} no están en {executed_path}: el cuaderno ejecutado y el del "
-                "alumnado son de versiones distintas. Ejecuta `make release` y después `make curso`."
-            )
-    elif allow_unexecuted:
-        nb, _ = with_outputs(student, nbformat.v4.new_notebook())
-    else:
+    nb, missing = with_outputs(student, executed or nbformat.v4.new_notebook())
+    if executed is not None and missing:
         raise WebError(
-            f"No encuentro el cuaderno ejecutado {executed_path}. El sitio muestra las salidas de "
-            "una ejecución real: ejecuta antes `make curso`. Para construirlo igualmente, con los "
-            "cuadernos que falten sin salidas: `make web WEB_OPCIONES=--permitir-sin-ejecutar`."
+            f"{missing} celdas de {name} no están en su ejecución de `make curso`: el cuaderno ejecutado y "
+            "el del alumnado son de versiones distintas. Ejecuta `make release` y después `make curso`."
         )
     downloads = project / "descargas"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -215,7 +220,7 @@ def notebook_page(name: str, run_dir: Path | None, project: Path, allow_unexecut
     exercises = mark_exercises(nb)
     nbformat.write(nb, page_dir / f"{name}.ipynb")
     title = title_line[2:].strip().replace("*", "").replace("`", "")
-    return {"cuaderno": name, "titulo": title, "ejecutado": executed, "ejercicios": exercises}
+    return {"cuaderno": name, "titulo": title, "ejecutado": executed is not None, "ejercicios": exercises}
 
 
 def instructors_guide() -> str:
@@ -247,12 +252,13 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
     if not names:
         raise WebError("No hay cuadernos en solutions/: el sitio no tendría nada que mostrar.")
     summary = run_summary(run_dir)
-    failed = [name for name in names if summary.get(name, ("correcto",))[0] != "correcto"]
-    if failed and not allow_unexecuted:
+    runs = {name: executed_run(name, run_dir, summary) for name in names}
+    problems = [f"{name}: {why}" for name, (_, why) in runs.items() if why]
+    if problems and not allow_unexecuted:
         raise WebError(
-            f"`make curso` falló en {', '.join(f'{n} ({summary[n][0]})' for n in failed)}: arréglalo y vuelve a "
-            "ejecutarlo antes de `make web` (o `make web WEB_OPCIONES=--permitir-sin-ejecutar`, que los "
-            "publica sin salidas)."
+            "El sitio muestra las salidas de una ejecución real, y faltan las de estos cuadernos:\n  "
+            + "\n  ".join(problems) + "\nEjecuta antes `make curso` (y arregla lo que falle). Para construirlo "
+            "igualmente, con esos cuadernos sin salidas: `make web WEB_OPCIONES=--permitir-sin-ejecutar`."
         )
     # Las imágenes primero: los enlaces que ya llevan a un archivo del proyecto se quedan como están.
     for image in ("colab.svg", "favicon.svg"):
@@ -262,7 +268,7 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
     # Archivos del repositorio que son páginas del sitio: un enlace a ellos lleva a la página.
     pages = {(NOTEBOOKS / n / f"{n}.ipynb").resolve(): Path("cuadernos", f"{n}.ipynb") for n in names}
     pages.update({(DOCS / f).resolve(): Path(f) for f in ("glosario.md", "rendimiento.md")})
-    rows = [notebook_page(name, None if name in failed else run_dir, project, allow_unexecuted, pages) for name in names]
+    rows = [notebook_page(name, runs[name][0], project, pages) for name in names]
 
     listing = "\n".join(f"{i}. [{row['titulo']}](cuadernos/{row['cuaderno']}.ipynb)" for i, row in enumerate(rows, 1))
     profiles = sorted({summary[r["cuaderno"]][1] for r in rows if r["ejecutado"] and summary.get(r["cuaderno"], ("", ""))[1]})
