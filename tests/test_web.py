@@ -110,6 +110,12 @@ def test_curso_fallido_se_niega(tmp_path):
     nbformat.write(nb, executed)
     with pytest.raises(web.WebError, match=f"{NAME}: `make curso` falló \\(una celda dio un error\\)"):
         web.prepare_project(tmp_path / "curso", tmp_path / "fuente")
+    # Cortado a medias (tiempo agotado, o aún en marcha): celdas sin ejecutar y sin error.
+    nb.cells[-1].outputs = []
+    nb.cells[-1].execution_count = None
+    nbformat.write(nb, executed)
+    with pytest.raises(web.WebError, match=f"{NAME}: .* no se ejecutó entero \\(1 celda sin"):
+        web.prepare_project(tmp_path / "curso", tmp_path / "fuente")
     (tmp_path / "curso" / "resumen.csv").write_text(
         f"cuaderno,estado,segundos,figuras,perfil\n{NAME},error: AssertionError,1.0,0,tiny\n", encoding="utf-8"
     )

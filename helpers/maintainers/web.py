@@ -177,8 +177,9 @@ def executed_run(name: str, run_dir: Path, summary: dict) -> tuple[nbformat.Note
     nb = nbformat.read(path, as_version=4)
     if any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])):
         return None, "`make curso` falló (una celda dio un error)"
-    if not any(c.get("execution_count") for c in nb.cells if c.cell_type == "code"):
-        return None, f"{path} no está ejecutado (¿sigue en marcha `make curso`?)"
+    pending = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() and not c.get("execution_count")]
+    if pending:  # sin ejecutar del todo: `make curso` sigue en marcha, o se cortó (p. ej. por tiempo)
+        return None, f"{path} no se ejecutó entero ({len(pending)} {'celda' if len(pending) == 1 else 'celdas'} sin ejecutar; ¿sigue en marcha `make curso`?)"
     return nb, ""
 
 
