@@ -3,6 +3,7 @@
 #   make curso    ejecuta todos los cuadernos con el modelo embebido real
 #   make lab      abre el curso en JupyterLab local (en español)
 #   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/ [REF=etiqueta]
+#   make web      construye el sitio web del curso en build/web/ con las salidas de `make curso`
 #   make bench    mide el rendimiento en esta máquina y escribe docs/rendimiento.md
 #   make gpu      en una GPU CUDA: cuadernos y banco en modo T4 (sección de GPU de docs/rendimiento.md)
 #   make calificar ENTREGAS=<zip o carpeta> TAREA=<cuaderno>  califica una clase (profesorado)
@@ -19,7 +20,7 @@ LAB_PORT ?= 8888
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-rapido curso lab release bench gpu limpiar
+.PHONY: install test test-rapido curso web lab release bench gpu limpiar
 
 install: $(STAMP) $(LAB_ES)
 
@@ -52,6 +53,12 @@ test-rapido: install
 
 curso: install
 	$(BIN)/python -m helpers.maintainers.course
+
+# El sitio web del curso (Jupyter Book 1) en build/web/, con las salidas de `make curso` (no ejecuta
+# nada). Sin `make curso` antes, se niega y lo dice; WEB_OPCIONES=--permitir-sin-ejecutar lo construye
+# igualmente, con los cuadernos que falten (o que fallaron) sin salidas.
+web: install
+	$(BIN)/python -m helpers.maintainers.web $(WEB_OPCIONES)
 
 lab: install
 	@# JupyterLab se niega a arrancar como root («Running as root is not recommended»), y en un

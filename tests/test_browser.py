@@ -12,6 +12,7 @@ máximos y el servidor, sus núcleos y el navegador se cierran siempre.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -55,6 +56,25 @@ def chromium_path() -> str | None:
         if candidate and shutil.which(candidate):
             return shutil.which(candidate)
     return None
+
+
+@contextlib.contextmanager
+def chromium_page(executable: str, failure_shot: Path):
+    """Una página de Chromium sin ventana (solo ve 127.0.0.1); si algo falla, deja ``failure_shot``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(UI_TIMEOUT)
+            try:
+                yield page
+            except Exception:
+                page.screenshot(path=str(failure_shot))
+                raise
+        finally:
+            browser.close()
 
 
 def _missing(reason: str):
@@ -198,7 +218,7 @@ def test_cuaderno_01_en_jupyterlab(tmp_path):
     if executable is None:
         _missing("No encuentro Chromium (en Debian: apt-get install chromium; lo instala `make install`).")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _missing("Falta playwright (pip install playwright==1.65.2; lo instala `make install`).")
     assert NOTEBOOK.exists(), f"Falta {NOTEBOOK.relative_to(ROOT)}: ejecuta `make release`"
@@ -223,70 +243,60 @@ def test_cuaderno_01_en_jupyterlab(tmp_path):
     try:
         server.wait_ready()
         timings["servidor"] = time.perf_counter() - start
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.set_default_timeout(UI_TIMEOUT)
-                try:
-                    page.goto(f"{server.url}/lab/tree/{NAME}/{NAME}.ipynb?token={server.token}", wait_until="domcontentloaded")
-                    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-                    cells = notebook.locator(".jp-Cell")
-                    first = cells.nth(0)
-                    # El Markdown renderizado: insignia de Colab y título.
-                    badge = first.locator(".jp-RenderedMarkdown img[alt='Abrir en Colab']")
-                    badge.wait_for()
-                    # La interfaz en español: el paquete de idioma y el ajuste que deja `make install`.
-                    menus = page.locator("#jp-MainMenu .lm-MenuBar-itemLabel")
-                    menus.filter(has_text="Archivo").first.wait_for()
-                    labels = [label.strip() for label in menus.all_inner_texts()]
-                    assert "Archivo" in labels and "File" not in labels, labels
-                    # El núcleo arrancado y en reposo antes de ejecutar nada (API y barra de estado).
-                    page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for()
-                    server.wait_kernel_idle(page.wait_for_timeout)
-                    timings["cuaderno abierto"] = time.perf_counter() - start
-                    server.remember_children()
-                    assert badge.count() == 1, "no se ve la insignia «Abrir en Colab»"
-                    href = first.locator("a:has(img[alt='Abrir en Colab'])").get_attribute("href")
-                    assert href and href.startswith("https://colab.research.google.com/github/") and href.endswith(f"notebooks/{NAME}/{NAME}.ipynb")
-                    assert first.locator("h1").first.inner_text().strip().startswith(title.split("·")[0].strip())
-                    assert title in first.locator("h1").first.inner_text()
+        with chromium_page(executable, ARTIFACTS / f"{NAME}_fallo.png") as page:
+            page.goto(f"{server.url}/lab/tree/{NAME}/{NAME}.ipynb?token={server.token}", wait_until="domcontentloaded")
+            notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+            cells = notebook.locator(".jp-Cell")
+            first = cells.nth(0)
+            # El Markdown renderizado: insignia de Colab y título.
+            badge = first.locator(".jp-RenderedMarkdown img[alt='Abrir en Colab']")
+            badge.wait_for()
+            # La interfaz en español: el paquete de idioma y el ajuste que deja `make install`.
+            menus = page.locator("#jp-MainMenu .lm-MenuBar-itemLabel")
+            menus.filter(has_text="Archivo").first.wait_for()
+            labels = [label.strip() for label in menus.all_inner_texts()]
+            assert "Archivo" in labels and "File" not in labels, labels
+            # El núcleo arrancado y en reposo antes de ejecutar nada (API y barra de estado).
+            page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for()
+            server.wait_kernel_idle(page.wait_for_timeout)
+            timings["cuaderno abierto"] = time.perf_counter() - start
+            server.remember_children()
+            assert badge.count() == 1, "no se ve la insignia «Abrir en Colab»"
+            href = first.locator("a:has(img[alt='Abrir en Colab'])").get_attribute("href")
+            assert href and href.startswith("https://colab.research.google.com/github/") and href.endswith(f"notebooks/{NAME}/{NAME}.ipynb")
+            assert first.locator("h1").first.inner_text().strip().startswith(title.split("·")[0].strip())
+            assert title in first.locator("h1").first.inner_text()
 
-                    # Ejecuta desde la primera celda hasta la de preparación, con el teclado.
-                    first.click()
-                    page.keyboard.press("Escape")
-                    for _ in range(setup_index + 1):
-                        page.keyboard.press("Shift+Enter")
-                    setup = cells.nth(setup_index)
-                    output = setup.locator(".jp-OutputArea-output")
-                    output.filter(has_text="perfil del modelo").first.wait_for()
-                    setup.locator(".jp-InputPrompt", has_text="[1]").wait_for()
-                    timings["preparación ejecutada"] = time.perf_counter() - start
-                    text = "\n".join(output.all_inner_texts())
-                    lines = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
-                    assert lines.get("entorno") == "local", text
-                    assert lines.get("perfil del modelo", "").startswith("diminuto"), text
-                    assert lines.get("dispositivo") in ("cpu", "cuda"), text
-                    assert "Traceback" not in text and "Error" not in text, text
+            # Ejecuta desde la primera celda hasta la de preparación, con el teclado.
+            first.click()
+            page.keyboard.press("Escape")
+            for _ in range(setup_index + 1):
+                page.keyboard.press("Shift+Enter")
+            setup = cells.nth(setup_index)
+            output = setup.locator(".jp-OutputArea-output")
+            output.filter(has_text="perfil del modelo").first.wait_for()
+            setup.locator(".jp-InputPrompt", has_text="[1]").wait_for()
+            timings["preparación ejecutada"] = time.perf_counter() - start
+            text = "\n".join(output.all_inner_texts())
+            lines = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
+            assert lines.get("entorno") == "local", text
+            assert lines.get("perfil del modelo", "").startswith("diminuto"), text
+            assert lines.get("dispositivo") in ("cpu", "cuda"), text
+            assert "Traceback" not in text and "Error" not in text, text
 
-                    # Una celda nueva, escrita y ejecutada desde la interfaz: el núcleo conserva el estado.
-                    page.keyboard.press("Escape")
-                    setup.locator(".jp-InputPrompt").click()
-                    page.keyboard.press("b")
-                    new_cell = cells.nth(setup_index + 1)
-                    new_cell.locator(".cm-content").click()
-                    page.keyboard.type("print(helpers.resolve_profile().name, 6 * 7)")
-                    page.keyboard.press("Shift+Enter")
-                    new_cell.locator(".jp-OutputArea-output", has_text="tiny 42").wait_for()
-                    assert new_cell.locator(".jp-InputPrompt").inner_text().strip() == "[2]:"
-                    timings["celda nueva ejecutada"] = time.perf_counter() - start
-                    setup.scroll_into_view_if_needed()
-                    page.screenshot(path=str(shot))
-                except Exception:
-                    page.screenshot(path=str(ARTIFACTS / f"{NAME}_fallo.png"))
-                    raise
-            finally:
-                browser.close()
+            # Una celda nueva, escrita y ejecutada desde la interfaz: el núcleo conserva el estado.
+            page.keyboard.press("Escape")
+            setup.locator(".jp-InputPrompt").click()
+            page.keyboard.press("b")
+            new_cell = cells.nth(setup_index + 1)
+            new_cell.locator(".cm-content").click()
+            page.keyboard.type("print(helpers.resolve_profile().name, 6 * 7)")
+            page.keyboard.press("Shift+Enter")
+            new_cell.locator(".jp-OutputArea-output", has_text="tiny 42").wait_for()
+            assert new_cell.locator(".jp-InputPrompt").inner_text().strip() == "[2]:"
+            timings["celda nueva ejecutada"] = time.perf_counter() - start
+            setup.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot))
     finally:
         stopping = time.perf_counter()
         server.stop()
