@@ -17,7 +17,7 @@ LOSS_LOG_ENV = "CURSO_PEFT_REGISTRO_PERDIDAS"
 
 def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, batch_size: int = 4, grad_accum: int = 1,
                max_length: int = 128, seed: int = SEED, scheduler: str = "constant", warmup_steps: int = 0,
-               eval_every: int | None = None, eval_batch_size: int = 64, **overrides):
+               eval_every: int | None = None, eval_batch_size: int = 16, **overrides):
     """``trl.SFTConfig`` para un ajuste fino corto y reproducible.
 
     La precisión y el *gradient checkpointing* salen de :func:`helpers.precision.decide` (fp16 en
