@@ -28,7 +28,7 @@ _EXPORTS = {
     "models": ("load_model", "load_model_and_tokenizer", "load_tokenizer", "resolve_profile", "show_environment",
                "steps_for"),
     "plots": ("plot_bars", "plot_losses", "plot_xy"),
-    "training": ("generate", "loss_history", "run_sft", "sft_config"),
+    "training": ("eval_history", "generate", "generate_batch", "loss_history", "run_sft", "sft_config"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -15,7 +15,9 @@ SEED = 0
 LOSS_LOG_ENV = "CURSO_PEFT_REGISTRO_PERDIDAS"
 
 
-def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, batch_size: int = 4, grad_accum: int = 1, max_length: int = 128, seed: int = SEED, **overrides):
+def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, batch_size: int = 4, grad_accum: int = 1,
+               max_length: int = 128, seed: int = SEED, scheduler: str = "constant", warmup_steps: int = 0,
+               eval_every: int | None = None, eval_batch_size: int = 16, **overrides):
     """``trl.SFTConfig`` para un ajuste fino corto y reproducible.
 
     La precisión y el *gradient checkpointing* salen de :func:`helpers.precision.decide` (fp16 en
@@ -23,7 +25,18 @@ def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, 
     explícitos: ``trl`` activa bf16 si no se le dice nada. Registra la pérdida en cada paso, no
     guarda puntos de control y no envía nada a servicios externos. ``overrides`` sustituye
     cualquier opción.
+
+    - ``grad_accum``: pasos de **acumulación de gradientes**; cada actualización ve
+      ``batch_size · grad_accum`` ejemplos (``transformers`` normaliza por los tokens de todo el
+      grupo, no por micro-lote).
+    - ``scheduler`` y ``warmup_steps``: la **programación de la tasa de aprendizaje**
+      (``"constant"``, ``"linear"``, ``"cosine"``... de ``transformers.get_scheduler``) y los pasos
+      de **calentamiento** en los que la tasa sube desde 0.
+    - ``eval_every``: si no es ``None``, evalúa el ``eval_dataset`` del *trainer* cada ese número
+      de pasos (y al final), en lotes de hasta ``eval_batch_size`` ejemplos.
     """
+    if grad_accum < 1 or warmup_steps < 0 or (eval_every is not None and eval_every < 1):
+        raise ValueError("sft_config: grad_accum y eval_every deben ser ≥ 1 y warmup_steps ≥ 0.")
     from trl import SFTConfig
 
     decision = decide()
@@ -34,8 +47,8 @@ def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, 
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum,
         max_length=max_length,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
+        lr_scheduler_type=scheduler,
+        warmup_steps=warmup_steps,
         logging_steps=1,
         save_strategy="no",
         report_to="none",
@@ -47,6 +60,8 @@ def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, 
         use_cpu=decision.device == "cpu",
         dataloader_num_workers=0,
     )
+    if eval_every is not None:
+        options.update(eval_strategy="steps", eval_steps=eval_every, per_device_eval_batch_size=eval_batch_size)
     options.update(overrides)
     return SFTConfig(**options)
 
@@ -54,6 +69,13 @@ def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, 
 def loss_history(trainer) -> list[float]:
     """Pérdidas de entrenamiento registradas, en orden de paso (comprobadas con :func:`check_finite_losses`)."""
     return check_finite_losses([float(e["loss"]) for e in trainer.state.log_history if "loss" in e], "SFTTrainer")
+
+
+def eval_history(trainer) -> list[tuple[int, float]]:
+    """``(paso, pérdida de evaluación)`` de cada evaluación del *trainer*, en orden (comprobadas finitas)."""
+    points = [(int(e["step"]), float(e["eval_loss"])) for e in trainer.state.log_history if "eval_loss" in e]
+    check_finite_losses([loss for _, loss in points], "SFTTrainer (evaluación)")
+    return points
 
 
 def check_finite_losses(losses: list[float], where: str = "entrenamiento") -> list[float]:
@@ -79,18 +101,24 @@ def check_finite_losses(losses: list[float], where: str = "entrenamiento") -> li
 
 
 
-def run_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, *, peft_config=None, **config):
+def run_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, *, peft_config=None, eval_dataset=None,
+            **config):
     """Entrena con ``trl.SFTTrainer`` y devuelve ``(trainer, historial_de_pérdida)``.
 
-    ``train_dataset`` en formato conversacional o *prompt-completion* (ver
-    :func:`helpers.to_prompt_completion`); ``config`` va a :func:`sft_config`.
+    ``train_dataset`` (y ``eval_dataset``, si lo pasas) en formato conversacional o
+    *prompt-completion* (ver :func:`helpers.to_prompt_completion`); ``config`` va a
+    :func:`sft_config`. Con ``eval_dataset`` y ``eval_every=k``, las pérdidas de evaluación quedan
+    en :func:`eval_history`.
     """
     from trl import SFTTrainer
 
+    if config.get("eval_every") is not None and eval_dataset is None:
+        raise ValueError("run_sft: eval_every necesita eval_dataset (p. ej. la partición de validación).")
     trainer = SFTTrainer(
         model=model,
         args=sft_config(output_dir, max_steps, **config),
         train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
     )
@@ -125,3 +153,32 @@ def generate(model, tokenizer, question: str, max_new_tokens: int = 40) -> str:
     if was_training:
         model.train()
     return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, questions, max_new_tokens: int = 40, batch_size: int = 16) -> list[str]:
+    """Respuestas voraces (reproducibles) a varias preguntas, por lotes: mucho más barato que una a una.
+
+    Rellena por la izquierda (el modelo continúa todas las filas desde su último token real) y
+    deja el tokenizador y el modelo como estaban.
+    """
+    questions = list(questions)
+    if isinstance(questions and questions[0], dict) or any(not isinstance(q, str) for q in questions):
+        raise TypeError("generate_batch espera una lista de preguntas (str), no ejemplos completos.")
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    answers = []
+    try:
+        for start in range(0, len(questions), batch_size):
+            texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                                   tokenize=False) for q in questions[start:start + batch_size]]
+            inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id)
+            answers += [text.strip() for text in
+                        tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return answers

@@ -24,7 +24,7 @@ from solution_code import solution_namespace  # noqa: E402
 
 ALL = list(LINEAR_MODULES)
 SOL = solution_namespace("02", "lora_params", "model_lora_params", "lora_linear", "add_lora", "merge",
-                         torch=torch, nn=nn, math=math, helpers=helpers)
+                         "lora_from_update", torch=torch, nn=nn, math=math, helpers=helpers)
 LoRALinear, add_lora, copy_to_peft, merge = SOL["LoRALinear"], SOL["add_lora"], SOL["copy_to_peft"], SOL["merge"]
 lora_params, model_lora_params = SOL["lora_params"], SOL["model_lora_params"]
 
@@ -235,3 +235,42 @@ def test_fusion_suma_de_matrices(tiny):
     assert helpers.count_parameters(ours).total == helpers.count_parameters(tiny).total
     with torch.no_grad():
         assert (ours(IDS).logits - adapter_logits).abs().max() <= TOL
+
+
+# --- de una actualización cualquiera al mejor adaptador de rango r ---------------------------
+def test_adaptador_extraido_reproduce_una_actualizacion_de_rango_r(tiny):
+    """Si ΔW tiene rango r, el adaptador de lora_from_update la reproduce: la capa LoRA con esos A y B
+    da la salida de W + ΔW (y un adaptador de rango menor, no)."""
+    lora_from_update = SOL["lora_from_update"]
+    torch.manual_seed(0)
+    base = nn.Linear(24, 16)
+    delta = torch.randn(16, 3) @ torch.randn(3, 24)  # rango 3
+    target = nn.Linear(24, 16)
+    with torch.no_grad():
+        target.weight.copy_(base.weight + delta)
+        target.bias.copy_(base.bias)
+    x = torch.randn(5, 24)
+    for r, exact in [(3, True), (5, True), (2, False)]:
+        layer = LoRALinear(copy.deepcopy(base), r=r, alpha=2 * r)
+        A, B = lora_from_update(delta, r, alpha=2 * r)
+        with torch.no_grad():
+            layer.A.copy_(A)
+            layer.B.copy_(B)
+            gap = (layer(x) - target(x)).abs().max().item()
+        assert (gap <= 1e-4) == exact, (r, gap)
+
+
+def test_eckart_young_frente_a_otras_factorizaciones():
+    """El error de lora_from_update es el mínimo: ninguna factorización aleatoria de rango r lo mejora."""
+    lora_from_update = SOL["lora_from_update"]
+    torch.manual_seed(1)
+    delta = torch.randn(20, 12, dtype=torch.float64)
+    A, B = lora_from_update(delta, 4, alpha=8)
+    best = torch.linalg.matrix_norm(2 * B @ A - delta).item()
+    sigma = torch.linalg.svdvals(delta)
+    assert abs(best - sigma[4:].pow(2).sum().sqrt().item()) < 1e-9
+    for _ in range(20):
+        P, Q = torch.randn(20, 4, dtype=torch.float64), torch.randn(4, 12, dtype=torch.float64)
+        coef = torch.linalg.lstsq(P, delta).solution  # la mejor Q para esa P
+        assert torch.linalg.matrix_norm(P @ coef - delta).item() >= best - 1e-9
+        assert torch.linalg.matrix_norm(P @ Q - delta).item() >= best

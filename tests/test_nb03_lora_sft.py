@@ -124,8 +124,8 @@ def test_perdida_finita_y_que_baja(tokenizer, sources, tmp_path):
     assert isinstance(peft_model, PeftModel)
     rows = helpers.load_instructions("train", limit=8)
     data = rows.map(lambda e: tokenize(e, tokenizer, 64), remove_columns=rows.column_names)
-    trainer, losses = helpers.run_sft(peft_model, tokenizer, data, str(tmp_path), 8,
-                                      learning_rate=2e-2, max_length=64, disable_tqdm=True)
+    trainer, losses = helpers.run_sft(peft_model, tokenizer, data, str(tmp_path), 8, learning_rate=2e-2,
+                                      scheduler="cosine", warmup_steps=1, max_length=64, disable_tqdm=True)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
     helpers.check_loss_decreases(losses, min_steps=8, margin=0.01)
     assert trainer.train_dataset[0]["labels"] == data[0]["labels"]
@@ -164,7 +164,7 @@ def test_adaptador_pequeno_y_recarga_identica(tokenizer, sources, tmp_path):
 def test_resultados_comentados_sin_marcador():
     nb = nbformat.read(SOLUTION, as_version=4)
     assert not any("RESULTADOS_PENDIENTES" in c.source for c in nb.cells)
-    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "answers_after" in c.source)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "metrics_trained =" in c.source)
     comment = nb.cells[index + 1]
     assert comment.cell_type == "markdown" and "🌎 Dato:" in comment.source
 
@@ -186,3 +186,85 @@ def test_limite_del_adaptador_crece_con_el_modelo():
     assert 4 * n_lora + 6_000 > 5 * 2**20
     with pytest.raises(AssertionError):
         exec(check, dict(namespace, adapter_bytes=2 * 4 * n_lora))  # el doble: algo más que A y B
+
+
+# --- métrica de la tarea, acumulación de gradientes y entrenamiento con validación ------------
+
+
+def notebook_namespace(tokenizer, *grade_ids):
+    """Espacio de nombres con las celdas auxiliares del cuaderno (words, key_words...) y las celdas pedidas."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    namespace = base_namespace(tokenizer)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.lstrip().startswith("import re") and "COMMON" in cell.source:
+            exec(cell.source.split("\nfor example in")[0], namespace)
+    return run_cells(namespace, *(cell_sources()[g] for g in grade_ids))
+
+
+def test_metrica_en_toda_la_particion_de_prueba(tokenizer):
+    ns = notebook_namespace(tokenizer, "task_metrics")
+    test = list(helpers.load_instructions("test"))
+    assert len(test) == 42
+    assert all(ns["key_words"](e) for e in test), "cada referencia de prueba tiene palabras clave"
+    assert ns["task_metrics"]([e["response"] for e in test], test) == {"formato": 1.0, "dato": 1.0}
+    other = [test[(i + 7) % len(test)]["response"] for i in range(len(test))]
+    assert ns["task_metrics"](other, test)["dato"] < 0.2  # el dato de otro ejemplo casi nunca vale
+    wrong = notebook_namespace(tokenizer)
+    exec(WRONG["task_metrics"], wrong)
+    assert wrong["task_metrics"](["x 🌎 Dato: y"], test[:1])["formato"] == 1.0  # el error: el prefijo en cualquier sitio
+
+
+@pytest.fixture(scope="module")
+def tiny_lora():
+    torch.manual_seed(0)
+    model = get_peft_model(helpers.load_model("tiny", verbose=False),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    return model.train()
+
+
+def _grads(model):
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_acumulacion_igual_al_lote_entero_y_la_media_de_medias_no(tokenizer, tiny_lora):
+    from helpers.sweep import encode_batches
+
+    ns = notebook_namespace(tokenizer, "accumulate_gradients")
+    wrong = run_cells(base_namespace(tokenizer), WRONG["accumulate_gradients"])
+    rows = sorted(helpers.load_instructions("train", limit=12), key=lambda e: len(e["response"]))
+    four = [rows[0], rows[1], rows[-2], rows[-1]]
+    tiny_lora.zero_grad(set_to_none=True)
+    full = tiny_lora(**encode_batches(tokenizer, four, batch_size=4, max_length=64)[0]).loss
+    full.backward()
+    want = _grads(tiny_lora)
+    scale = max(g.abs().max().item() for g in want.values())
+    micro = encode_batches(tokenizer, four, batch_size=2, max_length=64)
+    gaps = {}
+    for name, accumulate in (("bien", ns["accumulate_gradients"]), ("media de medias", wrong["accumulate_gradients"])):
+        tiny_lora.zero_grad(set_to_none=True)
+        loss = accumulate(tiny_lora, micro)
+        gaps[name] = max((want[n] - g).abs().max().item() for n, g in _grads(tiny_lora).items()) / scale
+        if name == "bien":
+            assert abs(loss - full.item()) <= 1e-5 * abs(full.item())
+    tiny_lora.zero_grad(set_to_none=True)
+    assert gaps["bien"] <= 1e-5, gaps
+    assert gaps["media de medias"] > 1e-2, gaps  # con tokens desiguales, el error se ve
+
+
+def test_generacion_por_lotes_igual_que_una_a_una(tokenizer, tiny_lora):
+    questions = list(helpers.load_instructions("test", limit=3)["instruction"]) + ["hola"]
+    batch = helpers.generate_batch(tiny_lora, tokenizer, questions, max_new_tokens=6, batch_size=4)
+    assert batch == [helpers.generate(tiny_lora, tokenizer, q, max_new_tokens=6) for q in questions]
+    assert tokenizer.padding_side == "right" and tiny_lora.training  # deja todo como estaba
+    with pytest.raises(TypeError):
+        helpers.generate_batch(tiny_lora, tokenizer, [{"instruction": "x"}])
+
+
+def test_sft_config_calentamiento_programacion_y_validacion(tmp_path):
+    config = helpers.sft_config(str(tmp_path), 10, scheduler="cosine", warmup_steps=2, eval_every=3, grad_accum=2)
+    assert config.lr_scheduler_type == "cosine" and config.warmup_steps == 2
+    assert config.eval_strategy == "steps" and config.eval_steps == 3 and config.gradient_accumulation_steps == 2
+    with pytest.raises(ValueError):
+        helpers.sft_config(str(tmp_path), 10, eval_every=0)
+    with pytest.raises(ValueError):
+        helpers.run_sft(None, None, None, str(tmp_path), 2, eval_every=1)  # sin eval_dataset

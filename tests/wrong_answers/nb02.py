@@ -65,6 +65,18 @@ def copy_to_peft(model, peft_model):
                 params[f"base_model.model.{name}.lora_A.default.weight"].copy_(module.A)
                 params[f"base_model.model.{name}.lora_B.default.weight"].copy_(module.B)
 ''',
+    # Error típico: olvidar que el adaptador multiplica por alpha / r (B A reconstruye ΔW solo si alpha = r).
+    "lora_from_update": '''def lora_from_update(delta, r, alpha):
+    if r < 1:
+        raise ValueError("r >= 1")
+    U, sigma, Vh = torch.linalg.svd(delta.detach(), full_matrices=False)
+    k = min(r, sigma.numel())
+    A = torch.zeros(r, delta.shape[1], dtype=delta.dtype, device=delta.device)
+    B = torch.zeros(delta.shape[0], r, dtype=delta.dtype, device=delta.device)
+    A[:k] = sigma[:k].sqrt()[:, None] * Vh[:k]
+    B[:, :k] = U[:, :k] * sigma[:k].sqrt()[None, :]
+    return A, B
+''',
 }
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
@@ -74,4 +86,5 @@ BREAKS = {
     "lora_linear": ["test_lora_linear"],
     "add_lora": ["test_add_lora"],
     "merge": ["test_merge"],
+    "lora_from_update": ["test_lora_from_update"],
 }

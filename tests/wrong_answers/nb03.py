@@ -25,11 +25,35 @@ def load_for_inference(folder, profile=None):
     base = helpers.load_model(profile, verbose=False)
     return PeftModel.from_pretrained(base, folder).eval()
 ''',
+    # Error típico: buscar «🌎 Dato:» en cualquier sitio y dar por bueno el dato con una sola palabra clave.
+    "task_metrics": '''def task_metrics(answers, examples):
+    answers, examples = list(answers), list(examples)
+    if not answers or len(answers) != len(examples):
+        raise ValueError("Hacen falta tantas respuestas como ejemplos.")
+    formatted = sum("🌎 Dato:" in answer for answer in answers)
+    right = sum(any(key in words(answer) for key in key_words(example)) for answer, example in zip(answers, examples))
+    return {"formato": formatted / len(answers), "dato": right / len(answers)}
+''',
+    # Error típico (el de transformers antes de la 4.46): la media de las medias de los micro-lotes,
+    # sin pesar por el número de tokens de cada uno.
+    "accumulate_gradients": '''def accumulate_gradients(model, micro_batches):
+    micro_batches = list(micro_batches)
+    device = next(model.parameters()).device
+    total = 0.0
+    for micro_batch in micro_batches:
+        micro_batch = {k: v.to(device) for k, v in micro_batch.items()}
+        loss = model(**micro_batch).loss / len(micro_batches)
+        loss.backward()
+        total += float(loss.detach())
+    return total
+''',
 }
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
 BREAKS = {
-    "lora_config": ["test_lora_config", "test_loss_decreases"],  # la prueba oculta entrena con tu lora_config
-    "tokenize_with_mask": ["test_tokenize_with_mask", "test_tokenize_with_mask_hidden", "test_loss_decreases"],
+    "lora_config": ["test_lora_config"],
+    "tokenize_with_mask": ["test_tokenize_with_mask", "test_tokenize_with_mask_hidden"],
+    "task_metrics": ["test_task_metrics"],
+    "accumulate_gradients": ["test_accumulate_gradients"],
     "save_and_load": ["test_adapter"],
 }
