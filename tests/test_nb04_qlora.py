@@ -203,12 +203,17 @@ def test_cuantizacion_por_bloques_de_la_solucion_igual_que_bitsandbytes():
     """El NF4 a mano de la solución coincide con el de bitsandbytes (bloques de 64, con un bloque de ceros)."""
     from bitsandbytes.functional import dequantize_4bit, quantize_4bit
 
-    quantize = run_function(solution_cell("blockwise_quantize"), "blockwise_quantize")
+    def function(source):
+        namespace = {"torch": torch}
+        exec(source, namespace)
+        return namespace["blockwise_quantize"]
+
+    quantize = function(solution_cell("blockwise_quantize"))
     W = torch.randn(32, 128, generator=torch.Generator().manual_seed(2)) * 0.05
     W[3, :64] = 0.0
     packed, state = quantize_4bit(W, blocksize=64, quant_type="nf4")
     assert torch.equal(quantize(W, nf4_levels()), dequantize_4bit(packed, state))
-    wrong = run_function(WRONG["blockwise_quantize"], "blockwise_quantize")
+    wrong = function(WRONG["blockwise_quantize"])
     assert not torch.equal(wrong(W, nf4_levels()), dequantize_4bit(packed, state))
 
 

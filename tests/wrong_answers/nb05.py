@@ -40,7 +40,7 @@ WRONG = {
         config = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=target_modules, task_type="CAUSAL_LM")
         model = get_peft_model(model, config)
         trainable = helpers.count_parameters(model).trainable
-        with helpers.PeakMemory(tensors=True) as peak:
+        with helpers.PeakMemory() as peak:
             losses, seconds = train_steps(model, batches, learning_rate)
         results.append({"r": r, "alpha": 2 * r, "target_modules": target_modules, "trainable": trainable,
                         "train_losses": losses, "train_loss": final_loss(losses), "held_out_loss": final_loss(losses),
