@@ -192,7 +192,39 @@ def test_cifras_de_unsloth_en_gib_y_en_gb():
     rows = [line for line in text.splitlines() if line.startswith("|") and "Unsloth" in line and "con sus núcleos" in line]
     assert len(rows) == 3
     for row in rows:
-        gib, gb = map(float, re.search(r"([\d.]+) GiB = ([\d.]+) GB", row).groups())
+        found = re.search(r"([\d,]+) GiB = ([\d,]+) GB", row).groups()  # coma decimal en la prosa
+        gib, gb = (float(x.replace(",", ".")) for x in found)
         assert gb == pytest.approx(gib * 2**30 / 1e9, abs=0.006)
     assert "menos de la mitad" not in text  # 7.92 GiB = 8.50 GB es el 54 % de los 15.83 GB de una T4
     assert "54 %" in text and "PUBLISHED_T4_GIB" in text
+
+
+def test_cuantizacion_por_bloques_de_la_solucion_igual_que_bitsandbytes():
+    """El NF4 a mano de la solución coincide con el de bitsandbytes (bloques de 64, con un bloque de ceros)."""
+    from bitsandbytes.functional import dequantize_4bit, quantize_4bit
+
+    def function(source):
+        namespace = {"torch": torch}
+        exec(source, namespace)
+        return namespace["blockwise_quantize"]
+
+    quantize = function(solution_cell("blockwise_quantize"))
+    W = torch.randn(32, 128, generator=torch.Generator().manual_seed(2)) * 0.05
+    W[3, :64] = 0.0
+    packed, state = quantize_4bit(W, blocksize=64, quant_type="nf4")
+    assert torch.equal(quantize(W, nf4_levels()), dequantize_4bit(packed, state))
+    wrong = function(WRONG["blockwise_quantize"])
+    assert not torch.equal(wrong(W, nf4_levels()), dequantize_4bit(packed, state))
+
+
+def test_cuaderno_explica_el_lote_2x4_y_la_calidad_de_qlora():
+    nb = nbformat.read(SOLUTION, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for needed in ("acumulación de\ngradientes", "lote\nefectivo de 8", "LoftQ", "PiSSA", "2310.08659", "2404.02948",
+                   "08_variantes_lora", "rango alto"):
+        assert needed in text, f"falta «{needed}» en el texto del cuaderno 04"
+    assert "grad_accum=4" in text and "helpers.held_out_loss" in code
+    # «tú», nunca el «nosotros» de autor.
+    for authorial in ("Cargamos", "Medimos", "Miremos", "Comparémoslo", "podemos", "escribimos", "usamos"):
+        assert authorial not in text, f"«{authorial}» en el texto del cuaderno 04: escribe con «tú»"

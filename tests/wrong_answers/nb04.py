@@ -1,7 +1,15 @@
 """Respuestas erróneas del cuaderno 04 (QLoRA)."""
 
-# Error típico: con doble cuantización, olvidar la constante fp32 de segundo nivel (32 / (B·B2)).
 WRONG = {
+    # Error típico: una sola constante absmax para todo el tensor, no una por bloque.
+    "blockwise_quantize": '''def blockwise_quantize(W, levels, blocksize=64):
+    levels = torch.as_tensor(levels, dtype=torch.float32)
+    flat = W.float().reshape(-1, 1)
+    absmax = flat.abs().max()
+    nearest = (flat / absmax).sub(levels).abs().argmin(dim=-1)
+    return (levels[nearest] * absmax).reshape(W.shape)
+''',
+    # Error típico: con doble cuantización, olvidar la constante fp32 de segundo nivel (32 / (B·B2)).
     "nf4_bytes_per_param": '''def nf4_bytes_per_param(blocksize=64, double_quant=True, absmax_bits=32, dq_blocksize=256, dq_bits=8):
     """Bytes por parámetro (versión errónea: falta la constante de segundo nivel)."""
     bits = 4.0
@@ -32,6 +40,7 @@ WRONG = {
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
 BREAKS = {
+    "blockwise_quantize": ["test_blockwise_quantize"],
     "nf4_bytes_per_param": ["test_nf4_bytes_per_param"],
     "count_4bit_layers": ["test_count_4bit_layers"],
     "predict_footprint": ["test_predict_footprint"],
