@@ -3,9 +3,12 @@
 :func:`run_method` entrena unos pocos pasos con uno de los cuatro métodos (``"full"``,
 ``"lora"``, ``"qlora"``, ``"prompt"``) sobre el mismo modelo base, los mismos lotes, la misma
 semilla y la misma longitud de secuencia, y devuelve un :class:`MethodRecord` con lo medido:
-parámetros entrenables, porcentaje, segundos por paso, memoria pico y pérdida final.
-:func:`train_classifier` entrena un clasificador de secuencias (p. ej. LoRA con
-``task_type="SEQ_CLS"``) con un bucle sencillo y reproducible.
+parámetros entrenables, porcentaje, segundos por paso, memoria pico, pérdidas de entrenamiento
+y, si le das lotes de validación, la pérdida final del curso (:func:`helpers.held_out_loss`).
+:func:`sweep_learning_rates` repite :func:`run_method` con varias tasas de aprendizaje (un
+barrido: cada método con la suya, elegida en validación). :func:`train_classifier` entrena un
+clasificador de secuencias (p. ej. LoRA con ``task_type="SEQ_CLS"``) con un bucle sencillo y
+reproducible.
 
 Uso típico::
 
@@ -24,7 +27,7 @@ from .measure import PeakMemory, count_parameters, footprint_bytes, free_memory
 from .models import checkpoint, load_model, load_tokenizer
 from .precision import decide
 from .quantization import nf4_config, quant_constants_bytes
-from .sweep import SEED, fixed_batches, memory_in_use, train_steps
+from .sweep import SEED, final_loss as mean_last_losses, fixed_batches, memory_in_use, train_steps
 
 METHODS = ("full", "lora", "qlora", "prompt")
 METHOD_NAMES = {
@@ -37,6 +40,12 @@ METHOD_NAMES = {
 SUBJECTS = {"full": "el ajuste fino completo", "lora": "LoRA", "qlora": "QLoRA", "prompt": "el ajuste de prompts"}
 # Tasas de aprendizaje habituales para cada método (AdamW, pocos pasos).
 LEARNING_RATES = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "prompt": 3e-2}
+# La rejilla del barrido del cuaderno 07: tres tasas por método, separadas por un factor ~3,
+# alrededor de la habitual (cada método vive en una escala distinta).
+SWEEP_RATES = {"full": (2e-5, 6e-5, 2e-4), "lora": (3e-4, 1e-3, 3e-3), "qlora": (3e-4, 1e-3, 3e-3),
+               "prompt": (1e-2, 3e-2, 1e-1)}
+# Pasos de entrenamiento cuya media da la «pérdida de entrenamiento» de la tabla.
+TRAIN_LOSS_LAST = 3
 PROMPT_INIT_TEXT = "Responde con un dato breve de geografía:"
 NUM_VIRTUAL_TOKENS = 16
 LORA_RANK = 8
@@ -53,6 +62,19 @@ class MethodRecord:
     peak_memory_bytes: int
     losses: list[float] = field(default_factory=list)
     accuracy: float | None = None
+    learning_rate: float | None = None
+    held_out_loss: float | None = None  # la «pérdida final» del curso: validación, al terminar
+
+    @property
+    def diverged(self) -> bool:
+        """True si alguna pérdida (de entrenamiento o la de validación) no es finita, o no hay pérdidas."""
+        values = list(self.losses) + ([self.held_out_loss] if self.held_out_loss is not None else [])
+        return not values or not all(math.isfinite(v) for v in values)
+
+    @property
+    def train_loss(self) -> float:
+        """Media de las ``TRAIN_LOSS_LAST`` últimas pérdidas de entrenamiento (NaN si no hubo pasos)."""
+        return mean_last_losses(self.losses, TRAIN_LOSS_LAST)
 
     @property
     def fraction(self) -> float:
@@ -66,20 +88,28 @@ class MethodRecord:
 
     @property
     def final_loss(self) -> float:
-        """Pérdida del último paso (NaN si no hubo pasos)."""
+        """Pérdida de entrenamiento del último paso (NaN si no hubo pasos).
+
+        Ojo: no es la «pérdida final» del curso (esa es :attr:`held_out_loss`, en validación);
+        se conserva con este nombre para el banco de pruebas.
+        """
         return self.losses[-1] if self.losses else math.nan
 
     def as_row(self) -> dict:
         """La fila de la tabla con nombres de columna en español."""
-        row = {
-            "método": METHOD_NAMES.get(self.method, self.method),
+        row = {"método": METHOD_NAMES.get(self.method, self.method)}
+        if self.learning_rate is not None:
+            row["tasa de aprendizaje"] = self.learning_rate
+        row.update({
             "parámetros entrenables": self.trainable,
             "parámetros totales": self.total,
             "% entrenable": round(self.percent, 4),
             "s/paso": round(self.seconds_per_step, 3),
             "memoria pico (MB)": round(self.peak_memory_bytes / 1e6, 1),
-            "pérdida final": round(self.final_loss, 4),
-        }
+            f"pérdida de entrenamiento (media de los últimos {TRAIN_LOSS_LAST} pasos)": round(self.train_loss, 4),
+        })
+        if self.held_out_loss is not None:
+            row["pérdida final (validación)"] = round(self.held_out_loss, 4)
         if self.accuracy is not None:
             row["exactitud"] = round(self.accuracy, 4)
         return row
@@ -132,7 +162,7 @@ def quantization_config():
 # ----------------------------------------------------------------------------------------------
 def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
                learning_rate: float | None = None, profile=None, batches: list[dict] | None = None,
-               progress: bool = False) -> MethodRecord:
+               progress: bool = False, eval_batches: list[dict] | None = None) -> MethodRecord:
     """Construye el modelo para ``method``, entrena ``steps`` pasos y devuelve lo medido.
 
     - Mismo modelo base, mismos lotes (``lm_batches`` con ``seed``), misma semilla de torch.
@@ -142,6 +172,8 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
       (en GPU, ``torch.cuda.max_memory_allocated`` por encima de lo que había antes de cargarlo; en
       CPU, los pesos más el pico de tensores vivos que cuenta el perfilador de PyTorch). Incluye
       pesos, gradientes, estados de AdamW y activaciones; no los picos pasajeros de la carga.
+    - ``held_out_loss``: con ``eval_batches`` (p. ej. ``helpers.held_out_batches(tokenizer)``), la
+      pérdida por token en esos lotes al terminar (:func:`helpers.held_out_loss`); si no, ``None``.
     """
     if batches is None:
         batches = lm_batches(load_tokenizer(profile), steps, batch_size=batch_size, max_length=max_length, seed=seed)
@@ -170,8 +202,14 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
         model = get_peft_model(model, prompt_config(profile=profile) if method == "prompt" else lora_config())
     counts = count_parameters(model)
     free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
+    learning_rate = learning_rate or LEARNING_RATES[method]
     with PeakMemory(tensors=True) as memory:
-        losses, seconds = train_steps(model, batches, learning_rate or LEARNING_RATES[method], progress=progress)
+        losses, seconds = train_steps(model, batches, learning_rate, progress=progress)
+    held_out = None
+    if eval_batches is not None:
+        from .evaluation import held_out_loss
+
+        held_out = held_out_loss(model, eval_batches)
     if memory.cuda:
         peak = memory.peak_bytes - baseline
     else:  # el modelo (pesos y constantes de cuantización) + el pico de lo reservado al entrenar
@@ -186,7 +224,31 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
         seconds_per_step=sum(timed) / len(timed),
         peak_memory_bytes=max(0, peak),
         losses=losses,
+        learning_rate=learning_rate,
+        held_out_loss=held_out,
     )
+
+
+def sweep_learning_rates(method: str, rates, steps: int, *, batches: list[dict], eval_batches: list[dict],
+                         **kwargs) -> list[MethodRecord]:
+    """Un barrido: :func:`run_method` con cada tasa de ``rates``, los mismos lotes y la misma semilla.
+
+    Cada registro lleva su ``learning_rate`` y su pérdida en ``eval_batches`` (validación). Una
+    ejecución que diverge (pérdida no finita) no detiene el barrido: queda como un registro con
+    pérdidas NaN (``diverged`` verdadero), que es un resultado más.
+    """
+    if not rates:
+        raise ValueError("rates está vacío: el barrido necesita al menos una tasa de aprendizaje.")
+    records = []
+    for rate in rates:
+        try:
+            records.append(run_method(method, steps, learning_rate=rate, batches=batches,
+                                      eval_batches=eval_batches, **kwargs))
+        except FloatingPointError:
+            free_memory()
+            records.append(MethodRecord(method, 0, 0, math.nan, 0, [math.nan], learning_rate=rate,
+                                        held_out_loss=math.nan))
+    return records
 
 
 def compare_methods(methods=METHODS, steps: int = 5, **kwargs) -> list[MethodRecord]:
@@ -267,8 +329,7 @@ def conclusions(records: list[MethodRecord]) -> list[str]:
             f"más que LoRA y {full.trainable / prompt.trainable:.0f} veces más que el ajuste de prompts "
             f"(LoRA, el {lora.percent:.2f} % del total; el ajuste de prompts, el {prompt.percent:.4f} %)."
         )
-    fastest = min(records, key=lambda r: r.seconds_per_step)
-    slowest = max(records, key=lambda r: r.seconds_per_step)
+    fastest, slowest = extremes(records, lambda r: r.seconds_per_step)
     lines.append(
         f"Tiempo por paso: el más rápido fue {name(fastest.method)} ({fastest.seconds_per_step:.2f} s) y el más "
         f"lento, {name(slowest.method)} ({slowest.seconds_per_step:.2f} s, "
@@ -285,21 +346,36 @@ def conclusions(records: list[MethodRecord]) -> list[str]:
             f"({speed}); memoria pico {format_mb(qlora.peak_memory_bytes)} frente a "
             f"{format_mb(lora.peak_memory_bytes)}."
         )
-    least = min(records, key=lambda r: r.peak_memory_bytes)
-    most = max(records, key=lambda r: r.peak_memory_bytes)
+    least, most = extremes(records, lambda r: r.peak_memory_bytes)
     lines.append(
         f"Memoria pico: la menor la necesitó {name(least.method)} ({format_mb(least.peak_memory_bytes)}) y la "
         f"mayor, {name(most.method)} ({format_mb(most.peak_memory_bytes)})."
     )
     steps = len(records[0].losses)
-    best = min(records, key=lambda r: r.final_loss)
-    worst = max(records, key=lambda r: r.final_loss)
-    lines.append(
-        f"Pérdida tras {steps} pasos (el mismo último lote para todos): la más baja fue la de "
-        f"{name(best.method)} ({best.final_loss:.3f}) y la más alta, la de {name(worst.method)} "
-        f"({worst.final_loss:.3f})."
-    )
+    if all(r.held_out_loss is not None for r in records):
+        ranked = sorted(records, key=lambda r: r.held_out_loss)
+        best, second, worst = ranked[0], ranked[1 % len(ranked)], ranked[-1]
+        rates = all(r.learning_rate is not None for r in records)
+        lines.append(
+            f"Pérdida final (validación) tras {steps} pasos"
+            f"{', cada método con su tasa de aprendizaje' if rates else ''}: la más baja fue la de "
+            f"{name(best.method)} ({best.held_out_loss:.3f}), seguida de la de {name(second.method)} "
+            f"({second.held_out_loss:.3f}, {second.held_out_loss - best.held_out_loss:.3f} más); la más alta, "
+            f"la de {name(worst.method)} ({worst.held_out_loss:.3f})."
+        )
+    else:
+        best, worst = extremes(records, lambda r: r.final_loss)
+        lines.append(
+            f"Pérdida de entrenamiento en el paso {steps} (el mismo último lote para todos): la más baja fue "
+            f"la de {name(best.method)} ({best.final_loss:.3f}) y la más alta, la de {name(worst.method)} "
+            f"({worst.final_loss:.3f})."
+        )
     return [line.replace("la de el ", "la del ") for line in lines]
+
+
+def extremes(records: list[MethodRecord], key) -> tuple[MethodRecord, MethodRecord]:
+    """El registro con el menor y el mayor valor de ``key``."""
+    return min(records, key=key), max(records, key=key)
 
 
 def format_mb(n_bytes: float) -> str:

@@ -194,3 +194,102 @@ def test_fusionar_en_4_bits_pierde_informacion():
     merged = bnbf.dequantize_4bit(q2, state2)
     error = ((merged - (W4 + delta)).norm() / delta.norm()).item()
     assert error > 0.5, error
+
+
+# ---------------------------------------------------------------- lo que añade el issue 13
+
+def test_lote_con_varios_adaptadores_igual_que_uno_por_uno(tiny_base):
+    """adapter_names=[...] da, fila a fila, los logits de ese adaptador activo en todo el modelo."""
+    base, inputs = tiny_base
+    model = two_adapters(base)
+    rows = ["geografia", "resenas", "__base__"]
+    with torch.no_grad():
+        mixed = model(**inputs, adapter_names=rows).logits
+        with model.disable_adapter():
+            plain = model(**inputs).logits
+    for i, name in enumerate(rows):
+        if name == "__base__":
+            expected = plain
+        else:
+            model.set_adapter(name, inference_mode=True)
+            expected = logits(model, inputs)
+        assert (mixed[i] - expected[i]).abs().max().item() <= 1e-5, name
+
+
+def _copy_adapter_weights(layer, source, target, part):
+    getattr(layer, part)[target].weight.data.copy_(getattr(layer, part)[source].weight.data)
+
+
+def test_linear_con_la_misma_A_da_el_doble_de_la_suma():
+    """Lo que explica el cuaderno: si las dos A son iguales (misma semilla), 'linear' = 2·(ΔW₁ + ΔW₂)."""
+    model = add_random_adapters(tiny_llama(), {n: {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj", "up_proj"]}
+                                               for n in ("a", "b")}, seed=7)
+    for layer in peft_lora_layers(model).values():
+        _copy_adapter_weights(layer, "a", "b", "lora_A")
+    model.add_weighted_adapter(["a", "b"], [1.0, 1.0], "lin", combination_type="linear")
+    for layer in peft_lora_layers(model).values():
+        exact = layer.get_delta_weight("a") + layer.get_delta_weight("b")
+        assert (layer.get_delta_weight("lin") - 2 * exact).abs().max() <= 1e-5 * exact.abs().max()
+
+
+def test_ties_promedia_y_dare_con_densidad_1_es_linear():
+    model = add_random_adapters(tiny_llama(), {n: {"r": 2, "lora_alpha": 4, "target_modules": ["v_proj"]}
+                                               for n in ("a", "b")}, seed=9)
+    for layer in peft_lora_layers(model).values():
+        _copy_adapter_weights(layer, "a", "b", "lora_A")
+        _copy_adapter_weights(layer, "a", "b", "lora_B")
+    model.add_weighted_adapter(["a", "b"], [1.0, 1.0], "ties", combination_type="ties", density=1.0)
+    model.add_weighted_adapter(["a", "b"], [1.0, 1.0], "cat", combination_type="cat")
+    model.add_weighted_adapter(["a", "b"], [0.7, 0.4], "dare", combination_type="dare_linear", density=1.0)
+    model.add_weighted_adapter(["a", "b"], [0.7, 0.4], "lin", combination_type="linear")
+    for layer in peft_lora_layers(model).values():
+        delta = layer.get_delta_weight("a")
+        assert (layer.get_delta_weight("ties") - delta).abs().max() <= 1e-6  # media de dos iguales: ΔW
+        assert (layer.get_delta_weight("cat") - 2 * delta).abs().max() <= 1e-6  # suma: 2·ΔW
+        assert torch.equal(layer.get_delta_weight("dare"), layer.get_delta_weight("lin"))
+
+
+def test_dare_es_aleatorio_y_se_repite_con_la_semilla():
+    model = add_random_adapters(tiny_llama(), {n: {"r": 4, "lora_alpha": 4, "target_modules": ["q_proj"]}
+                                               for n in ("a", "b")}, seed=11)
+    for name, seed in (("d1", 0), ("d2", 0), ("d3", 1)):
+        torch.manual_seed(seed)
+        model.add_weighted_adapter(["a", "b"], [1.0, 1.0], name, combination_type="dare_linear", density=0.5)
+    layer = next(iter(peft_lora_layers(model).values()))
+    assert torch.equal(layer.get_delta_weight("d1"), layer.get_delta_weight("d2"))
+    assert not torch.equal(layer.get_delta_weight("d1"), layer.get_delta_weight("d3"))
+
+
+def test_fusion_qlora_en_los_pesos_descuantizados():
+    """Fusionar un adaptador de una base NF4 en Ŵ reproduce el modelo de 4 bits; en W o recuantizando, no."""
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+    from peft import LoraConfig, get_peft_model
+
+    from helpers.quantization import nf4_config
+
+    inputs = sample_inputs(helpers.load_model("tiny", verbose=False).config.vocab_size, batch=2, length=9, seed=2)
+    quantized = helpers.load_model("tiny", quantization_config=nf4_config(torch.float32), verbose=False)
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0, init_lora_weights=False)
+    qlora = get_peft_model(quantized, config).eval()
+    reference = logits(qlora, inputs)
+    adapter_state = {k: v.clone() for k, v in qlora.state_dict().items() if "lora_" in k}
+
+    def merged_on(weights_from_4bit: bool):
+        model = helpers.load_model("tiny", dtype=torch.float32, verbose=False)
+        if weights_from_4bit:
+            with torch.no_grad():
+                for name, module in qlora.base_model.model.named_modules():
+                    if isinstance(module, bnb.nn.Linear4bit):
+                        w = bnbf.dequantize_4bit(module.weight.data, module.weight.quant_state).float()
+                        model.get_submodule(name.removesuffix(".base_layer")).weight.copy_(w)
+        peft_model = get_peft_model(model, config)
+        peft_model.load_state_dict(adapter_state, strict=False)
+        return peft_model.merge_and_unload().eval()
+
+    on_dequantized = (logits(merged_on(True), inputs) - reference).abs().max().item()
+    on_original = (logits(merged_on(False), inputs) - reference).abs().max().item()
+    on_4bit = (logits(qlora.merge_and_unload(), inputs) - reference).abs().max().item()
+    assert on_dequantized <= 1e-4, on_dequantized
+    assert on_original > 100 * on_dequantized and on_4bit > 100 * on_dequantized, (on_original, on_4bit)

@@ -140,3 +140,48 @@ def test_la_semilla_de_run_method_cuenta(tokenizer):
     runs = [compare.run_method("lora", steps=2, seed=s, profile=PROFILE, batches=batches).losses for s in (0, 0, 1)]
     assert all(math.isfinite(v) for v in runs[0]) and runs[0] == runs[1]
     assert runs[0][1] != runs[2][1]  # otra A inicial: otra pérdida después del primer paso
+
+
+def test_barrido_de_tasas_valida_y_registra_la_divergencia(tokenizer):
+    """sweep_learning_rates: mismos lotes, pérdida en validación por tasa; una tasa absurda diverge sin parar el barrido."""
+    batches = compare.lm_batches(tokenizer, 2, batch_size=2, max_length=64, seed=0)
+    val = helpers.held_out_batches(tokenizer, limit=4)
+    sweep = compare.sweep_learning_rates("lora", (1e-3, 3e-3, 1e9), 2, batches=batches, eval_batches=val, profile=PROFILE)
+    assert [r.learning_rate for r in sweep] == [1e-3, 3e-3, 1e9]
+    good, other, absurd = sweep
+    assert not good.diverged and math.isfinite(good.held_out_loss)
+    assert good.held_out_loss != other.held_out_loss  # la tasa cambia el resultado en validación
+    assert absurd.diverged
+    # La misma ejecución fuera del barrido da la misma pérdida en validación (misma semilla, mismos lotes).
+    again = compare.run_method("lora", 2, learning_rate=1e-3, batches=batches, eval_batches=val, profile=PROFILE)
+    assert again.held_out_loss == good.held_out_loss
+    with pytest.raises(ValueError):
+        compare.sweep_learning_rates("lora", (), 2, batches=batches, eval_batches=val, profile=PROFILE)
+
+
+def test_fila_de_la_tabla_distingue_entrenamiento_y_validacion():
+    record = compare.MethodRecord("lora", 10, 100, 1.0, 10**6, [3.0, 2.0, 1.0, 0.5], learning_rate=1e-3,
+                                  held_out_loss=2.5)
+    row = record.as_row()
+    assert row["tasa de aprendizaje"] == 1e-3
+    assert row["pérdida final (validación)"] == 2.5
+    assert row[f"pérdida de entrenamiento (media de los últimos {compare.TRAIN_LOSS_LAST} pasos)"] == round(
+        sum(record.losses[-compare.TRAIN_LOSS_LAST:]) / compare.TRAIN_LOSS_LAST, 4)
+    assert "pérdida final" not in compare.MethodRecord("full", 1, 1, 1.0, 1, [1.0]).as_row()
+    assert not record.diverged
+    assert compare.MethodRecord("lora", 1, 1, 1.0, 1, [1.0], held_out_loss=math.inf).diverged
+    assert compare.MethodRecord("lora", 1, 1, 1.0, 1, [math.nan]).diverged
+
+
+def test_conclusiones_con_la_perdida_en_validacion():
+    mb = 10**6
+    fake = [
+        compare.MethodRecord("full", 1000, 1000, 4.0, 900 * mb, [3.0, 1.0], learning_rate=6e-5, held_out_loss=2.30),
+        compare.MethodRecord("lora", 20, 1020, 1.0, 500 * mb, [3.0, 2.0], learning_rate=1e-3, held_out_loss=2.10),
+        compare.MethodRecord("qlora", 20, 1020, 3.0, 400 * mb, [3.0, 2.1], learning_rate=1e-3, held_out_loss=2.15),
+        compare.MethodRecord("prompt", 2, 1002, 1.5, 450 * mb, [3.0, 2.9], learning_rate=3e-2, held_out_loss=2.90),
+    ]
+    text = "\n".join(compare.conclusions(fake))
+    assert "Pérdida final (validación) tras 2 pasos, cada método con su tasa de aprendizaje" in text
+    assert "la más baja fue la de LoRA (2.100), seguida de la de QLoRA (2.150, 0.050 más)" in text
+    assert "la más alta, la del ajuste de prompts (2.900)" in text

@@ -7,10 +7,10 @@ WRONG = {
     return peft_model.merge_and_unload()
 ''',
     # Error típico: suponer que "linear" también da la suma ponderada exacta (olvida los términos
-    # cruzados B_i A_j). Acierta con "cat" y falla con "linear".
-    "expected_delta": '''def expected_delta(layer, adapter_names, weights, combination_type):
-    if combination_type not in ("cat", "linear"):
-        raise ValueError("combination_type debe ser 'cat' o 'linear'.")
+    # cruzados B_i A_j) y que "ties" también lo es. Acierta con "cat" y falla con "linear" y "ties".
+    "expected_delta": '''def expected_delta(layer, adapter_names, weights, combination_type, density=None):
+    if combination_type not in ("cat", "linear", "ties"):
+        raise ValueError("combination_type debe ser 'cat', 'linear' o 'ties'.")
     with torch.no_grad():
         return sum(w * layer.scaling[n] * layer.lora_B[n].weight @ layer.lora_A[n].weight
                    for n, w in zip(adapter_names, weights))
@@ -34,9 +34,10 @@ WRONG = {
             result["base"] = peft_model(**inputs).logits
     return result
 ''',
-    # Error típico: crear el adaptador combinado pero no activarlo.
-    "combine_adapters": '''def combine_adapters(peft_model, adapter_names, weights, new_name, combination_type="cat"):
-    peft_model.add_weighted_adapter(list(adapter_names), list(weights), new_name, combination_type=combination_type)
+    # Error típico: crear el adaptador combinado (con su densidad) pero no activarlo ni validar nada.
+    "combine_adapters": '''def combine_adapters(peft_model, adapter_names, weights, new_name, combination_type="cat", density=None):
+    options = {} if density is None else {"density": density}
+    peft_model.add_weighted_adapter(list(adapter_names), list(weights), new_name, combination_type=combination_type, **options)
 ''',
 }
 

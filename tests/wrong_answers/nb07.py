@@ -38,6 +38,17 @@ def majority_baseline(train_labels, eval_labels):
             predictions = [int(k) for k in model(**batch).logits.argmax(dim=-1)]
     return predictions
 ''',
+    # Error típico: elegir con la pérdida de entrenamiento (la que ve el optimizador) y sin descartar
+    # las ejecuciones que divergen.
+    "choose_learning_rates": (
+        "def choose_learning_rates(sweep, tolerance=0.01):\n"
+        "    chosen = {}\n"
+        "    for record in sweep:\n"
+        "        best = chosen.get(record.method)\n"
+        "        if best is None or record.losses[-1] < best.losses[-1]:\n"
+        "            chosen[record.method] = record\n"
+        "    return chosen\n"
+    ),
     # Error típico: recortar el texto sin repetirlo cuando hay más tokens virtuales que tokens.
     "text_init_token_ids": '''def text_init_token_ids(tokenizer, text, num_virtual_tokens):
     return list(tokenizer(text)["input_ids"])[:num_virtual_tokens]
@@ -50,5 +61,6 @@ BREAKS = {
     "accuracy_baseline": ["test_accuracy_baseline"],
     "predict_labels": ["test_predict_labels"],
     "relative_to_full": ["test_relative_to_full"],
+    "choose_learning_rates": ["test_choose_learning_rates"],
     "text_init_token_ids": ["test_text_init_token_ids"],
 }
