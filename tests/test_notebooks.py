@@ -185,5 +185,5 @@ def check_t4_losses(name, log):
 
 # Cuadernos cuya solución entrena (y por tanto anota historiales de pérdida).
 TRAINS = {"03_lora_sft", "04_qlora", "05_experimentos_rango", "06_fusion_adaptadores",
-          "07_prompt_tuning_y_comparativa"}
+          "07_prompt_tuning_y_comparativa", "08_variantes_lora"}
 DECREASING_MIN_STEPS = 4
