@@ -80,8 +80,12 @@ def encode_batches(tokenizer, examples: Sequence[dict], *, batch_size: int = 4, 
     return batches
 
 
-def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progress: bool = False) -> tuple[list[float], list[float]]:
+def train_steps(model, batches: Sequence[dict], learning_rate: float | None = None, *,
+                optimizer: torch.optim.Optimizer | None = None, progress: bool = False) -> tuple[list[float], list[float]]:
     """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve ``(pérdidas, segundos de cada paso)``.
+
+    Con ``optimizer`` usa ese optimizador en vez de AdamW (por ejemplo, el de LoRA+, con una tasa
+    de aprendizaje para A y otra para B); entonces no se da ``learning_rate``.
 
     La precisión es la de :func:`helpers.precision.decide`: con cálculo fp16 (T4) los pesos
     entrenables pasan a fp32 y cada paso usa ``torch.autocast`` y ``GradScaler`` (precisión
@@ -93,7 +97,9 @@ def train_steps(model, batches: Sequence[dict], learning_rate: float, *, progres
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
-    optimizer = torch.optim.AdamW(params, lr=learning_rate)
+    if (optimizer is None) == (learning_rate is None):
+        raise ValueError("Da learning_rate (y se usa AdamW) o bien optimizer, uno de los dos.")
+    optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate)
     device = next(model.parameters()).device
     scaler = decision.scaler(device.type)
     iterator = list(batches)

@@ -17,7 +17,6 @@ no hay una función que lo haga por ti.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -25,6 +24,7 @@ import torch
 from .evaluation import held_out_loss
 from .measure import PeakMemory, count_parameters
 from .precision import decide
+from .sweep import train_steps
 from .training import check_finite_losses
 
 __all__ = ["lora_layers", "measure_variant", "nf4_roundtrip", "quantize_base", "set_lora_init", "train_with_optimizer"]
@@ -96,28 +96,11 @@ def train_with_optimizer(model, batches: Sequence[dict], optimizer: torch.optim.
 
     Sirve para optimizadores con grupos de parámetros propios, como el de LoRA+ (tasa mayor para
     ``B``). Crea el optimizador **después** de :meth:`~helpers.precision.Precision.prepare_trainable`
-    (lo hace :func:`measure_variant`): en una T4 los entrenables pasan antes a fp32. La precisión
-    mixta (``autocast`` y ``GradScaler``) es la de :func:`helpers.precision.decide`.
+    (lo hace :func:`measure_variant`): en una T4 los entrenables pasan antes a fp32. El bucle es
+    :func:`helpers.sweep.train_steps` (precisión de :func:`helpers.precision.decide`, pérdidas
+    comprobadas finitas).
     """
-    decision = decide()
-    device = next(model.parameters()).device
-    scaler = decision.scaler(device.type)
-    model.train()
-    losses, seconds = [], []
-    for batch in batches:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        start = time.perf_counter()
-        with decision.autocast(device.type):
-            loss = model(**batch).loss
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-        losses.append(float(loss.detach()))
-    return losses, seconds
+    return train_steps(model, batches, optimizer=optimizer)
 
 
 def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequence[dict], *, learning_rate: float,
