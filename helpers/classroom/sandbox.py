@@ -110,12 +110,15 @@ def build_argv(spec: dict, command: list[str], pass_fds: list[int]) -> list[str]
     sizes = spec.get("sizes", {})
     argv = [bwrap_path() or "bwrap", *_namespaces(as_root), "--die-with-parent", "--new-session"]
     argv += _system_args()
+    # /tmp antes que los montajes del curso: si el curso (o su .venv) vive bajo /tmp, el tmpfs
+    # montado después lo taparía y el núcleo no encontraría su Python.
+    argv += _writable("/tmp", sizes.get("tmp", 256 << 20))
     binds = sorted(spec.get("ro_binds", []), key=lambda p: p[1])
     argv += _parents([dst for _, dst in binds])
     for src, dst in binds:
         argv += ["--ro-bind", src, dst]
     argv += ["--proc", "/proc", "--dev", "/dev", *_writable("/dev/shm", sizes.get("shm", 64 << 20)),
-             "--remount-ro", "/dev", *_writable("/tmp", sizes.get("tmp", 256 << 20)),
+             "--remount-ro", "/dev",
              *_writable(HOME, sizes.get("home", 256 << 20)), "--perms", "0755", "--dir", RUN_DIR,
              *_writable(SOCKET_DIR, 1 << 20)]
     cwd = spec.get("cwd") or HOME
