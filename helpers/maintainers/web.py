@@ -28,7 +28,7 @@ import nbformat
 import yaml
 
 from .pins import read_pyproject, repository_url
-from .release import BADGE_IMAGE, ROOT, notebook_names
+from .release import BADGE_IMAGE, ROOT, SETUP_TAG, notebook_names
 
 NOTEBOOKS = ROOT / "notebooks"
 DOCS = ROOT / "docs"
@@ -66,6 +66,15 @@ def is_graded(cell) -> bool:
     return bool(meta.get("solution") or meta.get("grade"))
 
 
+def _match_key(cell) -> str:
+    """Con qué se empareja una celda con su ejecución: su código o, la de preparación, su etiqueta.
+
+    La celda de preparación cambia con cada `make release` (lleva la referencia que instala Colab),
+    pero lo que imprime no depende de esa referencia.
+    """
+    return SETUP_TAG if SETUP_TAG in cell.get("metadata", {}).get("tags", []) else cell.source
+
+
 def with_outputs(student, executed) -> tuple[nbformat.NotebookNode, int]:
     """El cuaderno del alumnado con las salidas de la ejecución de ``make curso``.
 
@@ -76,7 +85,7 @@ def with_outputs(student, executed) -> tuple[nbformat.NotebookNode, int]:
     pending: dict[str, list] = {}
     for cell in executed.cells:
         if cell.cell_type == "code" and not is_graded(cell):
-            pending.setdefault(cell.source, []).append(cell)
+            pending.setdefault(_match_key(cell), []).append(cell)
     nb = copy.deepcopy(student)
     missing = 0
     for cell in nb.cells:
@@ -85,7 +94,7 @@ def with_outputs(student, executed) -> tuple[nbformat.NotebookNode, int]:
         cell.outputs, cell.execution_count = [], None
         if is_graded(cell):
             continue
-        runs = pending.get(cell.source)
+        runs = pending.get(_match_key(cell))
         if runs:
             done = runs.pop(0)
             # Sin los avisos de las bibliotecas (stderr): ruido con rutas de la máquina que lo ejecutó.
