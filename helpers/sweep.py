@@ -32,7 +32,7 @@ from .quantization import check_no_cpu_inference_layout
 from .training import SEED, check_finite_losses
 
 
-__all__ = ["SEED", "encode_batches", "final_loss", "fixed_batches", "memory_in_use", "train_adapter", "train_steps"]
+__all__ = ["SEED", "encode_batches", "final_loss", "fixed_batches", "prepare_for_training", "memory_in_use", "train_adapter", "train_steps"]
 
 
 def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
@@ -80,6 +80,21 @@ def encode_batches(tokenizer, examples: Sequence[dict], *, batch_size: int = 4, 
     return batches
 
 
+def prepare_for_training(model) -> list[torch.nn.Parameter]:
+    """Deja ``model`` listo para entrenar con la precisión de :func:`helpers.precision.decide`
+    (entrenables en su tipo, *checkpointing* si toca) y devuelve sus parámetros entrenables.
+
+    Crea el optimizador **después** de llamarla: en una T4 los entrenables pasan antes a fp32.
+    """
+    decision = decide()
+    decision.prepare_trainable(model)
+    decision.apply_checkpointing(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
+    return params
+
+
 def train_steps(model, batches: Sequence[dict], learning_rate: float | None = None, *,
                 optimizer: torch.optim.Optimizer | None = None, progress: bool = False) -> tuple[list[float], list[float]]:
     """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve ``(pérdidas, segundos de cada paso)``.
@@ -92,11 +107,7 @@ def train_steps(model, batches: Sequence[dict], learning_rate: float | None = No
     mixta); en fp32 todo eso no hace nada. Las pérdidas se comprueban finitas.
     """
     decision = decide()
-    decision.prepare_trainable(model)
-    decision.apply_checkpointing(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
+    params = prepare_for_training(model)
     if (optimizer is None) == (learning_rate is None):
         raise ValueError("Da learning_rate (y se usa AdamW) o bien optimizer, uno de los dos.")
     optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate)

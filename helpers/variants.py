@@ -23,8 +23,7 @@ import torch
 
 from .evaluation import held_out_loss
 from .measure import PeakMemory, count_parameters
-from .precision import decide
-from .sweep import train_steps
+from .sweep import prepare_for_training, train_steps
 from .training import check_finite_losses
 
 __all__ = ["lora_layers", "measure_variant", "nf4_roundtrip", "quantize_base", "set_lora_init", "train_with_optimizer"]
@@ -116,12 +115,7 @@ def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequenc
     """
     if len(batches) < 2:
         raise ValueError("measure_variant necesita al menos 2 lotes (el primero mide la memoria, el resto el tiempo).")
-    decision = decide()
-    decision.prepare_trainable(model)
-    decision.apply_checkpointing(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("El modelo no tiene parámetros entrenables: ¿has creado el adaptador con get_peft_model?")
+    params = prepare_for_training(model)
     optimizer = make_optimizer(model, learning_rate) if make_optimizer else torch.optim.AdamW(params, lr=learning_rate)
     with PeakMemory(tensors=True) as peak:
         first, _ = train_with_optimizer(model, batches[:1], optimizer)
