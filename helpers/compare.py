@@ -40,9 +40,11 @@ METHOD_NAMES = {
 SUBJECTS = {"full": "el ajuste fino completo", "lora": "LoRA", "qlora": "QLoRA", "prompt": "el ajuste de prompts"}
 # Tasas de aprendizaje habituales para cada método (AdamW, pocos pasos).
 LEARNING_RATES = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "prompt": 3e-2}
-# La rejilla del barrido del cuaderno 07: tres tasas por método, separadas por un factor ~3,
-# alrededor de la habitual (cada método vive en una escala distinta).
-SWEEP_RATES = {"full": (2e-5, 6e-5, 2e-4), "lora": (3e-4, 1e-3, 3e-3), "qlora": (3e-4, 1e-3, 3e-3),
+# La rejilla del barrido del cuaderno 07: tres tasas por método, separadas por un factor ~3 y
+# centradas una posición por encima de la habitual (cada método vive en una escala distinta). Con
+# tan pocos pasos gana la más alta que no se pasa: con la rejilla centrada en la habitual, el
+# completo, LoRA y QLoRA elegían la del borde superior (medido con el modelo embebido).
+SWEEP_RATES = {"full": (6e-5, 2e-4, 6e-4), "lora": (1e-3, 3e-3, 1e-2), "qlora": (1e-3, 3e-3, 1e-2),
                "prompt": (1e-2, 3e-2, 1e-1)}
 # Pasos de entrenamiento cuya media da la «pérdida de entrenamiento» de la tabla.
 TRAIN_LOSS_LAST = 3
@@ -162,7 +164,8 @@ def quantization_config():
 # ----------------------------------------------------------------------------------------------
 def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
                learning_rate: float | None = None, profile=None, batches: list[dict] | None = None,
-               progress: bool = False, eval_batches: list[dict] | None = None) -> MethodRecord:
+               progress: bool = False, eval_batches: list[dict] | None = None,
+               memory_bytes: int | None = None) -> MethodRecord:
     """Construye el modelo para ``method``, entrena ``steps`` pasos y devuelve lo medido.
 
     - Mismo modelo base, mismos lotes (``lm_batches`` con ``seed``), misma semilla de torch.
@@ -174,6 +177,9 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
       pesos, gradientes, estados de AdamW y activaciones; no los picos pasajeros de la carga.
     - ``held_out_loss``: con ``eval_batches`` (p. ej. ``helpers.held_out_batches(tokenizer)``), la
       pérdida por token en esos lotes al terminar (:func:`helpers.held_out_loss`); si no, ``None``.
+    - ``memory_bytes``: si ya mediste la memoria pico de este método con estos mismos lotes (no
+      depende de la tasa de aprendizaje: los tensores tienen las mismas formas), pásala y no se
+      vuelve a medir (medir con el perfilador cuesta ~1 s por ejecución en la CPU).
     """
     if batches is None:
         batches = lm_batches(load_tokenizer(profile), steps, batch_size=batch_size, max_length=max_length, seed=seed)
@@ -201,19 +207,25 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     else:
         model = get_peft_model(model, prompt_config(profile=profile) if method == "prompt" else lora_config())
     counts = count_parameters(model)
-    free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
     learning_rate = learning_rate or LEARNING_RATES[method]
-    with PeakMemory(tensors=True) as memory:
+    if memory_bytes is None:
+        if torch.cuda.is_available():
+            free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
+        # En la CPU el perfilador solo cuenta lo que se reserva dentro del bloque: no hace falta limpiar antes.
+        with PeakMemory(tensors=True) as memory:
+            losses, seconds = train_steps(model, batches, learning_rate, progress=progress)
+        if memory.cuda:
+            peak = memory.peak_bytes - baseline
+        else:  # el modelo (pesos y constantes de cuantización) + el pico de lo reservado al entrenar
+            peak = footprint_bytes(model) + quant_constants_bytes(model) + memory.peak_bytes
+    else:
         losses, seconds = train_steps(model, batches, learning_rate, progress=progress)
+        peak = memory_bytes
     held_out = None
     if eval_batches is not None:
         from .evaluation import held_out_loss
 
         held_out = held_out_loss(model, eval_batches)
-    if memory.cuda:
-        peak = memory.peak_bytes - baseline
-    else:  # el modelo (pesos y constantes de cuantización) + el pico de lo reservado al entrenar
-        peak = footprint_bytes(model) + quant_constants_bytes(model) + memory.peak_bytes
     del model
     free_memory()
     timed = seconds[1:] if len(seconds) > 1 else seconds
@@ -235,15 +247,20 @@ def sweep_learning_rates(method: str, rates, steps: int, *, batches: list[dict],
 
     Cada registro lleva su ``learning_rate`` y su pérdida en ``eval_batches`` (validación). Una
     ejecución que diverge (pérdida no finita) no detiene el barrido: queda como un registro con
-    pérdidas NaN (``diverged`` verdadero), que es un resultado más.
+    pérdidas NaN (``diverged`` verdadero), que es un resultado más. La memoria pico se mide en la
+    primera ejecución que termina y se copia a las demás: con los mismos lotes, el mismo método
+    reserva los mismos tensores sea cual sea la tasa.
     """
     if not rates:
         raise ValueError("rates está vacío: el barrido necesita al menos una tasa de aprendizaje.")
     records = []
+    memory_bytes = None
     for rate in rates:
         try:
-            records.append(run_method(method, steps, learning_rate=rate, batches=batches,
-                                      eval_batches=eval_batches, **kwargs))
+            record = run_method(method, steps, learning_rate=rate, batches=batches, eval_batches=eval_batches,
+                                memory_bytes=memory_bytes, **kwargs)
+            records.append(record)
+            memory_bytes = record.peak_memory_bytes
         except FloatingPointError:
             free_memory()
             records.append(MethodRecord(method, 0, 0, math.nan, 0, [math.nan], learning_rate=rate,

@@ -180,11 +180,22 @@ def _quiet_stderr():
 
 
 def _live_tensor_peak(profiler) -> int:
-    """Pico de bytes de tensores reservados y aún no liberados, en orden de tiempo."""
-    events = sorted((e for e in profiler.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    """Pico de bytes de tensores de la CPU reservados y aún no liberados, en orden de tiempo.
+
+    Recorre los sucesos de memoria que registra el perfilador (uno por reserva o liberación, con
+    sus bytes; negativos al liberar). Usa la lista en bruto de Kineto, que se lee en centésimas de
+    segundo; ``profiler.events()`` tarda segundos en construirse y solo ve la memoria atribuida a
+    una operación. Si esta versión de PyTorch no la expone, recurre a ``events()``.
+    """
+    try:
+        raw = profiler.profiler.kineto_results.events()
+        cpu = torch.autograd.DeviceType.CPU
+        changes = sorted((e.start_ns(), e.nbytes()) for e in raw if e.name() == "[memory]" and e.device_type() == cpu)
+    except AttributeError:
+        changes = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in profiler.events() if e.self_cpu_memory_usage)
     live = peak = 0
-    for event in events:
-        live += event.self_cpu_memory_usage
+    for _, change in changes:
+        live += change
         peak = max(peak, live)
     return peak
 

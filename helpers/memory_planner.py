@@ -179,11 +179,12 @@ def activation_bytes(shape: Shape, batch: int, seq_len: int, bytes_per_value: in
 
 
 def logits_bytes(shape: Shape, batch: int, seq_len: int) -> float:
-    """*Logits* en fp32: los guardados para la pérdida y su gradiente al empezar la
-    retropropagación (2 copias). Con vocabularios grandes (49 152 en SmolLM2, 128 256 en
-    Llama 3) pesan mucho.
+    """*Logits* en fp32 en el momento de más memoria de la pérdida: al retropropagar la entropía
+    cruzada conviven el ``log_softmax`` que guardó, el gradiente que le llega y el gradiente de los
+    *logits* (3 copias; el pico de tensores vivos medido lo confirma). Con vocabularios grandes
+    (49 152 en SmolLM2, 128 256 en Llama 3) pesan mucho.
     """
-    return 2 * batch * seq_len * shape.vocab * 4
+    return 3 * batch * seq_len * shape.vocab * 4
 
 
 def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linear", batch: int = 1, seq_len: int = 512,

@@ -13,6 +13,7 @@ en cualquier otro caso.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -282,6 +283,20 @@ def load_tokenizer(profile: str | Profile | None = None):
     return tokenizer
 
 
+@contextlib.contextmanager
+def _no_progress_bar():
+    """Sin las barras de progreso de ``transformers`` dentro del bloque (y como estaban después)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(
     profile: str | Profile | None = None,
     *,
@@ -318,7 +333,8 @@ def load_model(
     # aleatorio de quien llama (su semilla sigue valiendo después de cargar).
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else []):
         torch.manual_seed(TINY_SEED)
-        model = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config, **kwargs)
+        with _no_progress_bar():  # la barra «Loading weights» de cada carga no le dice nada a quien lee
+            model = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config, **kwargs)
     if cuda and quantization_config is None:
         model = model.to("cuda")
     if quantization_config is not None and not cuda:

@@ -107,19 +107,19 @@ def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequenc
     """Entrena ``model`` (ya con su adaptador) con ``batches`` y mide una fila de la tabla.
 
     ``make_optimizer(model, lr)`` crea el optimizador (por defecto AdamW sobre los entrenables).
-    El primer paso va dentro de :class:`helpers.PeakMemory` (``tensors=True`` en la CPU): es el de
-    más memoria, porque ahí nacen los estados de AdamW. Los segundos por paso son la mediana de los
-    demás (el primero incluye esa reserva). Devuelve ``{"variante", "entrenables", "s/paso",
-    "memoria pico (bytes)", "pérdida final", "pérdidas"}``; la pérdida final es
-    :func:`helpers.held_out_loss` en ``held_out`` (validación).
+    Todo el entrenamiento va dentro de :class:`helpers.PeakMemory` (``tensors=True`` en la CPU): el
+    pico llega en la retropropagación del segundo paso, cuando ya existen los estados de AdamW del
+    primero. Los segundos por paso son la mediana de los pasos sin el primero (que incluye la
+    reserva de esos estados). Devuelve ``{"variante", "entrenables", "s/paso", "memoria pico (bytes)",
+    "pérdida final", "pérdidas"}``; la pérdida final es :func:`helpers.held_out_loss` en ``held_out``
+    (validación).
     """
     if len(batches) < 2:
-        raise ValueError("measure_variant necesita al menos 2 lotes (el primero mide la memoria, el resto el tiempo).")
+        raise ValueError("measure_variant necesita al menos 2 lotes (el primer paso no cuenta para el tiempo).")
     params = prepare_for_training(model)
     optimizer = make_optimizer(model, learning_rate) if make_optimizer else torch.optim.AdamW(params, lr=learning_rate)
     with PeakMemory(tensors=True) as peak:
-        first, _ = train_with_optimizer(model, batches[:1], optimizer)
-    rest, seconds = train_with_optimizer(model, batches[1:], optimizer)
-    losses = check_finite_losses(first + rest, f"variante {name}")
-    return {"variante": name, "entrenables": count_parameters(model).trainable, "s/paso": statistics.median(seconds),
+        losses, seconds = train_with_optimizer(model, batches, optimizer)
+    losses = check_finite_losses(losses, f"variante {name}")
+    return {"variante": name, "entrenables": count_parameters(model).trainable, "s/paso": statistics.median(seconds[1:]),
             "memoria pico (bytes)": peak.peak_bytes, "pérdida final": held_out_loss(model, held_out), "pérdidas": losses}

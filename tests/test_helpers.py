@@ -107,6 +107,19 @@ def test_param_numel_4bit():
     assert param_numel(weight) == 64 * 32
 
 
+def test_memoria_pico_de_tensores_en_cpu():
+    """PeakMemory(tensors=True) suma reservas y liberaciones en orden: 1 MB + 2 MB, se libera el
+    primero y llegan 4 MB → el pico es 6 MB (no 7, que sería no restar lo liberado)."""
+    mb = 2**20
+    with helpers.PeakMemory(tensors=True) as peak:
+        a = torch.empty(mb, dtype=torch.uint8)
+        b = torch.empty(2 * mb, dtype=torch.uint8)
+        del a
+        c = torch.empty(4 * mb, dtype=torch.uint8)
+        del b, c
+    assert 6 * mb <= peak.peak_bytes < 6 * mb + 64 * 1024, peak.peak_bytes
+
+
 def test_formatos():
     assert format_count(4884480) == "4 884 480"
     assert format_bytes(1536) == "1.5 kB" and format_bytes(12) == "12 B"

@@ -155,6 +155,10 @@ def test_barrido_de_tasas_valida_y_registra_la_divergencia(tokenizer):
     # La misma ejecución fuera del barrido da la misma pérdida en validación (misma semilla, mismos lotes).
     again = compare.run_method("lora", 2, learning_rate=1e-3, batches=batches, eval_batches=val, profile=PROFILE)
     assert again.held_out_loss == good.held_out_loss
+    # El barrido mide la memoria una vez y la copia: medirla con otra tasa da lo mismo (mismas formas).
+    assert again.peak_memory_bytes == good.peak_memory_bytes == other.peak_memory_bytes > 0
+    other_rate = compare.run_method("lora", 2, learning_rate=3e-3, batches=batches, profile=PROFILE)
+    assert other_rate.peak_memory_bytes == good.peak_memory_bytes
     with pytest.raises(ValueError):
         compare.sweep_learning_rates("lora", (), 2, batches=batches, eval_batches=val, profile=PROFILE)
 
