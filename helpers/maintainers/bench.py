@@ -161,7 +161,7 @@ def method_row(record, tokens_per_step: int) -> dict:
     return {"metodo": record.method, "nombre": METHOD_NAMES[record.method], "entrenables": record.trainable,
             "total": record.total, "s_por_paso": record.seconds_per_step,
             "tokens_por_s": tokens_per_step / record.seconds_per_step, "memoria_pico_bytes": record.peak_memory_bytes,
-            "perdida_final": record.final_loss}
+            "perdida_entrenamiento_ultimo_paso": record.final_loss}  # no es la «pérdida final» (validación)
 
 
 def add_ratios(rows: list[dict]) -> None:
