@@ -101,3 +101,7 @@ def test_reusar_curso_lee_el_resumen(tmp_path, monkeypatch):
     data = bench.bench_course(opts)
     assert [r["cuaderno"] for r in data["cuadernos"]] == ["01_a", "02_b"]
     assert data["total_segundos"] == 15.0 and data["reutilizado"]
+    assert data["velocidad"] is None and "GFLOPS" not in "\n".join(bench.md_course(data))
+    (tmp_path / "velocidad.json").write_text('{"gflops_inicio": 140.5, "gflops_fin": 97.0}', encoding="utf-8")
+    text = "\n".join(bench.md_course(bench.bench_course(opts)))
+    assert "140.5 GFLOPS al empezar y 97.0 al terminar" in text

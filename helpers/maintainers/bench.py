@@ -146,8 +146,12 @@ def bench_course(opts: Options) -> dict:
     if not summary.exists():
         raise SystemExit(f"No existe {summary}: ejecuta antes `make curso` o quita --reusar-curso.")
     rows = read_course_summary(summary)
+    from .course import SPEED_FILE
+
+    speed_file = COURSE_DIR / SPEED_FILE
+    speed = json.loads(speed_file.read_text(encoding="utf-8")) if speed_file.exists() else None
     return {"cuadernos": rows, "total_segundos": round(sum(r["segundos"] for r in rows), 1),
-            "reutilizado": opts.reuse_course,
+            "reutilizado": opts.reuse_course, "velocidad": speed,
             "fecha_resumen": dt.datetime.fromtimestamp(summary.stat().st_mtime).isoformat(timespec="seconds")}
 
 
@@ -403,7 +407,13 @@ def md_course(d: dict) -> list[str]:
     rows = [[r["cuaderno"], r["estado"], f"{r['segundos']:.1f}"] for r in d["cuadernos"]]
     lines = _table(["cuaderno", "estado", "segundos"], rows + [["**total**", "", f"**{d['total_segundos']:.1f}**"]])
     origin = "reutilizado de" if d.get("reutilizado") else "generado en esta ejecución:"
-    return lines + ["", f"Resumen {origin} `build/curso/resumen.csv` ({d['fecha_resumen']})."]
+    lines += ["", f"Resumen {origin} `build/curso/resumen.csv` ({d['fecha_resumen']})."]
+    speed = d.get("velocidad")
+    if speed:
+        lines += ["", f"Velocidad de la máquina durante esa ejecución (producto de matrices fp32 1024 × 1024): "
+                      f"{speed['gflops_inicio']} GFLOPS al empezar y {speed['gflops_fin']} al terminar. La de esta "
+                      "máquina cambia a lo largo del día: compara tiempos solo entre ejecuciones de velocidad parecida."]
+    return lines
 
 
 def md_methods(d: dict) -> list[str]:

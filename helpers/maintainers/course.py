@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import json
 import os
 import shutil
 import sys
@@ -25,6 +26,31 @@ from .release import ROOT, SOLUTIONS, notebook_names
 
 DEFAULT_OUT = ROOT / "build" / "curso"
 CELL_TIMEOUT = 1800
+SPEED_FILE = "velocidad.json"
+
+
+def speed_reference(size: int = 1024, repeats: int = 5) -> float:
+    """GFLOPS de un producto de matrices fp32 ``size × size`` (mediana de ``repeats`` medidas).
+
+    La velocidad de esta máquina compartida cambia a lo largo del día (se ha visto el mismo paso de
+    LoRA tardar 1,3 s y 2,2 s): anotarla antes y después del curso dice si dos tiempos se pueden
+    comparar. No es una prueba: solo se guarda junto a ``resumen.csv``.
+    """
+    import statistics
+
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator)
+    b = torch.randn(size, size, generator=generator)
+    a @ b  # calentamiento
+    measures = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        measures.append(10 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return statistics.median(measures)
 
 
 def extract_figures(nb, folder: Path) -> int:
@@ -78,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args.salida.mkdir(parents=True, exist_ok=True)
     print(f"Ejecutando {len(names)} cuadernos con el perfil {profile.label}; resultados en {args.salida}")
     rows = []
+    speed_start = speed_reference()
     for name in names:
         print(f"→ {name} ...", flush=True)
         state, seconds, figures = run_notebook(name, args.salida)
@@ -92,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, state, seconds, figures in rows:
         print(f"{name:<{width}}  {state:<22} {seconds:>9.1f}  {figures:>7}")
     print(f"{'Total':<{width}}  {'':<22} {total:>9.1f}")
+    speed = {"gflops_inicio": round(speed_start, 1), "gflops_fin": round(speed_reference(), 1)}
+    print(f"Velocidad de la máquina (producto de matrices fp32 1024 × 1024): {speed['gflops_inicio']} GFLOPS al "
+          f"empezar, {speed['gflops_fin']} al terminar")
+    (args.salida / SPEED_FILE).write_text(json.dumps(speed), encoding="utf-8")
     with open(args.salida / "resumen.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["cuaderno", "estado", "segundos", "figuras", "perfil"])
