@@ -18,6 +18,7 @@ Uso típico::
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -208,19 +209,18 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
         model = get_peft_model(model, prompt_config(profile=profile) if method == "prompt" else lora_config())
     counts = count_parameters(model)
     learning_rate = learning_rate or LEARNING_RATES[method]
-    if memory_bytes is None:
-        if torch.cuda.is_available():
-            free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
-        # En la CPU el perfilador solo cuenta lo que se reserva dentro del bloque: no hace falta limpiar antes.
-        with PeakMemory(tensors=True) as memory:
-            losses, seconds = train_steps(model, batches, learning_rate, progress=progress)
-        if memory.cuda:
-            peak = memory.peak_bytes - baseline
-        else:  # el modelo (pesos y constantes de cuantización) + el pico de lo reservado al entrenar
-            peak = footprint_bytes(model) + quant_constants_bytes(model) + memory.peak_bytes
-    else:
+    measure = memory_bytes is None
+    if measure and torch.cuda.is_available():
+        free_memory()  # lo que la carga usó de forma temporal (p. ej. al cuantizar) no cuenta
+    # (En la CPU el perfilador solo cuenta lo que se reserva dentro del bloque: no hace falta limpiar antes.)
+    with PeakMemory(tensors=True) if measure else contextlib.nullcontext() as memory:
         losses, seconds = train_steps(model, batches, learning_rate, progress=progress)
+    if not measure:
         peak = memory_bytes
+    elif memory.cuda:
+        peak = memory.peak_bytes - baseline
+    else:  # el modelo (pesos y constantes de cuantización) + el pico de lo reservado al entrenar
+        peak = footprint_bytes(model) + quant_constants_bytes(model) + memory.peak_bytes
     held_out = None
     if eval_batches is not None:
         from .evaluation import held_out_loss
