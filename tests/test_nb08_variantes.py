@@ -121,6 +121,17 @@ def test_measure_variant_mide_una_fila(batches, held_out):
         measure_variant("LoRA", tiny_lora(), batches[:1], held_out, learning_rate=1e-2)
 
 
+def test_measure_variant_pico_de_dos_pasos_es_el_de_todos(batches, held_out):
+    """Perfilar solo los dos primeros pasos da el mismo pico que perfilar todo el entrenamiento."""
+    assert len(batches) > 2
+    row = measure_variant("LoRA", tiny_lora(), batches, held_out, learning_rate=1e-2)
+    model = tiny_lora()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    with helpers.PeakMemory(tensors=True) as peak:
+        train_with_optimizer(model, batches, optimizer)
+    assert row["memoria pico (bytes)"] == pytest.approx(peak.peak_bytes, rel=0.01)
+
+
 def test_measure_variant_usa_el_optimizador_de_lora_plus(batches, held_out):
     """Con el optimizador de LoRA+ (tasa 16 veces mayor para B), B se mueve más que con AdamW."""
     moved = {}
