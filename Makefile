@@ -17,6 +17,8 @@ LAB_ES := $(VENV)/share/jupyter/lab/settings/overrides.d/curso-peft.json
 # Dónde escucha `make lab` (p. ej. make lab LAB_IP=0.0.0.0 LAB_PORT=8899 dentro de un contenedor).
 LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
+# uv pip install con las opciones que reproducen la configuración de pip de la máquina.
+UV_PIP  = $(BIN)/uv pip install -q --python $(BIN)/python $$($(BIN)/python -m helpers.maintainers.pins uv-args)
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 
@@ -28,8 +30,12 @@ $(STAMP): pyproject.toml
 	@echo "==> Creando el entorno $(VENV) e instalando las versiones fijadas de pyproject.toml"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[local,dev]"
-	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -m helpers.maintainers.pins no-deps)
+	@# uv (fijado en pyproject.toml) instala las mismas versiones que pip, con los índices y ruedas
+	@# de `pip config`, en segundos en vez de minutos. Si algo falla, se instala con pip como siempre.
+	$(BIN)/python -m pip install -q "$$($(BIN)/python -m helpers.maintainers.pins installer)" \
+		&& $(UV_PIP) -e ".[local,dev]" && $(UV_PIP) --no-deps $$($(BIN)/python -m helpers.maintainers.pins no-deps) \
+		|| ($(BIN)/python -m pip install -q -e ".[local,dev]" \
+		    && $(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -m helpers.maintainers.pins no-deps))
 	@# Chromium del sistema para la prueba en el navegador (playwright no descarga navegadores).
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "AVISO: no se pudo instalar chromium (apt-get); instálalo a mano para la prueba del navegador."

@@ -104,3 +104,24 @@ def test_calificador(monkeypatch, capsys):
     assert doctor.main([]) == 0
     out = capsys.readouterr().out
     assert "entorno : calificador" in out and "elegido por el calificador" in out
+
+
+def test_opciones_de_uv_salen_de_la_configuracion_de_pip():
+    """make install usa uv con los mismos índices, ruedas locales y restricciones que pip."""
+    config = ("global.cert='/etc/ssl/certs/ca.crt'\n"
+              "global.constraint='/etc/pip/constraints.txt'\n"
+              "global.extra-index-url='file:///opt/a/simple file:///opt/b/simple'\n"
+              "global.find-links='/opt/wheels'\n"
+              ":env:.find-links='/opt/wheels'\n"
+              ":env:.default-timeout='180'\n"
+              "user.index-url='https://example.org/simple'\n")
+    args = pins.uv_arguments(config)
+    assert args[:2] == ["--index-strategy", "unsafe-best-match"] and "--native-tls" in args
+    pairs = list(zip(args[::1], args[1::1]))
+    assert pairs.count(("--find-links", "/opt/wheels")) == 1  # repetido en pip config, una vez aquí
+    for pair in [("--extra-index-url", "file:///opt/a/simple"), ("--extra-index-url", "file:///opt/b/simple"),
+                 ("--constraint", "/etc/pip/constraints.txt"), ("--index-url", "https://example.org/simple")]:
+        assert pair in pairs
+    assert "180" not in args
+    assert pins.uv_arguments("") == ["--index-strategy", "unsafe-best-match"]
+    assert pins.installer_requirement().startswith("uv==")

@@ -1,9 +1,14 @@
 """Lee las versiones fijadas de pyproject.toml (la fuente única) para el Makefile y conda.
 
-Uso: ``python -m helpers.maintainers.pins no-deps`` imprime los paquetes que se instalan con ``--no-deps``.
+Uso: ``python -m helpers.maintainers.pins no-deps`` imprime los paquetes que se instalan con ``--no-deps``;
+``installer`` imprime el instalador rápido fijado (uv) y ``uv-args``, las opciones de ``uv pip install``
+que reproducen la configuración de pip de esta máquina (``pip config list``: índices, carpetas de
+ruedas, restricciones).
 """
 from __future__ import annotations
 
+import shlex
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -26,6 +31,46 @@ def no_deps_requirements(data: dict | None = None) -> list[str]:
     return list(data["tool"]["curso-peft"]["no-deps"])
 
 
+def installer_requirement(data: dict | None = None) -> str:
+    """El instalador rápido fijado (``uv==…``) con el que ``make install`` instala las versiones fijadas."""
+    data = data or read_pyproject()
+    return data["tool"]["curso-peft"]["installer"]
+
+
+# Opciones de pip que cambian de dónde salen los paquetes → su equivalente en ``uv pip install``.
+_PIP_TO_UV = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+              "constraint": "--constraint"}
+
+
+def uv_arguments(pip_config: str) -> list[str]:
+    """Traduce la salida de ``pip config list`` a opciones de ``uv pip install``.
+
+    uv no lee la configuración de pip: sin esto no vería los índices ni las ruedas locales de la
+    máquina (p. ej. la rueda de torch de ``find-links``). ``--index-strategy unsafe-best-match``
+    hace lo que hace pip: elegir la mejor versión entre todos los índices, no solo el primero que
+    tenga el paquete. Con un certificado propio (``cert``), uv usa el almacén del sistema.
+    """
+    values: dict[str, list[str]] = {}
+    native_tls = False
+    for line in pip_config.splitlines():
+        key, sep, raw = line.partition("=")
+        if not sep:
+            continue
+        name = key.strip().rsplit(".", 1)[-1]
+        value = raw.strip().strip("'\"")
+        if name == "cert" and value:
+            native_tls = True
+        elif name in _PIP_TO_UV:
+            for item in value.split():
+                if item not in values.setdefault(name, []):
+                    values[name].append(item)
+    args = ["--index-strategy", "unsafe-best-match"] + (["--native-tls"] if native_tls else [])
+    for name, option in _PIP_TO_UV.items():
+        for item in values.get(name, [])[-1:] if name == "index-url" else values.get(name, []):
+            args += [option, item]
+    return args
+
+
 def pinned_requirements(data: dict | None = None, extras: tuple[str, ...] = ()) -> list[str]:
     """Dependencias fijadas del curso y, si se piden, las de sus extras."""
     data = data or read_pyproject()
@@ -45,10 +90,17 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["no-deps"]:
         print(" ".join(no_deps_requirements()))
         return 0
+    if argv[:1] == ["installer"]:
+        print(installer_requirement())
+        return 0
+    if argv[:1] == ["uv-args"]:
+        config = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+        print(shlex.join(uv_arguments(config)))
+        return 0
     if argv[:1] == ["all"]:
         print("\n".join(pinned_requirements(extras=("local", "dev")) + no_deps_requirements()))
         return 0
-    print("Uso: python -m helpers.maintainers.pins [no-deps|all]", file=sys.stderr)
+    print("Uso: python -m helpers.maintainers.pins [no-deps|installer|uv-args|all]", file=sys.stderr)
     return 2
 
 
