@@ -17,8 +17,9 @@ LAB_ES := $(VENV)/share/jupyter/lab/settings/overrides.d/curso-peft.json
 # Dónde escucha `make lab` (p. ej. make lab LAB_IP=0.0.0.0 LAB_PORT=8899 dentro de un contenedor).
 LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
-# uv pip install con las opciones que reproducen la configuración de pip de la máquina.
-UV_PIP  = $(BIN)/uv pip install -q --python $(BIN)/python $$($(BIN)/python -m helpers.maintainers.pins uv-args)
+# uv pip install con las opciones que reproducen la configuración de pip de la máquina. Con
+# --compile-bytecode, como pip: sin los .pyc, cada proceso que importa torch y peft tardaría el doble.
+UV_PIP  = $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $$($(BIN)/python -m helpers.maintainers.pins uv-args)
 # Las pruebas usan dos procesos (la máquina de referencia tiene 2 núcleos).
 PYTEST_WORKERS ?= 2
 

@@ -3,6 +3,7 @@ coincide con la fijada."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,18 @@ def test_opciones_de_uv_salen_de_la_configuracion_de_pip():
     assert "180" not in args
     assert pins.uv_arguments("") == ["--index-strategy", "unsafe-best-match"]
     assert pins.installer_requirement().startswith("uv==")
+
+
+def test_paquetes_instalados_con_bytecode():
+    """make install deja los .pyc de los paquetes (pip lo hace; uv, con --compile-bytecode).
+
+    Sin ellos, y con PYTHONDONTWRITEBYTECODE, cada proceso que importa torch y peft los compila otra
+    vez: las pruebas y la calificación tardan el doble.
+    """
+    import importlib
+    import importlib.util
+
+    for name in ("torch", "transformers", "peft", "nbgrader"):
+        source = importlib.import_module(name).__file__
+        assert Path(importlib.util.cache_from_source(source)).exists(), \
+            f"{name} no tiene bytecode compilado ({source}): reinstala con `rm -f .venv/.instalado && make install`"
