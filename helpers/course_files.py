@@ -72,7 +72,10 @@ def run_nbgrader(course: Path, *args: str, env: dict | None = None, timeout: flo
 
 
 def generate(name: str, root: Path = ROOT, release_dir: Path | None = None) -> Path:
-    """Ejecuta ``nbgrader generate_assignment`` y devuelve la carpeta publicada."""
+    """Ejecuta ``nbgrader generate_assignment`` y devuelve la carpeta publicada.
+
+    ``name="*"`` los genera todos en una sola ejecución; entonces devuelve la carpeta que los contiene.
+    """
     args = ["generate_assignment", name, "--force", "--no-db"]
     if release_dir is not None:
         args.append(f"--CourseDirectory.release_directory={release_dir}")
@@ -80,4 +83,5 @@ def generate(name: str, root: Path = ROOT, release_dir: Path | None = None) -> P
         run_nbgrader(Path(root), *args)
     except RuntimeError as exc:
         raise RuntimeError(f"nbgrader no pudo generar {name}:\n{exc}") from None
-    return Path(release_dir or Path(root) / "notebooks") / name
+    folder = Path(release_dir or Path(root) / "notebooks")
+    return folder if name == "*" else folder / name
