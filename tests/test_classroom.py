@@ -510,3 +510,26 @@ def test_guardia_restaura_lo_que_usan_las_pruebas():
             assert g.restore() == []  # ya está todo como al principio
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_integridad_tras_morir_a_mitad_de_una_escritura(tmp_path):
+    """Un lote que muere dentro de una transacción deja un diario «caliente»: la comprobación de
+    integridad lo deshace (el libro vuelve a lo último confirmado) en vez de fallar."""
+    import sqlite3
+    import subprocess
+
+    db = tmp_path / "gradebook.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE notas (alumno TEXT, nota REAL)")
+    con.execute("INSERT INTO notas VALUES ('ana', 3.0)")
+    con.commit()
+    con.close()
+    # Un proceso escribe sin confirmar y muere de golpe, como con SIGKILL.
+    code = ("import os, sqlite3; c = sqlite3.connect(%r); c.execute('PRAGMA cache_size=1'); "
+            "c.execute('BEGIN'); c.executemany('INSERT INTO notas VALUES (?, ?)', [('x' * 500, 1.0)] * 2000); "
+            "os._exit(9)") % str(db)
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    assert (tmp_path / "gradebook.db-journal").exists(), "la prueba debía dejar un diario caliente"
+    assert export.check_integrity(db)
+    rows = sqlite3.connect(db).execute("SELECT alumno, nota FROM notas").fetchall()
+    assert rows == [("ana", 3.0)], "tras deshacer el diario solo queda lo confirmado"

@@ -77,8 +77,14 @@ def write_csv(cd: ClassDir) -> list[dict]:
 
 # --- libro de notas maestro -------------------------------------------------------------------
 def check_integrity(db: Path) -> bool:
-    """``PRAGMA integrity_check`` del libro de notas (True si está sano)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    """``PRAGMA integrity_check`` del libro de notas (True si está sano).
+
+    Se abre para escritura (sin crearlo): si un lote murió a mitad de una transacción, queda un
+    diario «caliente» (``gradebook.db-journal``) y SQLite lo deshace al abrir, con lo que el libro
+    vuelve a su último estado confirmado. En solo lectura no puede deshacerlo y la comprobación
+    fallaría con «attempt to write a readonly database» aunque no se haya perdido nada.
+    """
+    con = sqlite3.connect(f"file:{db}?mode=rw", uri=True)
     try:
         return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
