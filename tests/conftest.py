@@ -21,14 +21,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """Las pruebas lentas primero y ``--dist loadgroup`` de verdad con pytest 9: pytest-xdist 3.8 marca el grupo cambiando
+    """``--dist loadgroup`` de verdad con pytest 9: pytest-xdist 3.8 marca el grupo cambiando
     ``item._nodeid``, que pytest 9 ya no lee (el identificador vive en ``item._id``), así que cada
     trabajador repetía las fixtures caras de un grupo (el lote de la clase, el de los ataques).
     Aquí se añade el sufijo ``@grupo`` que espera el planificador de xdist."""
-    # Las pruebas lentas (cuadernos completos, lotes de la clase) primero: con varios trabajadores,
-    # las cortas rellenan el final y ningún trabajador se queda solo con una prueba de 2 minutos
-    # mientras los demás esperan. El orden es el mismo en todos los trabajadores (lo exige xdist).
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if not getattr(config.option, "loadgroup", False):
         return
     from _pytest.nodeid import coerce_node_id
