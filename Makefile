@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@# uv (fijado en pyproject.toml) instala las mismas versiones que pip, con los índices y ruedas
-	@# de `pip config`, en segundos en vez de minutos. Si algo falla, se instala con pip como siempre.
+	@# de `pip config`, en menos de la mitad de tiempo. Si algo falla, se instala con pip como siempre.
 	$(BIN)/python -m pip install -q "$$($(BIN)/python -m helpers.maintainers.pins installer)" \
 		&& $(UV_PIP) -e ".[local,dev]" && $(UV_PIP) --no-deps $$($(BIN)/python -m helpers.maintainers.pins no-deps) \
 		|| ($(BIN)/python -m pip install -q -e ".[local,dev]" \

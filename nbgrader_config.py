@@ -15,7 +15,7 @@ c.ClearSolutions.text_stub = "ESCRIBE AQUÍ TU RESPUESTA"
 c.Execute.timeout = 300
 c.Execute.execute_retries = 0
 # Al terminar el cuaderno, el núcleo se cierra en el acto: las salidas ya están recogidas y apagarlo
-# con calma (Python descargando torch y peft) cuesta ~2,5 s por entrega sin guardar nada más.
+# con calma (Python descargando torch y peft) costaba varios segundos por entrega sin guardar nada.
 c.Execute.shutdown_kernel = "immediate"
 # Las advertencias que las bibliotecas escriben en stderr no anulan una respuesta correcta:
 # nbgrader pone un 0 a una celda con cualquier salida en stderr salvo que se filtre aquí.

@@ -111,8 +111,8 @@ def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequenc
     el pico llega en la retropropagación del segundo, cuando ya existen los estados de AdamW del
     primero, y los pasos siguientes repiten las mismas reservas (perfilarlos solo costaría tiempo).
     Los segundos por paso son la mediana de los pasos que ya no perfila (del tercero en adelante;
-    con solo 2 lotes, el segundo): el perfilador frena cada operación. Devuelve ``{"variante", "entrenables", "s/paso", "memoria pico (bytes)",
-    "pérdida final", "pérdidas"}``; la pérdida final es :func:`helpers.held_out_loss` en ``held_out``
+    con solo 2 lotes, el segundo): el perfilador frena cada operación. Devuelve ``{"variante",
+    "entrenables", "s/paso", "memoria pico (bytes)", "pérdida final", "pérdidas"}``; la pérdida final es :func:`helpers.held_out_loss` en ``held_out``
     (validación).
     """
     if len(batches) < 2:

@@ -118,7 +118,7 @@ def test_opciones_de_uv_salen_de_la_configuracion_de_pip():
               "user.index-url='https://example.org/simple'\n")
     args = pins.uv_arguments(config)
     assert args[:2] == ["--index-strategy", "unsafe-best-match"] and "--native-tls" in args
-    pairs = list(zip(args[::1], args[1::1]))
+    pairs = list(zip(args, args[1:]))
     assert pairs.count(("--find-links", "/opt/wheels")) == 1  # repetido en pip config, una vez aquí
     for pair in [("--extra-index-url", "file:///opt/a/simple"), ("--extra-index-url", "file:///opt/b/simple"),
                  ("--constraint", "/etc/pip/constraints.txt"), ("--index-url", "https://example.org/simple")]:

@@ -74,7 +74,7 @@ def run_notebook(name: str, out_dir: Path) -> tuple[str, float, int]:
     path = work / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
     # «immediate»: al terminar, el núcleo se cierra sin esperar a que Python se despida (con torch y
-    # peft cargados, apagarlo con calma cuesta ~2,5 s por cuaderno y no guarda nada más).
+    # peft cargados, apagarlo con calma costaba varios segundos por cuaderno y no guarda nada más).
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(work)}})
     start = time.perf_counter()

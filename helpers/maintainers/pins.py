@@ -64,9 +64,11 @@ def uv_arguments(pip_config: str) -> list[str]:
             for item in value.split():
                 if item not in values.setdefault(name, []):
                     values[name].append(item)
+    if "index-url" in values:
+        values["index-url"] = values["index-url"][-1:]  # un solo índice principal: el último que manda
     args = ["--index-strategy", "unsafe-best-match"] + (["--native-tls"] if native_tls else [])
     for name, option in _PIP_TO_UV.items():
-        for item in values.get(name, [])[-1:] if name == "index-url" else values.get(name, []):
+        for item in values.get(name, []):
             args += [option, item]
     return args
 
