@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "datasets": ("load_instructions", "load_reviews", "to_messages", "to_prompt_completion"),
     "evaluation": ("held_out_batches", "held_out_loss"),
-    "environment": ("in_autograder", "in_colab", "training_precision", "where"),
+    "environment": ("in_autograder", "in_colab", "where"),
     "grading": ("check_close", "check_equal", "check_loss_decreases", "check_type"),
     "measure": ("PeakMemory", "Timer", "count_parameters", "footprint_bytes", "format_bytes", "format_count",
                 "free_memory"),
@@ -28,6 +28,8 @@ _EXPORTS = {
     "models": ("load_model", "load_model_and_tokenizer", "load_tokenizer", "resolve_profile", "show_environment",
                "steps_for"),
     "plots": ("plot_bars", "plot_losses", "plot_xy"),
+    "precision": ("training_precision",),
+    "sweep": ("fixed_batches",),
     "training": ("eval_history", "generate", "generate_batch", "loss_history", "run_sft", "sft_config"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

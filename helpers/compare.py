@@ -119,13 +119,6 @@ class MethodRecord:
 
 
 # ----------------------------------------------------------------------------------------------
-# Datos: los mismos lotes para todos los métodos
-# ----------------------------------------------------------------------------------------------
-# Los lotes son los del cuaderno 05 (helpers.sweep): mismos ejemplos, misma longitud, misma semilla.
-lm_batches = fixed_batches
-
-
-# ----------------------------------------------------------------------------------------------
 # Modelos: el mismo modelo base, cuatro maneras de entrenarlo
 # ----------------------------------------------------------------------------------------------
 def lora_config(task_type: str = "CAUSAL_LM", r: int = LORA_RANK):
@@ -155,11 +148,6 @@ def prompt_config(num_virtual_tokens: int = NUM_VIRTUAL_TOKENS, init_text: str =
     )
 
 
-def quantization_config():
-    """``BitsAndBytesConfig`` de QLoRA (el de :func:`helpers.quantization.nf4_config`)."""
-    return nf4_config()
-
-
 # ----------------------------------------------------------------------------------------------
 # Entrenamiento y medida
 # ----------------------------------------------------------------------------------------------
@@ -169,7 +157,7 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
                memory_bytes: int | None = None) -> MethodRecord:
     """Construye el modelo para ``method``, entrena ``steps`` pasos y devuelve lo medido.
 
-    - Mismo modelo base, mismos lotes (``lm_batches`` con ``seed``), misma semilla de torch.
+    - Mismo modelo base, mismos lotes (:func:`helpers.sweep.fixed_batches` con ``seed``), misma semilla de torch.
     - ``seconds_per_step``: media de los pasos sin contar el primero (que incluye la puesta en
       marcha del optimizador); con un solo paso, ese paso.
     - ``peak_memory_bytes``: pico de memoria de tensores durante el entrenamiento, modelo incluido
@@ -183,7 +171,7 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
       vuelve a medir (medir con el perfilador cuesta ~1 s por ejecución en la CPU).
     """
     if batches is None:
-        batches = lm_batches(load_tokenizer(profile), steps, batch_size=batch_size, max_length=max_length, seed=seed)
+        batches = fixed_batches(load_tokenizer(profile), steps, batch_size=batch_size, max_length=max_length, seed=seed)
     batches = batches[:steps]
     if method not in METHODS:
         raise ValueError(f"Método desconocido {method!r}: usa uno de {', '.join(METHODS)}.")
@@ -195,7 +183,7 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     if method == "qlora":
         # El gradient checkpointing lo pone train_steps a los cuatro métodos por igual (si la
         # precisión lo pide): así todos hacen exactamente el mismo cálculo.
-        model = prepare_model_for_kbit_training(load_model(profile, quantization_config=quantization_config(), verbose=False),
+        model = prepare_model_for_kbit_training(load_model(profile, quantization_config=nf4_config(), verbose=False),
                                                 use_gradient_checkpointing=False)
     elif method == "full":
         # Todo se entrena: los pesos son la copia maestra (fp32); en una T4 se calcula en fp16
@@ -272,7 +260,7 @@ def compare_methods(methods=METHODS, steps: int = 5, **kwargs) -> list[MethodRec
     """:func:`run_method` para cada método con los mismos lotes; una lista de registros."""
     profile = kwargs.get("profile")
     if "batches" not in kwargs:
-        kwargs["batches"] = lm_batches(
+        kwargs["batches"] = fixed_batches(
             load_tokenizer(profile), steps,
             batch_size=kwargs.pop("batch_size", 4), max_length=kwargs.pop("max_length", 64), seed=kwargs.get("seed", SEED),
         )

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from .environment import describe, in_autograder, in_colab
+from .environment import in_autograder, in_colab, where
 from .locking import file_lock
-from .precision import default_dtype, decide
+from .precision import decide, default_dtype, hardware_lines
 
 ENV_VAR = "CURSO_PEFT_PROFILE"
 CACHE_ENV_VAR = "CURSO_PEFT_CACHE"
@@ -361,15 +361,15 @@ def load_model_and_tokenizer(profile: str | Profile | None = None, **kwargs):
 
 
 def show_environment() -> None:
-    """Imprime en español dónde corre el cuaderno, con qué hardware y con qué perfil de modelo."""
-    info = describe()
-    decision = decide()
-    # La precisión con la que entrena el curso la decide helpers.precision (en CPU, fp32 aunque
-    # haya bf16 por hardware), no la recomendación genérica del hardware.
-    info["precisión de entrenamiento"] = decision.compute
-    if decision.simulated:
-        info["simulación"] = decision.describe()
-    info["perfil del modelo"] = resolve_profile().label
-    width = max(len(k) for k in info)
-    for key, value in info.items():
+    """Imprime en español dónde corre el cuaderno, con qué hardware y con qué perfil de modelo.
+
+    Las líneas del hardware y de la precisión son las del diagnóstico
+    (:func:`helpers.precision.hardware_lines`): salen de la misma decisión con la que se entrena.
+    """
+    import platform
+
+    info = [("entorno", where()), ("python", platform.python_version()), *hardware_lines(),
+            ("perfil del modelo", resolve_profile().label)]
+    width = max(len(k) for k, _ in info)
+    for key, value in info:
         print(f"{key:<{width}} : {value}")

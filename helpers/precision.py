@@ -18,6 +18,12 @@ atención                      ``sdpa``               ``sdpa`` (sin FlashAttenti
 En CPU el curso entrena en fp32 aunque la CPU tenga bf16 por hardware: así dos máquinas dan las
 mismas pérdidas (el banco, ``make bench``, mide aparte lo que ganaría bf16).
 
+Este módulo es el único que decide: lo que el hardware sabe hacer (:attr:`Precision.bf16_by_hardware`)
+y lo que el curso hace con él (:attr:`Precision.compute`). El banner de los cuadernos
+(``helpers.show_environment()``) y el diagnóstico (``python -m helpers.maintainers.doctor``) imprimen
+las mismas líneas, las de :func:`hardware_lines`, y :func:`training_precision` es
+``decide().compute``: no hay otra decisión que pueda contradecir a esta.
+
 Los pesos entrenables nunca se guardan en fp16: AdamW sobre fp16 puro desborda (su ``eps`` de
 1e-8 no existe en fp16) y deja los pesos en inf/NaN. Con cálculo fp16 se entrena como manda la
 precisión mixta: copia maestra fp32, ``torch.autocast`` y ``GradScaler``.
@@ -58,6 +64,12 @@ class Precision:
     device: str  # dónde viven los tensores: 'cpu' o 'cuda'
     compute: str  # 'fp32', 'fp16' o 'bf16'
     simulated: str | None = None  # 't4' si la decisión simula una T4
+
+    @property
+    def bf16_by_hardware(self) -> bool:
+        """Lo que el hardware sabe hacer: True si calcula bf16 por hardware (CPU con AVX-512-BF16 o
+        AMX, GPU Ampere o superior). En CPU el curso entrena en fp32 igualmente (ver :attr:`compute`)."""
+        return self.hardware in ("cpu-bf16", "ampere")
 
     @property
     def storage_dtype(self) -> torch.dtype:
@@ -172,6 +184,63 @@ def decide(capability: tuple[int, int] | None = None, cuda: bool | None = None) 
             return Precision("ampere", "cuda", "bf16")
         return Precision("t4", "cuda", "fp16")
     return Precision("cpu-bf16" if cpu_has_bf16() else "cpu", "cpu", "fp32")
+
+
+def training_precision(capability: tuple[int, int] | None = None, cuda: bool | None = None) -> str:
+    """La precisión con la que entrena el curso: 'fp32', 'fp16' o 'bf16' (``decide(...).compute``)."""
+    return decide(capability, cuda).compute
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    capability: tuple[int, int]
+    memory_gb: float
+
+
+def gpu_info() -> GpuInfo | None:
+    """La primera GPU CUDA visible, o None si no hay."""
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return GpuInfo(props.name, (props.major, props.minor), props.total_memory / 1e9)
+
+
+# Lo que dice cada decisión, en español: qué sabe hacer el hardware y con qué entrena el curso.
+_BF16_TEXT = {
+    "cpu": "no (la CPU no tiene AVX-512-BF16 ni AMX; emularlo sería muchísimo más lento)",
+    "cpu-bf16": "sí (la CPU tiene AVX-512-BF16 o AMX)",
+    "t4": "no: esta GPU lo emula (torch.cuda.is_bf16_supported() puede decir True)",
+    "ampere": "sí (capacidad 8.0 o más)",
+}
+_COMPUTE_TEXT = {
+    "cpu": "fp32",
+    "cpu-bf16": "fp32 (en CPU el curso entrena en fp32 aunque haya bf16 por hardware: así todas las máquinas "
+                "dan las mismas pérdidas)",
+    "t4": "fp16 (autocast con GradScaler; los pesos entrenables, en fp32)",
+    "ampere": "bf16 (autocast; los pesos entrenables, en fp32)",
+}
+
+
+def hardware_lines(decision: Precision | None = None) -> list[tuple[str, str]]:
+    """Las líneas (clave, valor) del hardware y la precisión que imprimen el banner de los cuadernos
+    y el diagnóstico: salen todas de :func:`decide`, así que los dos dicen siempre lo mismo."""
+    decision = decision or decide()
+    gpu = gpu_info()
+    lines = [("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'no'})"), ("dispositivo", decision.device)]
+    if gpu:
+        count = torch.cuda.device_count()
+        lines.append(("GPU", f"{gpu.name}, capacidad {gpu.capability[0]}.{gpu.capability[1]}, {gpu.memory_gb:.1f} GB"
+                      + (f" (y {count - 1} más; mira docs/multi_gpu.md)" if count > 1 else "")))
+    else:
+        lines.append(("GPU", "ninguna (se entrena en la CPU)"))
+    bf16 = f"no (simulas una T4 con {SIMULATE_ENV}=t4)" if decision.simulated else _BF16_TEXT[decision.hardware]
+    lines.append(("bf16 real", bf16))
+    lines.append(("precisión de entrenamiento", _COMPUTE_TEXT[decision.hardware]))
+    if decision.simulated:
+        lines.append(("simulación", decision.describe()))
+    lines.append(("núcleos de CPU", str(os.cpu_count())))
+    return lines
 
 
 def t4_memory_fraction(total_bytes: int) -> float:

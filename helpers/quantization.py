@@ -1,8 +1,8 @@
 """Cuantización de 4 bits (QLoRA) con bitsandbytes: la configuración del curso y sus medidas.
 
-- :func:`compute_dtype`: precisión del cálculo (fp16 en una T4, bf16 en Ampere o superior,
-  fp32 en CPU).
-- :func:`nf4_config`: el ``BitsAndBytesConfig`` de QLoRA (NF4 + doble cuantización).
+- :func:`nf4_config`: el ``BitsAndBytesConfig`` de QLoRA (NF4 + doble cuantización), con el cálculo
+  en la precisión de :func:`helpers.precision.default_dtype` (fp16 en una T4, bf16 en Ampere o
+  superior, fp32 en CPU).
 - :func:`quant_constants_bytes`: bytes de las constantes de cuantización (``absmax``...), que
   ``get_memory_footprint()`` no cuenta porque no son parámetros ni búferes del modelo.
 - :func:`nf4_levels`: los 16 valores del código NF4.
@@ -19,22 +19,15 @@ import torch
 from .memory_planner import NF4_DQ_BYTES
 from .precision import decide, default_dtype
 
-__all__ = ["NF4_DQ_BYTES", "check_no_cpu_inference_layout", "compute_dtype", "keep_4bit_trainable", "nf4_config",
+__all__ = ["NF4_DQ_BYTES", "check_no_cpu_inference_layout", "keep_4bit_trainable", "nf4_config",
            "nf4_levels", "quant_constants_bytes", "run_qlora_sft"]
-
-
-def compute_dtype() -> torch.dtype:
-    """Precisión del cálculo con pesos de 4 bits: fp16 (T4), bf16 (Ampere+) o fp32 (CPU).
-
-    Los pesos se guardan en 4 bits, pero cada multiplicación los descuantiza a esta precisión.
-    """
-    return default_dtype()
 
 
 def nf4_config(compute: torch.dtype | None = None, *, double_quant: bool = True, quant_type: str = "nf4", **extra):
     """``BitsAndBytesConfig`` de QLoRA: pesos NF4, doble cuantización y cálculo en ``compute``.
 
-    ``compute`` por defecto sale de :func:`compute_dtype`. ``extra`` va tal cual al
+    ``compute`` por defecto es :func:`helpers.precision.default_dtype` (los pesos se guardan en 4 bits,
+    pero cada multiplicación los descuantiza a esta precisión). ``extra`` va tal cual al
     ``BitsAndBytesConfig`` (p. ej. ``llm_int8_skip_modules=["lm_head"]``).
     """
     from transformers import BitsAndBytesConfig
@@ -43,7 +36,7 @@ def nf4_config(compute: torch.dtype | None = None, *, double_quant: bool = True,
         load_in_4bit=True,
         bnb_4bit_quant_type=quant_type,
         bnb_4bit_use_double_quant=double_quant,
-        bnb_4bit_compute_dtype=compute or compute_dtype(),
+        bnb_4bit_compute_dtype=compute or default_dtype(),
         **extra,
     )
 

@@ -30,6 +30,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_classroom import ataques, casos  # noqa: E402
+from polling import wait_until_empty  # noqa: E402
 
 from helpers.classroom import export, probe, sandbox  # noqa: E402
 from helpers.course_files import ROOT  # noqa: E402
@@ -102,11 +103,11 @@ def lote(tmp_path_factory):
                          text=True, timeout=1500,
                          env=dict(os.environ, HF_TOKEN=SECRET, HF_HUB_TOKEN=SECRET, CURSO_PEFT_LOTE=token))
     seconds = time.monotonic() - started
-    time.sleep(2)
+    processes = wait_until_empty(lambda: live_processes(token))  # los que se cierran tras la orden
     rows = list(csv.DictReader(io.StringIO((class_dir / "calificaciones.csv").read_text(encoding="utf-8"))))
     yield {"dir": class_dir, "run": run, "rows": {r["alumno"]: r for r in rows}, "expected": expected,
            "token": token, "nb": nbk, "untracked_before": before, "untracked_after": untracked(),
-           "token_files": token_files(token), "processes": live_processes(token), "seconds": seconds,
+           "token_files": token_files(token), "processes": processes, "seconds": seconds,
            "writes": writes, "reads": reads}
 
 

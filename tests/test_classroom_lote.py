@@ -27,6 +27,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_classroom import casos  # noqa: E402
+from polling import wait_until_empty  # noqa: E402
 
 from helpers.classroom import export, probe, sandbox  # noqa: E402
 from helpers.course_files import ROOT, notebook_names  # noqa: E402
@@ -121,8 +122,7 @@ def clase(tmp_path_factory):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     log["before"] = {p.parent.name: p.stat().st_mtime_ns for p in results.glob("*/resultado.json")}
-    time.sleep(3)
-    log["leftover"] = batch_processes(token)
+    log["leftover"] = wait_until_empty(lambda: batch_processes(token))  # el SIGKILL llega a todos
     db = class_dir / "curso" / "gradebook.db"
     log["integrity_after_kill"] = export.check_integrity(db) if db.exists() else True
 

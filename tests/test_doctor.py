@@ -21,6 +21,27 @@ def run_doctor(**env_extra) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("error", [
+    'raise ImportError("libtorch_cpu.so: cannot open shared object file: No such file or directory")',
+    'raise OSError("[WinError 126] No se encontró el módulo: c10.dll")',
+])
+def test_doctor_con_torch_roto(tmp_path, error):
+    """El primer paso del README ante cualquier problema funciona aunque ``import torch`` falle: dice
+    dónde se ejecuta, las versiones, que torch no se importa y cómo arreglarlo (código 1), sin traza."""
+    fake = tmp_path / "torch_roto" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(error + "\n")
+    result = run_doctor(PYTHONPATH=str(fake.parent), **{ENV_VAR: "tiny"})
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Dónde se ejecuta" in out and "entorno : local" in out and "Versiones" in out
+    assert "Hardware: ✘ torch no se puede importar" in out
+    assert ("cannot open shared object file" if "ImportError" in error else "c10.dll") in out
+    assert "Problema: torch está instalado pero no se puede importar" in out
+    assert "rm -f .venv/.instalado && make install" in out
+
+
 def _clean(monkeypatch):
     for var in ("NBGRADER_EXECUTION", "COLAB_RELEASE_TAG", ENV_VAR):
         monkeypatch.delenv(var, raising=False)

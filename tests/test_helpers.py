@@ -154,17 +154,25 @@ def test_checks_no_revelan_la_respuesta():
 # --- entorno ------------------------------------------------------------------------------
 def test_bf16_en_una_t4_no():
     """is_bf16_supported() dice True en una T4 (emulado): decidimos por capacidad."""
+    from helpers.precision import training_precision
+
     assert env.gpu_has_real_bf16((7, 5)) is False
     assert env.gpu_has_real_bf16((8, 0)) is True
-    assert env.training_precision(capability=(7, 5), cuda=True) == "fp16"
-    assert env.training_precision(capability=(8, 6), cuda=True) == "bf16"
+    assert training_precision(capability=(7, 5), cuda=True) == "fp16"
+    assert training_precision(capability=(8, 6), cuda=True) == "bf16"
 
 
 def test_precision_en_cpu(monkeypatch):
+    """En CPU el curso entrena en fp32 aunque la CPU tenga bf16 por hardware (lo dice el banner)."""
+    from helpers import precision
+
+    monkeypatch.delenv(precision.SIMULATE_ENV, raising=False)
     monkeypatch.setattr(env, "cpu_flags", lambda: frozenset({"avx2"}))
-    assert env.training_precision(cuda=False) == "fp32"
+    assert precision.training_precision(cuda=False) == "fp32"
+    assert not precision.decide(cuda=False).bf16_by_hardware
     monkeypatch.setattr(env, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
-    assert env.training_precision(cuda=False) == "bf16"
+    assert precision.training_precision(cuda=False) == "fp32"
+    assert precision.decide(cuda=False).bf16_by_hardware
 
 
 def test_donde(monkeypatch):

@@ -10,7 +10,8 @@ import torch
 
 import helpers
 from helpers.memory_planner import NF4_DQ_BYTES, Shape
-from helpers.quantization import compute_dtype, nf4_config, nf4_levels, quant_constants_bytes, run_qlora_sft
+from helpers.precision import default_dtype
+from helpers.quantization import nf4_config, nf4_levels, quant_constants_bytes, run_qlora_sft
 
 sys.path.insert(0, str(Path(__file__).parent))
 from wrong_answers.nb04 import WRONG  # noqa: E402
@@ -39,7 +40,7 @@ def tiny_4bit():
 def test_nf4_config_campos():
     config = nf4_config()
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
-    assert config.bnb_4bit_compute_dtype == compute_dtype()
+    assert config.bnb_4bit_compute_dtype == default_dtype()
     otra = nf4_config(torch.float16, double_quant=False, quant_type="fp4", llm_int8_skip_modules=["lm_head"])
     assert otra.bnb_4bit_compute_dtype == torch.float16 and not otra.bnb_4bit_use_double_quant
     assert otra.bnb_4bit_quant_type == "fp4" and otra.llm_int8_skip_modules == ["lm_head"]
@@ -47,7 +48,7 @@ def test_nf4_config_campos():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="solo en CPU")
 def test_calculo_en_fp32_en_cpu():
-    assert compute_dtype() == torch.float32
+    assert default_dtype() == torch.float32
 
 
 def test_niveles_nf4():

@@ -6,6 +6,7 @@ import torch
 
 import helpers
 from helpers import compare
+from helpers.sweep import fixed_batches
 
 PROFILE = "tiny"
 
@@ -21,8 +22,8 @@ def records():
 
 
 def test_lotes_iguales_y_enmascarados(tokenizer):
-    a = compare.lm_batches(tokenizer, 2, batch_size=4, max_length=64, seed=0)
-    b = compare.lm_batches(tokenizer, 2, batch_size=4, max_length=64, seed=0)
+    a = fixed_batches(tokenizer, 2, batch_size=4, max_length=64, seed=0)
+    b = fixed_batches(tokenizer, 2, batch_size=4, max_length=64, seed=0)
     assert len(a) == 2
     for x, y in zip(a, b):
         assert x["input_ids"].shape == (4, 64)
@@ -136,7 +137,7 @@ def test_train_classifier_exige_pad_token_id(tokenizer):
 
 def test_la_semilla_de_run_method_cuenta(tokenizer):
     """load_model ya no reinicia el generador aleatorio: la semilla de run_method decide el adaptador inicial."""
-    batches = compare.lm_batches(tokenizer, 2, batch_size=2, max_length=64, seed=0)
+    batches = fixed_batches(tokenizer, 2, batch_size=2, max_length=64, seed=0)
     runs = [compare.run_method("lora", steps=2, seed=s, profile=PROFILE, batches=batches).losses for s in (0, 0, 1)]
     assert all(math.isfinite(v) for v in runs[0]) and runs[0] == runs[1]
     assert runs[0][1] != runs[2][1]  # otra A inicial: otra pérdida después del primer paso
@@ -144,7 +145,7 @@ def test_la_semilla_de_run_method_cuenta(tokenizer):
 
 def test_barrido_de_tasas_valida_y_registra_la_divergencia(tokenizer):
     """sweep_learning_rates: mismos lotes, pérdida en validación por tasa; una tasa absurda diverge sin parar el barrido."""
-    batches = compare.lm_batches(tokenizer, 2, batch_size=2, max_length=64, seed=0)
+    batches = fixed_batches(tokenizer, 2, batch_size=2, max_length=64, seed=0)
     val = helpers.held_out_batches(tokenizer, limit=4)
     sweep = compare.sweep_learning_rates("lora", (1e-3, 3e-3, 1e9), 2, batches=batches, eval_batches=val, profile=PROFILE)
     assert [r.learning_rate for r in sweep] == [1e-3, 3e-3, 1e9]

@@ -12,6 +12,8 @@ import torch
 
 from helpers import compare, precision
 from helpers.models import default_dtype, load_model, load_tokenizer
+from helpers.quantization import nf4_config
+from helpers.sweep import fixed_batches
 from helpers.training import LOSS_LOG_ENV, check_finite_losses, sft_config
 
 
@@ -22,7 +24,7 @@ def t4(monkeypatch):
 
 @pytest.fixture(scope="module")
 def batches():
-    return compare.lm_batches(load_tokenizer("tiny"), 3, batch_size=2, max_length=64)
+    return fixed_batches(load_tokenizer("tiny"), 3, batch_size=2, max_length=64)
 
 
 def test_decision_por_dispositivo():
@@ -42,7 +44,7 @@ def test_decision_por_dispositivo():
 
 
 def test_t4_simulada_decide_como_una_t4(t4):
-    from helpers.environment import training_precision
+    from helpers.precision import training_precision
 
     decision = precision.decide()
     real = precision.decide(capability=precision.T4_CAPABILITY, cuda=True)
@@ -99,7 +101,7 @@ def _method_model(method: str):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     if method == "qlora":
-        model = load_model("tiny", quantization_config=compare.quantization_config(), verbose=False)
+        model = load_model("tiny", quantization_config=nf4_config(), verbose=False)
         return get_peft_model(prepare_model_for_kbit_training(model, use_gradient_checkpointing=False), compare.lora_config())
     if method == "full":
         return load_model("tiny", dtype=precision.decide().trainable_dtype, verbose=False).requires_grad_(True)
@@ -194,3 +196,70 @@ def test_autocast_de_varios_pasos_no_guarda_copias_de_los_pesos():
         before = layer(x)
         layer.weight.data += 1
         assert torch.equal(before, layer(x))
+
+
+# --- una sola decisión: el banner y el diagnóstico dicen lo mismo que decide() ------------------
+_HARDWARE = {
+    "cpu sin bf16": dict(cuda=None, flags={"avx2"}),
+    "cpu con AVX-512-BF16": dict(cuda=None, flags={"avx2", "avx512_bf16"}),
+    "T4": dict(cuda=("Tesla T4", (7, 5)), flags={"avx2"}),
+    "A100": dict(cuda=("NVIDIA A100-SXM4-40GB", (8, 0)), flags={"avx2"}),
+    "T4 simulada en una CPU con bf16": dict(cuda=None, flags={"avx512_bf16"}, simulate="t4"),
+}
+
+
+def _simulate(monkeypatch, cuda=None, flags=frozenset(), simulate=None):
+    from types import SimpleNamespace
+
+    from helpers import environment
+
+    monkeypatch.setattr(environment, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda is not None)
+    if cuda is not None:
+        name, (major, minor) = cuda
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (major, minor))
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(
+            name=name, major=major, minor=minor, total_memory=16_000_000_000))
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    if simulate:
+        monkeypatch.setenv(precision.SIMULATE_ENV, simulate)
+    else:
+        monkeypatch.delenv(precision.SIMULATE_ENV, raising=False)
+
+
+def _lines(text: str) -> dict[str, str]:
+    return {key.strip(): value.strip() for key, _, value in
+            (line.partition(" : ") for line in text.splitlines()) if value}
+
+
+@pytest.mark.parametrize("case", list(_HARDWARE))
+def test_banner_y_diagnostico_dicen_la_decision_con_la_que_se_entrena(case, monkeypatch, capsys):
+    """Una sola decisión de precisión: lo que imprimen ``helpers.show_environment()`` y el diagnóstico
+    sale de ``precision.decide()``, la misma con la que entrenan los cuadernos (antes, en una CPU con
+    AVX-512-BF16 el banner decía bf16 y se entrenaba en fp32)."""
+    from helpers.maintainers import doctor
+    from helpers.models import show_environment
+
+    _simulate(monkeypatch, **_HARDWARE[case])
+    decision = precision.decide()
+    show_environment()
+    banner = _lines(capsys.readouterr().out)
+    doctor._print_block("Hardware", doctor._hardware_lines())
+    report = _lines(capsys.readouterr().out)
+    for lines in (banner, report):
+        assert lines["precisión de entrenamiento"].split()[0] == decision.compute, (case, lines)
+        assert lines["bf16 real"].startswith("sí") == decision.bf16_by_hardware, (case, lines)
+        assert lines["dispositivo"] == decision.device
+    assert {k: banner[k] for k in report} == report  # las mismas líneas, palabra por palabra
+    assert precision.training_precision() == decision.compute
+    assert default_dtype() == decision.storage_dtype
+
+
+def test_los_casos_simulados_cubren_cada_decision(monkeypatch):
+    """La prueba de arriba pasa por las cuatro decisiones del hardware y por la T4 simulada."""
+    seen = set()
+    for case in _HARDWARE.values():
+        _simulate(monkeypatch, **case)
+        decision = precision.decide()
+        seen.add((decision.hardware, decision.simulated))
+    assert seen == {("cpu", None), ("cpu-bf16", None), ("t4", None), ("ampere", None), ("t4", "t4")}

@@ -1,30 +1,16 @@
 """``python -m helpers.classroom``: órdenes del calificador de la clase (en español)."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from ..cli import ArgumentParser
+
 DEFAULT_CLASS_DIR = "~/curso-peft-clase"
 
-# argparse escribe en inglés sus textos fijos: se traducen aquí.
-_ES = {
-    "usage: ": "uso: ",
-    "options": "opciones",
-    "positional arguments": "argumentos",
-    "show this help message and exit": "muestra esta ayuda y termina",
-    "the following arguments are required: %s": "faltan estos argumentos: %s",
-    "unrecognized arguments: %s": "argumentos no reconocidos: %s",
-    "invalid choice: %(value)r (choose from %(choices)s)": "opción no válida: %(value)r (elige entre %(choices)s)",
-    "invalid %(type)s value: %(value)r": "valor no válido (%(type)s): %(value)r",
-    "expected one argument": "falta el valor",
-    "%(prog)s: error: %(message)s\n": "%(prog)s: error: %(message)s\n",
-}
-argparse._ = lambda text: _ES.get(text, text)
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m helpers.classroom",
         description="Califica las entregas de una clase con nbgrader (libro de notas SQLite), con el "
                     "código del alumnado aislado, retroalimentación en HTML y un CSV de notas.",

@@ -204,10 +204,11 @@ def lora_seconds_per_step(opts: Options, autocast_dtype: torch.dtype | None) -> 
 
     from peft import get_peft_model
 
-    from ..compare import LEARNING_RATES, lm_batches, lora_config, train_steps
+    from ..compare import LEARNING_RATES, lora_config
+    from ..sweep import fixed_batches, train_steps
     from ..models import load_model, load_tokenizer
 
-    batches = lm_batches(load_tokenizer(opts.profile), opts.precision_steps, batch_size=opts.batch_size,
+    batches = fixed_batches(load_tokenizer(opts.profile), opts.precision_steps, batch_size=opts.batch_size,
                          max_length=opts.max_length)
     model = get_peft_model(load_model(opts.profile, dtype=torch.float32, verbose=False), lora_config())
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -220,7 +221,8 @@ def lora_seconds_per_step(opts: Options, autocast_dtype: torch.dtype | None) -> 
 
 def bench_precision(opts: Options) -> dict:
     """LoRA en fp32 y con autocast bf16 en el dispositivo de esta máquina."""
-    from ..environment import cpu_has_bf16, gpu_has_real_bf16, training_precision
+    from ..environment import cpu_has_bf16, gpu_has_real_bf16
+    from ..precision import training_precision
 
     fp32 = lora_seconds_per_step(opts, None)
     bf16 = lora_seconds_per_step(opts, torch.bfloat16)
@@ -438,8 +440,8 @@ def md_precision(d: dict) -> list[str]:
     return _table(["precisión", "s/paso (LoRA)"], rows) + [
         "", f"Modelo {d['perfil']}, lote {d['lote']} × {d['longitud']}. bf16 tarda {d['bf16_entre_fp32']:.2f} veces lo que fp32 ({d['pasos']} pasos; se descarta el primero "
             f"si hay más de uno). ¿bf16 por hardware en esta máquina? {hardware}. Precisión que elige "
-            f"`helpers.environment.training_precision`: **{d['precision_recomendada']}** (bf16 solo si el hardware "
-            "lo calcula; emularlo es mucho más lento que fp32)."]
+            f"`helpers.precision.decide`: **{d['precision_recomendada']}** (en CPU, fp32 aunque haya bf16 por hardware, "
+            "para que todas las máquinas den las mismas pérdidas)."]
 
 
 def md_planner(d: dict) -> list[str]:

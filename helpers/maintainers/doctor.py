@@ -144,28 +144,19 @@ def _profile_source() -> str:
 
 
 def _hardware_lines() -> list[tuple[str, str]]:
-    import torch
+    """Las mismas líneas que el banner de los cuadernos (``helpers.show_environment()``)."""
+    from ..precision import hardware_lines
 
-    from ..environment import cpu_has_bf16, gpu_has_real_bf16, gpu_info
-    from ..precision import decide
+    return hardware_lines()
 
-    gpu = gpu_info()
-    lines = [("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'no'})")]
-    if gpu:
-        count = torch.cuda.device_count()
-        lines.append(("GPU", f"{gpu.name}, capacidad {gpu.capability[0]}.{gpu.capability[1]}, {gpu.memory_gb:.1f} GB"
-                      + (f" (y {count - 1} más; mira docs/multi_gpu.md)" if count > 1 else "")))
-        real = gpu_has_real_bf16(gpu.capability)
-        lines.append(("bf16 real", "sí (capacidad 8.0 o más)" if real else
-                      "no: esta GPU lo emula (torch.cuda.is_bf16_supported() puede decir True); se entrena en fp16"))
-    else:
-        lines.append(("GPU", "ninguna (se entrena en la CPU)"))
-        real = cpu_has_bf16()
-        lines.append(("bf16 real", "sí (la CPU tiene AVX-512-BF16 o AMX)" if real else
-                      "no (la CPU no tiene AVX-512-BF16 ni AMX; emularlo sería muchísimo más lento)"))
-    lines.append(("precisión de entrenamiento", decide().compute))
-    lines.append(("núcleos de CPU", str(os.cpu_count())))
-    return lines
+
+def torch_problem() -> str | None:
+    """None si torch se importa; si no, el error en una línea (torch roto, a medias o sin instalar)."""
+    try:
+        import torch  # noqa: F401
+    except Exception as exc:  # ImportError, OSError de una biblioteca que falta, un AttributeError a medias...
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _print_block(title: str, lines: list[tuple[str, str]]) -> None:
@@ -176,22 +167,7 @@ def _print_block(title: str, lines: list[tuple[str, str]]) -> None:
     print()
 
 
-def main(argv: list[str] | None = None) -> int:
-    import platform
-
-    from ..environment import where
-    from ..models import resolve_profile
-
-    place = where()
-    print("Diagnóstico del curso PEFT (python -m helpers.maintainers.doctor)")
-    print()
-    _print_block("Dónde se ejecuta", [
-        ("entorno", place),
-        ("python", f"{platform.python_version()} ({sys.executable})"),
-        ("sistema", f"{platform.system()} {platform.machine()}"),
-    ])
-
-    statuses = check_pins(place)
+def _print_versions(statuses: list[PinStatus], place: str) -> None:
     print(f"Versiones (instalada / fijada en pyproject.toml{'; en Colab solo las del curso' if place == 'colab' else ''})")
     width = max(len(s.name) for s in statuses)
     for s in statuses:
@@ -205,15 +181,53 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {mark} {s.name:<{width}}  {s.installed:<12} {sign} {s.pinned:<12} [{s.group}]")
     print()
 
-    try:
-        _print_block("Hardware", _hardware_lines())
-    except Exception as exc:  # torch roto o ausente: el diagnóstico sigue
-        print(f"Hardware: no se pudo consultar ({type(exc).__name__}: {exc})\n")
-    try:
-        _print_block("Modelo", _model_lines(resolve_profile()))
-    except ValueError as exc:  # perfil mal escrito en CURSO_PEFT_PROFILE
-        print(f"Modelo: {BAD} {exc}\n")
-        return 1
+
+def _fix_hint(place: str) -> None:
+    if place == "colab":
+        print("  En Colab: vuelve a ejecutar la celda de preparación y después reinicia la sesión")
+        print("  (Entorno de ejecución → Reiniciar sesión) para que se carguen las versiones nuevas.")
+    else:
+        print("  En tu máquina: ejecuta `rm -f .venv/.instalado && make install` y vuelve a probar.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Imprime el diagnóstico; 0 si todo está en orden, 1 si hay un problema (dice cómo arreglarlo)."""
+    import argparse
+    import platform
+
+    from ..environment import where
+
+    argparse.ArgumentParser(prog="python -m helpers.maintainers.doctor", description=__doc__.splitlines()[0]
+                            ).parse_args(argv)
+    place = where()
+    print("Diagnóstico del curso PEFT (python -m helpers.maintainers.doctor)")
+    print()
+    # 1. Lo que no necesita torch: dónde se ejecuta y las versiones instaladas (metadatos).
+    _print_block("Dónde se ejecuta", [
+        ("entorno", place),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("sistema", f"{platform.system()} {platform.machine()}"),
+    ])
+    statuses = check_pins(place)
+    _print_versions(statuses, place)
+
+    # 2. Lo que necesita torch: el hardware, la precisión y el modelo. Si torch no se importa, se dice.
+    broken_torch = torch_problem()
+    if broken_torch:
+        print(f"Hardware: {BAD} torch no se puede importar ({broken_torch})\n")
+        print(f"Modelo: {BAD} sin torch no se puede cargar ningún modelo\n")
+    else:
+        from ..models import resolve_profile
+
+        try:
+            _print_block("Hardware", _hardware_lines())
+        except Exception as exc:  # una GPU que no responde: el diagnóstico sigue
+            print(f"Hardware: no se pudo consultar ({type(exc).__name__}: {exc})\n")
+        try:
+            _print_block("Modelo", _model_lines(resolve_profile()))
+        except ValueError as exc:  # perfil mal escrito en CURSO_PEFT_PROFILE
+            print(f"Modelo: {BAD} {exc}\n")
+            return 1
 
     problems = [s for s in statuses if s.problem]
     if problems:
@@ -223,11 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{BAD} Problema: {len(problems)} paquete(s) no coinciden con las versiones fijadas: {detail}.")
         print("  El curso solo está probado con las versiones fijadas de pyproject.toml.")
-        if place == "colab":
-            print("  En Colab: vuelve a ejecutar la celda de preparación y después reinicia la sesión")
-            print("  (Entorno de ejecución → Reiniciar sesión) para que se carguen las versiones nuevas.")
-        else:
-            print("  En tu máquina: ejecuta `rm -f .venv/.instalado && make install` y vuelve a probar.")
+        _fix_hint(place)
+        return 1
+    if broken_torch:
+        print(f"{BAD} Problema: torch está instalado pero no se puede importar ({broken_torch}).")
+        print("  Suele ser una instalación a medias o un torch de otra versión de Python o de CUDA.")
+        _fix_hint(place)
         return 1
     print(f"{OK} Todo en orden: las versiones instaladas son las fijadas.")
     return 0

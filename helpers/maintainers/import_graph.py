@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cli import ArgumentParser
+
 PACKAGE = "helpers"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -184,8 +186,13 @@ def render(graph: dict[str, set[Edge]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    package_dir = Path(argv[0]) if argv else PACKAGE_DIR
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m helpers.maintainers.import_graph",
+                            description="Imprime el grafo de importaciones del paquete y sus ciclos "
+                                        "(termina con código 1 si hay alguno).")
+    parser.add_argument("paquete", nargs="?", type=Path, default=PACKAGE_DIR,
+                        help="carpeta del paquete (por defecto, helpers/ de este repositorio)")
+    package_dir = parser.parse_args(argv).paquete
     graph = build_graph(package_dir)
     print(render(graph))
     return 1 if find_cycles(graph) else 0

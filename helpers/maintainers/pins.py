@@ -13,6 +13,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from ..cli import ArgumentParser
+
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
@@ -88,22 +90,23 @@ def repository_url(data: dict | None = None) -> str:
     return data["project"]["urls"]["Repository"]
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["no-deps"]:
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m helpers.maintainers.pins",
+                            description="Imprime las versiones fijadas de pyproject.toml (las usa el Makefile).")
+    parser.add_argument("que", metavar="QUÉ", choices=["no-deps", "installer", "uv-args", "all"],
+                        help="no-deps (los paquetes sin dependencias), installer (el instalador), uv-args (las "
+                             "opciones de uv sacadas de la configuración de pip) o all (todas las versiones fijadas)")
+    what = parser.parse_args(argv).que
+    if what == "no-deps":
         print(" ".join(no_deps_requirements()))
-        return 0
-    if argv[:1] == ["installer"]:
+    elif what == "installer":
         print(installer_requirement())
-        return 0
-    if argv[:1] == ["uv-args"]:
+    elif what == "uv-args":
         config = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
         print(shlex.join(uv_arguments(config)))
-        return 0
-    if argv[:1] == ["all"]:
+    else:
         print("\n".join(pinned_requirements(extras=("local", "dev")) + no_deps_requirements()))
-        return 0
-    print("Uso: python -m helpers.maintainers.pins [no-deps|installer|uv-args|all]", file=sys.stderr)
-    return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..cli import ArgumentParser
 from ..course_files import NOTEBOOKS, ROOT, SOLUTIONS, generate, notebook_names
 from .pins import PYPROJECT, read_pyproject, repository_url
 
@@ -132,15 +133,15 @@ def sync_solution(path: Path) -> bool:
     return changed
 
 
-def main(argv: list[str]) -> int:
-    ref = None
-    if "--ref" in argv:
-        at = argv.index("--ref")
-        if at + 1 >= len(argv):
-            print("Uso: python -m helpers.release [--ref <etiqueta o commit>] [NN_nombre ...]", file=sys.stderr)
-            return 2
-        ref, argv = argv[at + 1], argv[:at] + argv[at + 2:]
-    ref = ref or current_ref()
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m helpers.maintainers.release",
+                            description="Regenera notebooks/ (alumnado) desde solutions/ (profesorado) con nbgrader.")
+    parser.add_argument("--ref", help="etiqueta o commit desde el que Colab instala el curso (por defecto, HEAD)")
+    parser.add_argument("cuadernos", nargs="*", metavar="NN_nombre",
+                        help="cuadernos que se publican, por nombre o número (p. ej. 03); por defecto, todos")
+    args = parser.parse_args(argv)
+    argv = args.cuadernos
+    ref = args.ref or current_ref()
     if write_release_ref(ref):
         print(f"Celda de preparación: Colab instalará curso-peft en {ref} (anotado en pyproject.toml)")
     dirty = _git("status", "--porcelain", "--", "helpers", "pyproject.toml").stdout.split("\n")
