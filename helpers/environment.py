@@ -1,6 +1,6 @@
 """Dónde se ejecuta el cuaderno (Colab, local, calificador) y qué sabe la CPU hacer.
 
-Solo biblioteca estándar, sin torch: lo usa el diagnóstico (``python -m helpers.maintainers.doctor``)
+Solo biblioteca estándar, sin torch: lo usa el diagnóstico (``python -m helpers.doctor``)
 antes de tocar torch, así que sigue funcionando aunque torch esté roto o no esté instalado. Lo que
 necesita torch (la GPU, la precisión con la que entrena el curso) está en :mod:`helpers.precision`.
 """

@@ -20,7 +20,7 @@ mismas pérdidas (el banco, ``make bench``, mide aparte lo que ganaría bf16).
 
 Este módulo es el único que decide: lo que el hardware sabe hacer (:attr:`Precision.bf16_by_hardware`)
 y lo que el curso hace con él (:attr:`Precision.compute`). El banner de los cuadernos
-(``helpers.show_environment()``) y el diagnóstico (``python -m helpers.maintainers.doctor``) imprimen
+(``helpers.show_environment()``) y el diagnóstico (``python -m helpers.doctor``) imprimen
 las mismas líneas, las de :func:`hardware_lines`, y :func:`training_precision` es
 ``decide().compute``: no hay otra decisión que pueda contradecir a esta.
 

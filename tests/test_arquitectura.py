@@ -74,7 +74,7 @@ def _run(code: str, **env) -> subprocess.CompletedProcess:
 def test_importar_helpers_no_carga_nada_pesado():
     """``import helpers`` (y las herramientas que deben ir aunque torch esté roto) no carga torch;
     el primer uso de una función sí carga su módulo."""
-    code = ("import sys, helpers, helpers.maintainers.pins, helpers.maintainers.doctor; "
+    code = ("import sys, helpers, helpers.maintainers.pins, helpers.doctor; "
             "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'peft') if m in sys.modules)); "
             "helpers.load_model; print('torch' in sys.modules)")
     out = _run(code)

@@ -5,10 +5,12 @@ con la etiqueta o el commit publicado) desde este mismo repositorio por una URL 
 hace de GitHub, sin los extras locales (ni nbgrader ni JupyterLab). torch ya viene instalado, como
 en Colab: el entorno nuevo ve (con un ``.pth``) el torch 2.13.0 de este ``.venv`` y nada más, así
 la prueba no gasta un minuto en descomprimir otra vez su rueda de cientos de MB. Después, con un módulo ``google.colab`` de mentira importado al arrancar (como
-en Colab): ``import helpers`` funciona, el perfil por defecto es ``hub`` y ``python -m
-helpers.maintainers.doctor`` termina bien, sin descargar nada (``HF_HUB_OFFLINE=1``).
+en Colab): ``import helpers`` funciona, el perfil por defecto es ``hub`` y el diagnóstico que el
+README de esa versión manda ejecutar en Colab (``!python -m helpers.doctor``) termina bien, sin
+descargar nada (``HF_HUB_OFFLINE=1``).
 """
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +75,11 @@ def test_instalacion_como_en_colab(tmp_path):
     out = _run([python, "-c", probe], cwd=tmp_path, env=env).stdout.split("\n")
     assert out[0].startswith(str(venv)), f"helpers no viene del entorno nuevo: {out[0]}"
     assert out[1] == "True hub"
-    doctor = _run([python, "-m", "helpers.maintainers.doctor"], cwd=tmp_path, env=env).stdout
+    # La orden del diagnóstico para Colab, tal como la dice el README de la versión publicada.
+    readme = _run(["git", "show", f"{ref}:README.md"], cwd=ROOT).stdout
+    command = re.search(r"^!python -m ([\w.]+)", readme, re.M)
+    assert command, "el README publicado no dice cómo ejecutar el diagnóstico en Colab"
+    doctor = _run([python, "-m", command.group(1)], cwd=tmp_path, env=env).stdout
     assert "entorno" in doctor and "colab" in doctor and "Todo en orden" in doctor
     assert "perfil del modelo" in doctor and "Hub" in doctor
 

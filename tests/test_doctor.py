@@ -1,4 +1,4 @@
-"""``python -m helpers.maintainers.doctor``: diagnóstico en español; código distinto de 0 si una versión no
+"""``python -m helpers.doctor``: diagnóstico en español; código distinto de 0 si una versión no
 coincide con la fijada."""
 import os
 import subprocess
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.maintainers import doctor, pins
+from helpers import doctor
+from helpers.maintainers import pins
 from helpers.models import ENV_VAR
 
 ROOT = pins.PYPROJECT.parent
@@ -17,7 +18,7 @@ def run_doctor(**env_extra) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", "COLAB_RELEASE_TAG", ENV_VAR)}
     env.update(env_extra)
     return subprocess.run(
-        [sys.executable, "-m", "helpers.maintainers.doctor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "helpers.doctor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
     )
 
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from solution_code import solution_cells  # noqa: E402
 from wrong_answers import broken_cells, groups, wrong_cells  # noqa: E402
 
-from helpers.maintainers import autograde as ag  # noqa: E402
+from helpers.maintainers import autograde  # noqa: E402
 from helpers.maintainers.release import ROOT, badge_line, notebook_names, setup_cell_source, generate, SETUP_TAG  # noqa: E402
 
 NAMES = notebook_names()
@@ -139,10 +139,10 @@ def test_calificacion_automatica(name, tmp_path):
     """Con el perfil rápido: la solución se ejecuta entera sin errores y saca la nota máxima; el
     cuaderno publicado sin tocar saca 0 en cada celda; cada entrega con respuestas erróneas saca 0
     exactamente en las celdas que rompen (``BREAKS``) y la nota máxima en todas las demás."""
-    course = ag.make_course(tmp_path, [name])
+    course = autograde.make_course(tmp_path, [name])
     wrong_groups = groups(name, list(solution_cells(name)))
     assert wrong_groups, f"tests/wrong_answers/nb{name[:2]}.py debe definir WRONG y BREAKS"
-    submissions = {"solucion": solution(name), "publicado": ag.released_notebook(course, name)}
+    submissions = {"solucion": solution(name), "publicado": autograde.released_notebook(course, name)}
     for i, group in enumerate(wrong_groups):
         submissions[f"erronea{i + 1}"] = _with_wrong(name, group, tmp_path / f"erronea{i + 1}.ipynb")
 
@@ -152,10 +152,10 @@ def test_calificacion_automatica(name, tmp_path):
     # solo un arranque más de nbgrader por cuaderno, no una ejecución más de la solución.
     losses_log = tmp_path / "perdidas.jsonl"
     t4 = {"CURSO_PEFT_SIMULAR": "t4", "CURSO_PEFT_REGISTRO_PERDIDAS": str(losses_log)}
-    grades = ag.autograde(course, name, submissions, student_env={"solucion": t4})
+    grades = autograde.autograde(course, name, submissions, student_env={"solucion": t4})
 
     sol = grades["solucion"]
-    assert _errors(ag.autograded_notebook(course, name, "solucion")) == [], "la solución (T4 simulada) tiene celdas con error"
+    assert _errors(autograde.autograded_notebook(course, name, "solucion")) == [], "la solución (T4 simulada) tiene celdas con error"
     assert sol.score == sol.max_score > 0, sol.cells
     check_t4_losses(name, losses_log)
     assert all(score == 0 for score, _ in grades["publicado"].cells.values()), grades["publicado"].cells

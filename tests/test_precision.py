@@ -237,7 +237,7 @@ def test_banner_y_diagnostico_dicen_la_decision_con_la_que_se_entrena(case, monk
     """Una sola decisión de precisión: lo que imprimen ``helpers.show_environment()`` y el diagnóstico
     sale de ``precision.decide()``, la misma con la que entrenan los cuadernos (antes, en una CPU con
     AVX-512-BF16 el banner decía bf16 y se entrenaba en fp32)."""
-    from helpers.maintainers import doctor
+    from helpers import doctor
     from helpers.models import show_environment
 
     _simulate(monkeypatch, **_HARDWARE[case])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from .. import course_files as ag
+from .. import course_files
 from ..course_files import SOLUTIONS
 from .layout import ClassDir, read_json, write_json
 
@@ -96,8 +96,8 @@ def prepare_template(cd: ClassDir, name: str, solutions: Path = SOLUTIONS) -> di
     fresh = folder.with_name(folder.name + ".nueva")
     shutil.rmtree(fresh, ignore_errors=True)
     (fresh / "source").mkdir(parents=True)
-    ag.copy_source(name, fresh / "source" / name, solutions)
-    ag.write_config(fresh)
+    course_files.copy_source(name, fresh / "source" / name, solutions)
+    course_files.write_config(fresh)
     generate_assignment(fresh, name)
     max_score, cells = _read_template_gradebook(fresh, name)
     source_nb = nbformat.read(fresh / "source" / name / f"{name}.ipynb", as_version=4)
@@ -112,7 +112,7 @@ def prepare_template(cd: ClassDir, name: str, solutions: Path = SOLUTIONS) -> di
     fresh.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
     # Las rutas absolutas del config apuntaban a la carpeta ".nueva".
-    ag.write_config(folder)
+    course_files.write_config(folder)
     return info
 
 
@@ -126,13 +126,13 @@ def prepare_master(cd: ClassDir, name: str, info: dict, solutions: Path = SOLUTI
 
     course = cd.course
     course.mkdir(parents=True, exist_ok=True)
-    ag.write_config(course)
+    course_files.write_config(course)
     stamps = read_json(course / "huellas.json", {})
     if stamps.get(name) == info["huella"] and (course / "gradebook.db").exists():
         return
     target = course / "source" / name
     shutil.rmtree(target, ignore_errors=True)
-    ag.copy_source(name, target, solutions)
+    course_files.copy_source(name, target, solutions)
     try:
         generate_assignment(course, name)
     except RuntimeError:

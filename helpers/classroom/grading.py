@@ -316,9 +316,9 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
         workdir.mkdir(parents=True)
         os.chmod(workdir, 0o700)
         feedback.write_template(workdir / "plantillas")
-        from .. import course_files as ag
+        from .. import course_files
 
-        ag.write_config(workdir, course_config(settings, workdir / "plantillas"))
+        course_files.write_config(workdir, course_config(settings, workdir / "plantillas"))
         shutil.copy(cd.template(name) / "gradebook.db", workdir / "gradebook.db")
         src_assets = cd.template(name) / "source" / name
         shutil.copytree(src_assets, workdir / "source" / name, ignore=shutil.ignore_patterns("*.ipynb"))

@@ -1,4 +1,4 @@
-"""Diagnóstico del entorno del curso: ``python -m helpers.maintainers.doctor``.
+"""Diagnóstico del entorno del curso: ``python -m helpers.doctor``.
 
 Imprime, en español, las versiones instaladas frente a las fijadas en ``pyproject.toml``, dónde
 se ejecuta (Colab, local o calificador), la GPU y si tiene bf16 de verdad, el perfil del modelo y
@@ -6,20 +6,28 @@ si el modelo embebido y su caché están presentes. Termina con código 1 (y un 
 alguna versión no coincide con la fijada o falta un paquete imprescindible.
 
 Si abres una incidencia, pega su salida completa.
+
+Está en la caja de herramientas (y en el paquete que instala Colab) porque lo ejecuta el alumnado:
+es el primer paso del README ante cualquier problema. Lee las versiones fijadas de ``pyproject.toml``
+(en una copia del repositorio) o de los metadatos del paquete instalado (en Colab), sin torch: lo
+que necesita torch va al final y, si torch no se importa, lo dice.
 """
 from __future__ import annotations
 
 import os
 import sys
+import tomllib
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
-from . import pins
+from .cli import ArgumentParser
 
 OK, BAD, INFO = "✔", "✘", "·"
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"  # solo en una copia del repositorio
 
 
 @dataclass(frozen=True)
@@ -69,14 +77,14 @@ def pin_groups(place: str) -> list[tuple[str, list[str], bool]]:
     (extra ``dev``) solo se avisan si faltan.
     """
     try:
-        data = pins.read_pyproject()
+        data = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
     except FileNotFoundError:  # instalado como paquete (Colab): sin pyproject.toml al lado
         data = _pins_from_metadata()
-    groups = [("curso", pins.pinned_requirements(data), True)]
+    groups = [("curso", list(data["project"]["dependencies"]), True)]
     if place != "colab":
         extras = data["project"]["optional-dependencies"]
         groups.append(("local", extras.get("local", []), True))
-        groups.append(("sin dependencias", pins.no_deps_requirements(data), True))
+        groups.append(("sin dependencias", list(data["tool"]["curso-peft"]["no-deps"]), True))
         groups.append(("pruebas", extras.get("dev", []), False))
     return groups
 
@@ -108,7 +116,7 @@ def check_pins(place: str, version_of=None) -> list[PinStatus]:
 
 def _model_lines(profile) -> list[tuple[str, str]]:
     """Perfil del modelo y presencia del modelo embebido y de las cachés (sin crear nada)."""
-    from .. import models
+    from . import models
 
     lines = [("perfil del modelo", f"{profile.label}, elegido por {_profile_source()}")]
     try:
@@ -131,8 +139,8 @@ def _model_lines(profile) -> list[tuple[str, str]]:
 
 
 def _profile_source() -> str:
-    from ..environment import in_autograder, in_colab
-    from ..models import ENV_VAR
+    from .environment import in_autograder, in_colab
+    from .models import ENV_VAR
 
     if os.environ.get(ENV_VAR, "").strip():
         return f"la variable {ENV_VAR}"
@@ -145,7 +153,7 @@ def _profile_source() -> str:
 
 def _hardware_lines() -> list[tuple[str, str]]:
     """Las mismas líneas que el banner de los cuadernos (``helpers.show_environment()``)."""
-    from ..precision import hardware_lines
+    from .precision import hardware_lines
 
     return hardware_lines()
 
@@ -192,15 +200,13 @@ def _fix_hint(place: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Imprime el diagnóstico; 0 si todo está en orden, 1 si hay un problema (dice cómo arreglarlo)."""
-    import argparse
     import platform
 
-    from ..environment import where
+    from .environment import where
 
-    argparse.ArgumentParser(prog="python -m helpers.maintainers.doctor", description=__doc__.splitlines()[0]
-                            ).parse_args(argv)
+    ArgumentParser(prog="python -m helpers.doctor", description=__doc__.splitlines()[0]).parse_args(argv)
     place = where()
-    print("Diagnóstico del curso PEFT (python -m helpers.maintainers.doctor)")
+    print("Diagnóstico del curso PEFT (python -m helpers.doctor)")
     print()
     # 1. Lo que no necesita torch: dónde se ejecuta y las versiones instaladas (metadatos).
     _print_block("Dónde se ejecuta", [
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Hardware: {BAD} torch no se puede importar ({broken_torch})\n")
         print(f"Modelo: {BAD} sin torch no se puede cargar ningún modelo\n")
     else:
-        from ..models import resolve_profile
+        from .models import resolve_profile
 
         try:
             _print_block("Hardware", _hardware_lines())
