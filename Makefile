@@ -1,5 +1,6 @@
 # curso-peft — órdenes principales (lee README.md).
 #   make test     instala lo necesario en .venv y pasa todas las pruebas
+#   make quality  ruff (estilo y errores probables) y las reglas de las habitaciones (import-linter)
 #   make curso    ejecuta todos los cuadernos con el modelo embebido real
 #   make lab      abre el curso en JupyterLab local (en español)
 #   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/ [REF=etiqueta]
@@ -25,7 +26,7 @@ UV_PIP  = $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $$(
 # quedaba ociosa una quinta parte del tiempo.
 PYTEST_WORKERS ?= 3
 
-.PHONY: install test test-rapido curso web lab release bench gpu limpiar
+.PHONY: install test test-rapido quality curso web lab release bench gpu limpiar
 
 install: $(STAMP) $(LAB_ES)
 
@@ -59,6 +60,17 @@ test: install
 
 test-rapido: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# Calidad del código (configuración en pyproject.toml): ruff check (pycodestyle, pyflakes, orden de las
+# importaciones, bugbear, pyupgrade), ruff format --check (no cambia nada: dice qué archivos no tienen
+# el formato) y lint-imports (las habitaciones de docs/arquitectura.md). Sigue aunque falle un paso,
+# para ver los tres resultados, y termina con error si falló alguno.
+quality: install
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/lint-imports || status=1; \
+	exit $$status
 
 curso: install
 	$(BIN)/python -m helpers.maintainers.course

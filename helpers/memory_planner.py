@@ -58,7 +58,7 @@ class Shape:
     tied: bool
 
     @classmethod
-    def from_config(cls, config) -> "Shape":
+    def from_config(cls, config) -> Shape:
         get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
         hidden, heads = get("hidden_size"), get("num_attention_heads")
         if hidden is None or heads is None:
@@ -151,10 +151,12 @@ class Plan:
 
     def report(self, gpu: str = "T4") -> str:
         """Resumen en español, con el desglose y el veredicto para ``gpu``."""
-        lines = [f"Método: {self.method} · parámetros entrenables: {self.trainable_params:,} de {self.total_params:,}".replace(",", " ")]
+        trainable = f"{self.trainable_params:,} de {self.total_params:,}".replace(",", " ")
+        lines = [f"Método: {self.method} · parámetros entrenables: {trainable}"]
         for part, value in self.breakdown.items():
             lines.append(f"  {part:<22} {value / 1e9:8.2f} GB")
-        lines.append(f"  {'pico estimado':<22} {self.total_bytes / 1e9:8.2f} GB  (cuenta el mayor de gradientes y activaciones + logits)")
+        lines.append(f"  {'pico estimado':<22} {self.total_bytes / 1e9:8.2f} GB  "
+                     "(cuenta el mayor de gradientes y activaciones + logits)")
         verdict = "sí cabe" if self.fits(gpu) else "no cabe"
         lines.append(f"¿Cabe en una {gpu} ({GPUS_GB[gpu]} GB = {GPUS_GB[gpu] * 1e9 / GIB:.2f} GiB)? {verdict}.")
         return "\n".join(lines)

@@ -28,7 +28,7 @@ import torch
 
 from .environment import in_autograder, in_colab, where
 from .locking import file_lock
-from .precision import decide, default_dtype, hardware_lines
+from .precision import decide, hardware_lines
 
 ENV_VAR = "CURSO_PEFT_PROFILE"
 CACHE_ENV_VAR = "CURSO_PEFT_CACHE"

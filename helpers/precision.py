@@ -154,7 +154,8 @@ class Precision:
         return (f"{self.hardware}{sim}: cálculo {self.compute}, pesos congelados "
                 f"{str(self.storage_dtype).replace('torch.', '')}, entrenables fp32, "
                 f"GradScaler {'sí' if self.grad_scaler else 'no'}, optimizador de QLoRA {self.optimizer_for(True)}, "
-                f"gradient checkpointing {'sí' if self.gradient_checkpointing else 'no'}, atención {self.attn_implementation}")
+                f"gradient checkpointing {'sí' if self.gradient_checkpointing else 'no'}, "
+                f"atención {self.attn_implementation}")
 
 
 def simulation() -> str | None:

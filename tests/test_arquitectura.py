@@ -5,6 +5,7 @@ Lee ``docs/arquitectura.md``.
 """
 import ast
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,6 @@ def room(module: str) -> str:
     return "alumnado"
 
 
-# Qué habitación puede importar de cuál (docs/arquitectura.md).
-ALLOWED = {"alumnado": {"alumnado"}, "calificador": {"alumnado", "calificador"},
-           "mantenimiento": {"alumnado", "calificador", "mantenimiento"}}
 
 
 def test_el_grafo_ve_todas_las_importaciones():
@@ -60,10 +58,43 @@ def test_un_ciclo_nuevo_se_detecta(tmp_path):
     assert find_cycles(build_graph(package)) == [["helpers.a", "helpers.b", "helpers.a"]]
 
 
+def _lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
+    """``lint-imports`` (import-linter) con los contratos de pyproject.toml sobre el ``helpers`` de
+    ``package_parent`` (la carpeta desde la que se ejecuta va primero en ``sys.path``)."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=package_parent,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_cada_habitacion_importa_solo_lo_permitido():
-    wrong = [f"{e.source} → {e.target}" for edges in build_graph().values() for e in edges
-             if room(e.target) not in ALLOWED[room(e.source)]]
-    assert wrong == [], "importaciones entre habitaciones no permitidas: " + ", ".join(wrong)
+    """Los contratos de import-linter de pyproject.toml (los que pasa ``make quality``) se cumplen."""
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(("module", "line"), [
+    ("helpers/plots.py", "from .classroom import grading"),  # la caja de herramientas importa el calificador
+    ("helpers/classroom/export.py", "def f():\n    from ..maintainers import pins"),  # diferida, también cuenta
+])
+def test_los_contratos_de_las_habitaciones_pueden_fallar(tmp_path, module, line):
+    """En una copia con una importación prohibida (también dentro de una función), lint-imports falla."""
+    copy = tmp_path / "helpers"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / module, "a", encoding="utf-8") as handle:
+        handle.write(f"\n\n{line}\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0 and "BROKEN" in result.stdout, result.stdout[-3000:]
+
+
+def test_un_modulo_sin_habitacion_rompe_el_contrato(tmp_path):
+    """Un módulo nuevo de helpers/ que no está en ninguna capa del contrato (``exhaustive``) lo rompe:
+    hay que decidir de qué habitación es."""
+    copy = tmp_path / "helpers"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "cuaderno11.py").write_text('"""Un módulo nuevo."""\n', encoding="utf-8")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0 and "helpers.cuaderno11" in result.stdout + result.stderr, result.stdout[-3000:]
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
@@ -177,7 +208,8 @@ def test_ninguna_respuesta_se_puede_importar_del_paquete():
 
 def test_la_comparacion_de_cuerpos_detecta_una_copia():
     """La comparación de cuerpos puede fallar: la misma función con otros nombres es la misma."""
-    one = _functions("def f(model):\n    'doc'\n    total = 0\n    for p in model.parameters():\n        total += p.numel()\n    return total\n")[0]
+    one = _functions("def f(model):\n    'doc'\n    total = 0\n"
+                     "    for p in model.parameters():\n        total += p.numel()\n    return total\n")[0]
     two = _functions("def g(m):\n    n = 0\n    for q in m.parameters():\n        n += q.numel()\n    return n\n")[0]
     other = _functions("def g(m):\n    n = 1\n    for q in m.parameters():\n        n += q.numel()\n    return n\n")[0]
     assert _shape(one) == _shape(two) != _shape(other)

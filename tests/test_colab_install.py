@@ -4,10 +4,11 @@ Se instala el curso como lo hace la celda (``pip install "curso-peft @ git+<repo
 con la etiqueta o el commit publicado) desde este mismo repositorio por una URL ``file://`` que
 hace de GitHub, sin los extras locales (ni nbgrader ni JupyterLab). torch ya viene instalado, como
 en Colab: el entorno nuevo ve (con un ``.pth``) el torch 2.13.0 de este ``.venv`` y nada más, así
-la prueba no gasta un minuto en descomprimir otra vez su rueda de cientos de MB. Después, con un módulo ``google.colab`` de mentira importado al arrancar (como
-en Colab): ``import helpers`` funciona, el perfil por defecto es ``hub`` y el diagnóstico que el
-README de esa versión manda ejecutar en Colab (``!python -m helpers.doctor``) termina bien, sin
-descargar nada (``HF_HUB_OFFLINE=1``).
+la prueba no gasta un minuto en descomprimir otra vez su rueda de cientos de MB. Después, con un
+módulo ``google.colab`` de mentira importado al arrancar (como en Colab): ``import helpers``
+funciona, el perfil por defecto es ``hub`` y el diagnóstico que el README de esa versión manda
+ejecutar en Colab (``!python -m helpers.doctor``) termina bien, sin descargar nada
+(``HF_HUB_OFFLINE=1``).
 """
 import os
 import re
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from helpers.maintainers.release import ROOT, install_requirement, release_ref
-
 
 
 def preinstall_torch(venv_python, where):

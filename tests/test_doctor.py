@@ -60,7 +60,7 @@ def test_doctor_en_este_entorno():
     # Cada versión fijada aparece con su versión instalada.
     for req in pins.pinned_requirements(extras=("local",)) + pins.no_deps_requirements():
         name, pinned = req.split("==")
-        line = next((l for l in out.splitlines() if f" {name} " in l), None)
+        line = next((text for text in out.splitlines() if f" {name} " in text), None)
         assert line and pinned in line and "✔" in line, f"{name}: {line}"
 
 

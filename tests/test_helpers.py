@@ -3,17 +3,17 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 import torch
 
 import helpers
 from helpers import datasets as hd
 from helpers import environment as env
 from helpers import models
-from helpers.maintainers import pins
 from helpers.grading import check_close, check_equal, check_loss_decreases, check_type
+from helpers.maintainers import pins
 from helpers.measure import count_parameters, format_bytes, format_count, param_numel
 
 ROOT = Path(__file__).resolve().parent.parent

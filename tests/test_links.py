@@ -121,7 +121,7 @@ def check_link(link: Link) -> str | None:
         return f"tiene espacios: {raw!r}"
     try:
         parts = urlsplit(raw)
-        parts.port  # valida el puerto
+        _ = parts.port  # valida el puerto (lanza ValueError si no es un número)
     except ValueError as exc:
         return f"URL mal formada ({exc}): {raw}"
     scheme = parts.scheme.lower()
@@ -193,12 +193,13 @@ def test_cada_cuaderno_tiene_su_insignia_de_colab():
     notebooks = sorted(ROOT.glob("notebooks/*/*.ipynb"))
     assert notebooks
     for path in notebooks:
-        badges = [l.target for l in links_in(path) if urlsplit(l.target).hostname == COLAB_HOST and "/github/" in l.target]
+        badges = [link.target for link in links_in(path)
+                  if urlsplit(link.target).hostname == COLAB_HOST and "/github/" in link.target]
         assert any(b.endswith(str(path.relative_to(ROOT))) for b in badges), f"{path.name}: sin insignia hacia sí mismo"
 
 
 def test_el_readme_enlaza_cosas_que_existen():
-    targets = [l.target for l in links_in(ROOT / "README.md")]
+    targets = [link.target for link in links_in(ROOT / "README.md")]
     relative = [t for t in targets if not urlsplit(t).scheme]
     assert "docs/multi_gpu.md" in relative
     assert any(t.startswith("notebooks/") for t in relative)

@@ -54,7 +54,7 @@ def test_add_random_adapters_activa_y_cambia_la_salida():
     assert helpers.count_parameters(model).trainable == 0, "en modo inferencia los adaptadores quedan congelados"
     layers = peft_lora_layers(model)
     assert len(layers) == 2 * 2  # q_proj y v_proj de los dos bloques
-    assert all(torch.count_nonzero(l.lora_B[n].weight) > 0 for l in layers.values() for n in l.lora_B)
+    assert all(torch.count_nonzero(layer.lora_B[n].weight) > 0 for layer in layers.values() for n in layer.lora_B)
     assert (logits(model, sample_inputs(128)) - reference).abs().max() > 1e-3
     with pytest.raises(ValueError):
         add_random_adapters(tiny_llama(), {})

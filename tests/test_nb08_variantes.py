@@ -11,7 +11,14 @@ from peft.optimizers import create_loraplus_optimizer
 
 import helpers
 from helpers.sweep import fixed_batches
-from helpers.variants import lora_layers, measure_variant, nf4_roundtrip, quantize_base, set_lora_init, train_with_optimizer
+from helpers.variants import (
+    lora_layers,
+    measure_variant,
+    nf4_roundtrip,
+    quantize_base,
+    set_lora_init,
+    train_with_optimizer,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from solution_code import notebook_path, solution_namespace  # noqa: E402

@@ -14,7 +14,7 @@ from solution_code import solution_cells  # noqa: E402
 from wrong_answers import broken_cells, groups, wrong_cells  # noqa: E402
 
 from helpers.maintainers import autograde  # noqa: E402
-from helpers.maintainers.release import ROOT, badge_line, notebook_names, setup_cell_source, generate, SETUP_TAG  # noqa: E402
+from helpers.maintainers.release import ROOT, SETUP_TAG, badge_line, generate, notebook_names, setup_cell_source  # noqa: E402
 
 NAMES = notebook_names()
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from helpers import compare, precision
-from helpers.models import default_dtype, load_model, load_tokenizer
+from helpers.models import load_model, load_tokenizer
+from helpers.precision import default_dtype
 from helpers.quantization import nf4_config
 from helpers.sweep import fixed_batches
 from helpers.training import LOSS_LOG_ENV, check_finite_losses, sft_config

@@ -304,7 +304,7 @@ def _parameters(obj) -> tuple[set[str], bool]:
 _KWARGS_KEY = re.compile(r"""kwargs(?:\.(?:pop|get|setdefault)\(\s*|\[\s*)["'](\w+)["']|["'](\w+)["']\s+(?:not\s+)?in\s+\w*kwargs""")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source_keys(func) -> frozenset[str]:
     """Claves que el código de ``func`` lee de ``kwargs`` (``kwargs.pop("x")``, ``"x" in kwargs``...)."""
     try:
@@ -393,7 +393,8 @@ def check(uses: list[KeywordUse]) -> Report:
             continue
         if verdict is False:
             errors.append(
-                Finding(use, f"`{use.target.replace(INSTANCE, '')}` no admite el argumento `{use.keyword}=` en la versión instalada.")
+                Finding(use, f"`{use.target.replace(INSTANCE, '')}` no admite el argumento "
+                                f"`{use.keyword}=` en la versión instalada.")
             )
         elif verdict is None:
             unchecked.append(use)

@@ -23,8 +23,6 @@ import json
 import os
 import platform
 import re
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +57,7 @@ class Options:
     fast: bool = False
 
     @classmethod
-    def quick(cls) -> "Options":
+    def quick(cls) -> Options:
         """``--rapido``: modelo diminuto, 2 pasos, una entrega."""
         return cls(profile="tiny", steps=2, precision_steps=2, submissions=1, fast=True)
 
@@ -205,8 +203,8 @@ def lora_seconds_per_step(opts: Options, autocast_dtype: torch.dtype | None) -> 
     from peft import get_peft_model
 
     from ..compare import LEARNING_RATES, lora_config
-    from ..sweep import fixed_batches, train_steps
     from ..models import load_model, load_tokenizer
+    from ..sweep import fixed_batches, train_steps
 
     batches = fixed_batches(load_tokenizer(opts.profile), opts.precision_steps, batch_size=opts.batch_size,
                          max_length=opts.max_length)
@@ -438,7 +436,8 @@ def md_precision(d: dict) -> list[str]:
     rows = [[k, f"{v:.3f}"] for k, v in s.items()]
     hardware = "sí" if d["bf16_por_hardware"] else "no"
     return _table(["precisión", "s/paso (LoRA)"], rows) + [
-        "", f"Modelo {d['perfil']}, lote {d['lote']} × {d['longitud']}. bf16 tarda {d['bf16_entre_fp32']:.2f} veces lo que fp32 ({d['pasos']} pasos; se descarta el primero "
+        "", f"Modelo {d['perfil']}, lote {d['lote']} × {d['longitud']}. bf16 tarda {d['bf16_entre_fp32']:.2f} "
+            f"veces lo que fp32 ({d['pasos']} pasos; se descarta el primero "
             f"si hay más de uno). ¿bf16 por hardware en esta máquina? {hardware}. Precisión que elige "
             f"`helpers.precision.decide`: **{d['precision_recomendada']}** (en CPU, fp32 aunque haya bf16 por hardware, "
             "para que todas las máquinas den las mismas pérdidas)."]
@@ -450,10 +449,12 @@ def md_planner(d: dict) -> list[str]:
     rows = [[METHOD_NAMES[r["metodo"]], _mb(r["estimado_bytes"]), _mb(r["medido_bytes"]),
              "—" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %"] for r in d["metodos"]]
     return _table(["método", "estimada (MB)", "medida (MB)", "error"], rows) + [
-        "", f"Modelo {d['perfil']}. `plan(config, método, r=8, batch={d['lote']}, seq_len={d['longitud']}, precision='{d['precision']}', "
-            "cuda_overhead=False)` frente a la memoria pico medida con el mismo lote que la parte b. Error = (estimada − medida) ÷ medida."
+        "", f"Modelo {d['perfil']}. `plan(config, método, r=8, batch={d['lote']}, seq_len={d['longitud']}, "
+            f"precision='{d['precision']}', cuda_overhead=False)` frente a la memoria pico medida con el mismo lote "
+            "que la parte b. Error = (estimada − medida) ÷ medida."
     ] + ([] if d["precision"] == "fp32" else [
-        "", f"Ojo: la parte b entrena el ajuste completo con los pesos en {d['precision']} (sin copia maestra fp32), "
+        "", f"Ojo: la parte b entrena el ajuste completo con los pesos en {d['precision']} "
+            "(sin copia maestra fp32), "
             "mientras que el planificador supone precisión mixta; ahí la estimación es más alta."])
 
 
@@ -495,7 +496,8 @@ def md_part(key: str, part: str, data: dict, out: Path) -> list[str]:
 def render(out: Path) -> Path:
     """Escribe ``<salida>/rendimiento.md`` y sus gráficas a partir de todos los JSON."""
     lines = ["# Rendimiento del curso", "",
-             "Documento generado por `make bench` (`python -m helpers.maintainers.bench`); no lo edites a mano. Cada sección "
+             "Documento generado por `make bench` (`python -m helpers.maintainers.bench`); no lo edites a mano. "
+             "Cada sección "
              "es una máquina: los números de CPU y de GPU no se mezclan. Los datos en bruto están en `bench/`.", ""]
     for entry in load_all(out):
         key = entry["dispositivo"]

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_GPU_MESSAGE, file=sys.stderr)
         return 2
 
-    from . import bench
     from ..precision import cap_cuda_memory_like_t4, decide
+    from . import bench
 
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")

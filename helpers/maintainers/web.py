@@ -188,7 +188,8 @@ def executed_run(name: str, run_dir: Path, summary: dict) -> tuple[nbformat.Note
         return None, "`make curso` falló (una celda dio un error)"
     pending = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() and not c.get("execution_count")]
     if pending:  # sin ejecutar del todo: `make curso` sigue en marcha, o se cortó (p. ej. por tiempo)
-        return None, f"{path} no se ejecutó entero ({len(pending)} {'celda' if len(pending) == 1 else 'celdas'} sin ejecutar; ¿sigue en marcha `make curso`?)"
+        return None, (f"{path} no se ejecutó entero ({len(pending)} {'celda' if len(pending) == 1 else 'celdas'} "
+                      "sin ejecutar; ¿sigue en marcha `make curso`?)")
     return nb, ""
 
 
