@@ -52,3 +52,36 @@ def answer_names() -> dict[str, set[str]]:
         for grade_id, source in solution_cells(path.stem).items():
             answers[f"{path.stem[:2]}:{grade_id}"] = defined_names(source)
     return answers
+
+
+# --- qué cuadernos entrenan (derivado del código, no una lista a mano) -------------------------------
+def training_functions(package: Path = ROOT / "helpers", sink: str = "check_finite_losses") -> set[str]:
+    """Funciones de la caja de herramientas que acaban anotando un historial de pérdida: las que llaman
+    a ``sink`` (``helpers.training.check_finite_losses``) directamente o a través de otras (por nombre)."""
+    calls: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        if {"classroom", "maintainers"} & set(path.relative_to(package).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef):
+                calls.setdefault(node.name, set()).update(
+                    c.func.id if isinstance(c.func, ast.Name) else c.func.attr for c in ast.walk(node)
+                    if isinstance(c, ast.Call) and isinstance(c.func, (ast.Name, ast.Attribute)))
+    found = {sink}
+    while new := {fn for fn, names in calls.items() if fn not in found and names & found}:
+        found |= new
+    return found - {sink}
+
+
+def trains(name: str) -> bool:
+    """True si alguna celda de código de la solución de ``name`` usa una de :func:`training_functions`."""
+    names: set[str] = set()
+    for cell in nbformat.read(notebook_path(name), as_version=4).cells:
+        if cell.cell_type == "code":
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:  # magias de IPython
+                continue
+            names |= {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(tree)
+                      if isinstance(n, (ast.Name, ast.Attribute))}
+    return bool(names & training_functions())

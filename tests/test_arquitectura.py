@@ -5,6 +5,7 @@ Lee ``docs/arquitectura.md``.
 """
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -219,3 +220,52 @@ def test_cada_carpeta_del_paquete_se_instala():
     """Una carpeta con módulos pero sin ``__init__.py`` no entra en la rueda (setuptools no la ve)."""
     folders = {path.parent for path in PACKAGE_DIR.rglob("*.py") if "__pycache__" not in path.parts}
     assert [str(f) for f in sorted(folders) if not (f / "__init__.py").exists()] == []
+
+
+# --- cómo añadir el cuaderno 11 (docs/arquitectura.md) -------------------------------------------
+def _checklist() -> list[str]:
+    text = (ROOT / "docs" / "arquitectura.md").read_text(encoding="utf-8")
+    section = text.split("## Cómo añadir el cuaderno 11", 1)[1].split("\n## ", 1)[0]
+    return ["- [ ]" + item for item in section.split("- [ ]")[1:]]
+
+
+def _defined_tests(path: Path) -> set[str]:
+    return {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.FunctionDef)}
+
+
+def test_lista_para_el_cuaderno_11():
+    """Cada punto de la lista nombra la prueba que lo exige (y existe), o dice que sale de notebook_names()."""
+    items = _checklist()
+    assert len(items) >= 6, items
+    for item in items:
+        references = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", item)
+        assert references or "notebook_names()" in item, f"sin prueba que lo exija: {item}"
+        for file, name in references:
+            assert (ROOT / file).exists() and name in _defined_tests(ROOT / file), f"{file}::{name} no existe"
+
+
+def test_ninguna_lista_de_cuadernos_a_mano():
+    """Ningún archivo de Python escribe una colección con dos o más cuadernos (como el antiguo TRAINS):
+    lo que recorre los cuadernos sale de solutions/ (notebook_names) o del propio cuaderno."""
+    from helpers.course_files import notebook_names
+
+    names = set(notebook_names())
+    found = []
+    for path in sorted([*PACKAGE_DIR.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]):
+        if "__pycache__" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+            if isinstance(node, (ast.Set, ast.List, ast.Tuple, ast.Dict)) and items:
+                listed = [i.value for i in items if isinstance(i, ast.Constant) and i.value in names]
+                if len(listed) >= 2:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {listed}")
+    assert found == [], "listas de cuadernos escritas a mano: " + "; ".join(found)
+
+
+def test_cada_cuaderno_tiene_sus_pruebas():
+    from helpers.course_files import notebook_names
+
+    missing = [name for name in notebook_names() if not list((ROOT / "tests").glob(f"test_nb{name[:2]}_*.py"))]
+    assert missing == [], f"cuadernos sin tests/test_nbNN_<tema>.py: {missing}"

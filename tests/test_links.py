@@ -205,6 +205,15 @@ def test_el_readme_enlaza_cosas_que_existen():
     assert any(t.startswith("notebooks/") for t in relative)
 
 
+def test_el_readme_enlaza_cada_cuaderno():
+    """La tabla «Los cuadernos» del README tiene una fila por cada cuaderno de solutions/."""
+    from helpers.course_files import notebook_names
+
+    targets = {link.target for link in links_in(ROOT / "README.md")}
+    missing = [n for n in notebook_names() if f"notebooks/{n}/{n}.ipynb" not in targets]
+    assert missing == [], f"el README no enlaza estos cuadernos: {missing}"
+
+
 # --- el comprobador detecta lo que debe ------------------------------------------------------
 BAD = """
 # Título con acento: ¿Por qué PEFT?
