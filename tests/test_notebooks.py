@@ -10,10 +10,10 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import autograde  # noqa: E402  (tests/autograde.py, el arnés de nbgrader)
 from solution_code import solution_cells, trains  # noqa: E402
 from wrong_answers import broken_cells, groups, wrong_cells  # noqa: E402
 
-from helpers.maintainers import autograde  # noqa: E402
 from helpers.maintainers.release import ROOT, SETUP_TAG, badge_line, generate, notebook_names, setup_cell_source  # noqa: E402
 
 NAMES = notebook_names()

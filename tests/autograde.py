@@ -1,5 +1,7 @@
 """Calificación automática con nbgrader en un directorio de curso temporal: el arnés de las pruebas.
 
+Vive en tests/ porque solo lo usan las pruebas (``tests/test_notebooks.py``).
+
 Lo usan las pruebas de los cuadernos (la solución saca la nota máxima, el cuaderno publicado un 0,
 cada respuesta errónea un 0 justo en las celdas que rompe). El calificador de la clase
 (``helpers.classroom``) tiene su propio flujo; los dos comparten :mod:`helpers.course_files`.
@@ -10,7 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..course_files import ROOT, SOLUTIONS, copy_source, nbgrader_env, run_nbgrader, write_config
+from helpers.course_files import ROOT, SOLUTIONS, copy_source, nbgrader_env, run_nbgrader, write_config
 
 __all__ = ["NotebookGrade", "autograde", "autograded_notebook", "copy_source", "make_course", "nbgrader_env",
            "released_notebook", "write_config", "ROOT", "SOLUTIONS"]
