@@ -29,6 +29,7 @@ _EXPORTS = {
                "steps_for"),
     "plots": ("plot_bars", "plot_losses", "plot_xy"),
     "training": ("eval_history", "generate", "generate_batch", "loss_history", "run_sft", "sft_config"),
+    "validar": ("validar",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
