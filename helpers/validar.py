@@ -321,6 +321,13 @@ def check_notebook(data: bytes, expected: str | None = None, profile: str | None
     released = _released_notebook(manifest[name])
     fixed = _repair.repair(nb, released)
     by_id = {c["nbgrader"]["grade_id"]: c for c in manifest[name]}
+    lost = [gid for kind, gid in fixed.problems if kind == "sin_metadatos"]
+    if lost and not _repair.grade_ids(nb):
+        # Ninguna celda tiene metadatos (otro editor los quitó): un solo aviso, no uno por celda.
+        problems.append("el cuaderno no tiene los metadatos de nbgrader (¿lo abriste o guardaste con un editor que "
+                        f"los quita?). El calificador reconoce {len(lost)} de {len(by_id)} celdas calificadas por su "
+                        "contenido; es más seguro escribir tus respuestas en el cuaderno publicado.")
+        fixed.problems = [(kind, gid) for kind, gid in fixed.problems if kind != "sin_metadatos"]
     for kind, gid in fixed.problems:
         if kind == "ausente":
             kind = "ausente_solucion" if by_id[gid]["nbgrader"].get("solution") else "ausente_pruebas"
@@ -382,8 +389,11 @@ def validar(cuaderno: str | os.PathLike | None = None, *, ruta: str | os.PathLik
     """
     from .environment import in_autograder, in_colab
 
-    if in_autograder() or os.environ.get(SKIP_ENV):
-        print("helpers.validar: no se ejecuta aquí (calificador o ejecución automática del curso).")
+    if in_autograder():
+        print("helpers.validar: el calificador no lo ejecuta.")
+        return None
+    if os.environ.get(SKIP_ENV):  # make curso (y la web): solo cómo usarlo
+        print(_how_to(None if cuaderno is None else str(cuaderno)))
         return None
     expected = None
     if cuaderno is not None:

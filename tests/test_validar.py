@@ -141,8 +141,8 @@ def test_archivo_roto_o_enorme():
     assert "no acepta más de" in report.problems[0] and "Borrar todas las salidas" in report.problems[0]
 
 
-def test_salida_enorme_se_avisa_sin_ejecutar(monkeypatch, released):
-    nb = copy.deepcopy(released)
+def test_salida_enorme_se_avisa_sin_ejecutar(monkeypatch):
+    nb = nbformat.read(NOTEBOOKS / NAME / f"{NAME}.ipynb", as_version=4)
     code = next(c for c in nb.cells if c.cell_type == "code")
     code.outputs = [nbformat.v4.new_output("stream", text="x" * (validar_module.MAX_OUTPUT_CHARS + 10))]
     monkeypatch.setattr(validar_module, "_execute", lambda *a, **k: [])  # solo la estructura
@@ -153,10 +153,11 @@ def test_salida_enorme_se_avisa_sin_ejecutar(monkeypatch, released):
 def test_no_hace_nada_en_el_calificador_ni_en_make_curso(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     assert helpers.validar(NAME) is None
-    assert "no se ejecuta aquí" in capsys.readouterr().out
+    assert "el calificador no lo ejecuta" in capsys.readouterr().out
     monkeypatch.delenv("NBGRADER_EXECUTION")
     monkeypatch.setenv(validar_module.SKIP_ENV, "1")
     assert helpers.validar(NAME) is None
+    assert f"python -m helpers.validar {NAME}.ipynb" in capsys.readouterr().out
     monkeypatch.delenv(validar_module.SKIP_ENV)
     # Sin Jupyter ni Colab ni ruta: dice cómo ejecutarlo, sin ejecutar nada.
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
@@ -217,3 +218,34 @@ def test_limites_iguales_que_el_calificador():
     runpy.run_path(str(ROOT / "nbgrader_config.py"), init_globals={"get_config": lambda: config})
     assert config["Execute"]["timeout"] == validar_module.CELL_TIMEOUT
     assert config["KernelManager"]["transport"] == "ipc"
+
+
+def _structure(monkeypatch, nb):
+    """Solo la estructura: la ejecución (que prueban los cuatro casos de arriba) no hace falta."""
+    monkeypatch.setattr(validar_module, "_execute", lambda *a, **k: [])
+    return validar_module.check_notebook(_bytes(nb), NAME, "tiny").problems
+
+
+def _cell(nb, grade_id):
+    return next(c for c in nb.cells if _meta(c).get("grade_id") == grade_id)
+
+
+def test_celdas_editadas_repetidas_o_en_markdown(monkeypatch):
+    published = nbformat.read(NOTEBOOKS / NAME / f"{NAME}.ipynb", as_version=4)
+    assert _structure(monkeypatch, published) == []
+    edited = copy.deepcopy(published)
+    _cell(edited, "test_count_params").source = "pass"
+    assert any("«test_count_params» está modificada" in p for p in _structure(monkeypatch, edited))
+    markdown = copy.deepcopy(published)
+    cell = _cell(markdown, "test_count_params")
+    markdown.cells[markdown.cells.index(cell)] = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata)
+    assert any("«test_count_params» ya no es de código" in p for p in _structure(monkeypatch, markdown))
+    repeated = copy.deepcopy(published)
+    repeated.cells.append(copy.deepcopy(_cell(repeated, "count_params")))
+    repeated.cells[-1]["id"] = "copia1"
+    assert any("«count_params» está repetida" in p for p in _structure(monkeypatch, repeated))
+    stripped = copy.deepcopy(published)
+    for cell in stripped.cells:
+        cell.metadata.pop("nbgrader", None)
+    problems = _structure(monkeypatch, stripped)
+    assert len(problems) == 1 and "no tiene los metadatos de nbgrader" in problems[0], problems
