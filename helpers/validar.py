@@ -120,6 +120,9 @@ class Report:
         return not self.problems and all(e.passed for e in self.exercises)
 
     def text(self) -> str:
+        if not self.exercises:  # no se llegó a ejecutar: solo los problemas
+            return "\n".join([f"Validación de {self.notebook}: no se puede comprobar.", "",
+                              *[f"  ⚠️  {p}" for p in self.problems]])
         lines = [f"Validación de {self.notebook} (perfil del modelo: {self.profile}; {self.seconds:.0f} s)", ""]
         total = sum(e.points for e in self.exercises)
         got = sum(e.points for e in self.exercises if e.passed)
@@ -236,9 +239,13 @@ def _kernel_env(profile: str) -> dict:
 
 def _execute(nb, profile: str, workdir: Path) -> list[int]:
     """Ejecuta ``nb`` (en su sitio) como el calificador; devuelve las celdas que no llegaron a ejecutarse."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from traitlets.config import Config
+    try:
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+        from traitlets.config import Config
+    except ImportError as exc:
+        raise RuntimeError(f"Para ejecutar el cuaderno hace falta nbclient ({exc}). Instálalo con "
+                           "`pip install nbclient` (Colab y `make install` ya lo traen).") from None
 
     from .course_files import ipc_kernel_settings
 
@@ -298,11 +305,11 @@ def check_notebook(data: bytes, expected: str | None = None, profile: str | None
         problems.append(f"el archivo ocupa {len(data) / 1e6:.1f} MB (10⁶ bytes) y el calificador no acepta más de "
                         f"{_repair.MAX_BYTES / 1e6:.1f} MB: borra las salidas (Editar → Borrar todas las salidas) "
                         "y guarda.")
-        return Report(expected or "?", profile or "-", problems=problems)
+        return Report(expected or "este archivo", profile or "-", problems=problems)
     try:
         nb = _repair.load_notebook(data)
     except _repair.Ungradable as exc:
-        return Report(expected or "?", profile or "-", problems=[f"el calificador no puede leer este archivo: {exc}."])
+        return Report(expected or "este archivo", profile or "-", problems=[f"el calificador no puede leer este archivo: {exc}."])
     raw = json.loads(data.decode("utf-8-sig"))
     for i, cell in enumerate(raw.get("cells", [])):
         size = len(json.dumps(cell.get("outputs", []), ensure_ascii=False)) if isinstance(cell, dict) else 0
@@ -312,7 +319,7 @@ def check_notebook(data: bytes, expected: str | None = None, profile: str | None
     found, _ = _identify(nb, manifest)
     name = expected or found
     if name is None:
-        return Report("?", profile or "-", problems=[
+        return Report("este archivo", profile or "-", problems=[
             "este archivo no tiene ninguna celda calificada del curso: no es un cuaderno del curso (o perdió sus "
             "metadatos). Descarga el cuaderno del alumnado y escribe en él tus respuestas."])
     if found is not None and found != name:
@@ -426,7 +433,7 @@ def validar(cuaderno: str | os.PathLike | None = None, *, ruta: str | os.PathLik
           "todo)…", flush=True)
     try:
         report = check_notebook(data, expected, perfil)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         print(exc)
         return None
     print(report.text())
@@ -448,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop(SKIP_ENV, None)
     try:
         report = check_notebook(args.archivo.read_bytes(), args.cuaderno, args.perfil)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         print(exc, file=sys.stderr)
         return 2
     print(report.text())
