@@ -83,3 +83,28 @@ def test_cambios_de_colab_cuenta_solo_lo_que_cambia():
                                              "pandas": "2.2.3", "peft": "0.21.2"})
     assert cr.changes(result, runtime) == [("numpy", "2.1.3", "2.5.5")]
     assert cr.held_constraints(runtime) == ["torch==2.11.0"]
+
+
+def test_actualizar_desde_una_copia_de_backend_info(tmp_path, monkeypatch):
+    """La orden de mantenimiento lee el ``pip freeze`` y la versión de Python de una copia de
+    googlecolab/backend-info y escribe la copia del curso con su commit y su fecha."""
+    import subprocess
+
+    repo = tmp_path / "backend-info"
+    repo.mkdir()
+    (repo / cr.FREEZE_FILE).write_text("# generado\nnumpy==2.1.3\ntorch==2.11.0+cu128\n", encoding="utf-8")
+    (repo / cr.OS_FILE).write_text("# generado\nUbuntu 22.04.5 LTS\nPython 3.13.15\n", encoding="utf-8")
+    git = ["git", "-c", "user.name=x", "-c", "user.email=x@x", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "colab"], check=True)
+    out = tmp_path / "colab.json"
+    monkeypatch.setattr(cr, "DATA", out)
+    assert cr.main(["actualizar", "--desde", str(repo)]) == 0
+    data = cr.load_runtime(out)
+    assert data["python"] == "3.13.15" and data["paquetes"] == ["numpy==2.1.3", "torch==2.11.0+cu128"]
+    assert re.fullmatch(r"[0-9a-f]{40}", data["commit"]) and cr.held_constraints(data) == ["torch==2.11.0"]
+    (repo / cr.OS_FILE).write_text("sin versión\n", encoding="utf-8")
+    subprocess.run([*git, "commit", "-qam", "rota"], check=True)
+    with pytest.raises(ValueError, match="versión de Python"):
+        cr.snapshot(repo)

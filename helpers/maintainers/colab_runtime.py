@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.orden == "actualizar":
         data = snapshot(args.desde)
-        write_snapshot(data)
+        write_snapshot(data, DATA)
         print(f"{DATA}: Colab con Python {data['python']}, {len(data['paquetes'])} paquetes "
               f"(commit {data['commit'][:12]} del {data['fecha']}).")
         return 0
