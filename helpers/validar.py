@@ -8,9 +8,10 @@ cuaderno.ipynb``):
 2. comprueba su estructura frente al cuaderno publicado, con la misma reparación que el calificador
    (:mod:`helpers.repair`): que sea el cuaderno correcto, que no falte, cambie, se repita ni se
    convierta en Markdown ninguna celda calificada, y que no pese demasiado para subirlo;
-3. lo ejecuta entero en un núcleo aparte con los ajustes del calificador (``NBGRADER_EXECUTION``,
+3. lo ejecuta en un núcleo aparte con los ajustes del calificador (``NBGRADER_EXECUTION``,
    perfil del modelo, tiempo máximo por celda y total, transporte ``ipc``), con las celdas de
-   pruebas **publicadas** en su sitio (las de tu archivo no cuentan, como en el calificador);
+   pruebas **publicadas** en su sitio (las de tu archivo no cuentan, como en el calificador), hasta
+   la última celda calificada (lo que va detrás no cambia ninguna nota);
 4. dice, ejercicio a ejercicio, si está respondido, si pasan las comprobaciones visibles (o el
    mensaje de la que falla) y los puntos en juego.
 
@@ -256,8 +257,10 @@ def _execute(nb, profile: str, workdir: Path) -> list[int]:
     not_run: list[int] = []
     start = time.monotonic()
     env = _kernel_env(profile)
+    # Lo que va después de la última celda calificada no cambia ninguna nota: no se ejecuta.
+    last = max((i for i, c in enumerate(nb.cells) if _repair.nbgrader_meta(c).get("grade_id")), default=-1)
     with client.setup_kernel(env=env):
-        for index, cell in enumerate(nb.cells):
+        for index, cell in enumerate(nb.cells[:last + 1]):
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             if time.monotonic() - start > TOTAL_BUDGET or not_run:

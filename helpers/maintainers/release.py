@@ -94,7 +94,7 @@ def submit_cells_source(name: str) -> tuple[str, str]:
     text = (
         "## Antes de entregar\n\n"
         "Guarda el cuaderno (*Archivo → Guardar*) y ejecuta la celda de abajo. `helpers.validar` vuelve a "
-        "ejecutar tu cuaderno entero en un núcleo aparte, como lo hará el calificador, y te dice, ejercicio a "
+        "ejecutar tu cuaderno en un núcleo aparte, como lo hará el calificador, y te dice, ejercicio a "
         "ejercicio, si está respondido, si pasan las comprobaciones visibles (o su mensaje) y cuántos puntos "
         "hay en juego; también si falta, cambió o está repetida alguna celda calificada, si es otro cuaderno "
         "o si las salidas pesan demasiado para subirlo. No ejecuta las pruebas ocultas: aunque todo pase, la "
