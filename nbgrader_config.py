@@ -1,4 +1,9 @@
 """Configuración de nbgrader del curso (fuentes en solutions/, versión del alumnado en notebooks/)."""
+import atexit
+import os
+import shutil
+import tempfile
+
 c = get_config()  # noqa: F821 (lo define nbgrader)
 
 c.CourseDirectory.course_id = "curso-peft"
@@ -35,3 +40,11 @@ c.OverwriteCells.missing_cell_notification = (
 )
 # formgrader y la retroalimentación muestran salidas del alumnado: sin <script> ni HTML activo.
 c.HTMLExporter.sanitize_html = True
+
+# Los núcleos hablan con nbgrader por sockets de Unix en una carpeta propia de este proceso: por TCP,
+# ipykernel escribe «Kernel is running over TCP without encryption» en cada cuaderno ejecutado.
+# (Es lo mismo que helpers.course_files.ipc_kernel_settings, aquí sin importar el curso.)
+_ipc_dir = tempfile.mkdtemp(prefix="curso-peft-nucleo-")
+atexit.register(shutil.rmtree, _ipc_dir, True)
+c.KernelManager.transport = "ipc"
+c.KernelManager.ip = os.path.join(_ipc_dir, "k")

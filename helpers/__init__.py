@@ -31,6 +31,7 @@ _EXPORTS = {
     "precision": ("training_precision",),
     "sweep": ("fixed_batches",),
     "training": ("eval_history", "generate", "generate_batch", "loss_history", "run_sft", "sft_config"),
+    "validar": ("validar",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

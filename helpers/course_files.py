@@ -8,13 +8,17 @@ clase (``helpers.classroom``) y las herramientas de mantenimiento (``helpers.mai
 - :func:`write_config` / :func:`copy_source`: un directorio de curso de nbgrader con su propia
   configuración y libro de notas.
 - :func:`generate`: ``nbgrader generate_assignment`` (quita soluciones y pruebas ocultas).
+- :func:`ipc_kernel_settings`: núcleos de Jupyter por sockets de Unix (sin red y sin el aviso
+  «Kernel is running over TCP without encryption» en cada ejecución).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +33,23 @@ c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.db_url = "sqlite:///" + {db!r}
 """
+
+
+_IPC_DIR: str | None = None
+
+
+def ipc_kernel_settings() -> dict:
+    """Ajustes de ``KernelManager`` para hablar con el núcleo por sockets de Unix (transporte ``ipc``).
+
+    Por TCP, ipykernel escribe en cada arranque «Kernel is running over TCP without encryption»;
+    con ``ipc`` los sockets son archivos de una carpeta propia de este proceso (ruta absoluta: el
+    núcleo corre en otra carpeta de trabajo), que se borra al salir.
+    """
+    global _IPC_DIR
+    if _IPC_DIR is None:
+        _IPC_DIR = tempfile.mkdtemp(prefix="curso-peft-nucleo-")
+        atexit.register(shutil.rmtree, _IPC_DIR, True)
+    return {"transport": "ipc", "ip": os.path.join(_IPC_DIR, "k")}
 
 
 def notebook_names(solutions: Path = SOLUTIONS) -> list[str]:

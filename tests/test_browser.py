@@ -5,7 +5,8 @@ no toque el repositorio), abre el cuaderno 01 en Chromium sin ventana (el del si
 con playwright), ejecuta sus primeras celdas desde la interfaz (teclado: Mayús+Intro) y comprueba
 lo que muestra la página: la interfaz en español (menú «Archivo», del paquete de idioma que
 instala `make install`), el título, la insignia de Colab y la salida de la celda de preparación
-(``helpers.show_environment()``). Después añade una celda nueva, la escribe y la ejecuta.
+(``helpers.show_environment()``). Después añade una celda nueva, la escribe y la ejecuta (y en
+ella ``helpers.validar`` encuentra el archivo del cuaderno de la sesión).
 
 Deja una captura en build/pruebas/navegador/ (carpeta ignorada por git). Todo tiene tiempos
 máximos y el servidor, sus núcleos y el navegador se cierran siempre.
@@ -290,9 +291,11 @@ def test_cuaderno_01_en_jupyterlab(tmp_path):
             page.keyboard.press("b")
             new_cell = cells.nth(setup_index + 1)
             new_cell.locator(".cm-content").click()
-            page.keyboard.type("print(helpers.resolve_profile().name, 6 * 7)")
+            # helpers.validar encuentra solo el archivo de la sesión de JupyterLab (JPY_SESSION_NAME).
+            page.keyboard.type("import helpers.validar as v; print(helpers.resolve_profile().name, 6 * 7, "
+                               "v._session_path().name)")
             page.keyboard.press("Shift+Enter")
-            new_cell.locator(".jp-OutputArea-output", has_text="tiny 42").wait_for()
+            new_cell.locator(".jp-OutputArea-output", has_text=f"tiny 42 {NAME}.ipynb").wait_for()
             assert new_cell.locator(".jp-InputPrompt").inner_text().strip() == "[2]:"
             timings["celda nueva ejecutada"] = time.perf_counter() - start
             setup.scroll_into_view_if_needed()

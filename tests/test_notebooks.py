@@ -14,7 +14,8 @@ import autograde  # noqa: E402  (tests/autograde.py, el arnés de nbgrader)
 from solution_code import solution_cells, trains  # noqa: E402
 from wrong_answers import broken_cells, groups, wrong_cells  # noqa: E402
 
-from helpers.maintainers.release import ROOT, SETUP_TAG, badge_line, generate, notebook_names, setup_cell_source  # noqa: E402
+from helpers.maintainers.release import (COLAB_METADATA, ROOT, SETUP_TAG, SUBMIT_TAG, badge_line, generate,  # noqa: E402
+                                         notebook_names, setup_cell_source, submit_cells_source)
 
 NAMES = notebook_names()
 
@@ -74,6 +75,12 @@ def test_insignia_y_preparacion(name):
         assert len(setup) == 1 and setup[0].source == setup_cell_source()
         assert nb.cells.index(setup[0]) == 1 + next(i for i, c in enumerate(nb.cells[1:]) if c.cell_type == "code"), \
             "la celda de preparación debe ser la primera de código"
+        # Colab lo abre ya en una T4 desde la insignia.
+        assert nb.metadata.get("accelerator") == "GPU", f"{path}: faltan los metadatos de GPU de Colab: `make release`"
+        assert nb.metadata.get("colab", {}).get("gpuType") == "T4", f"{path}: Colab no lo abriría en una T4"
+        # Termina con «Antes de entregar», que llama a helpers.validar con su nombre.
+        assert [(c.cell_type, c.source) for c in nb.cells[-2:]] == list(zip(("markdown", "code"), submit_cells_source(name)))
+        assert all(SUBMIT_TAG in c.metadata.get("tags", []) for c in nb.cells[-2:])
     target = re.search(r"/blob/[^/]+/(notebooks/.+\.ipynb)\)$", badge_line(name)).group(1)
     assert (ROOT / target).exists()
 

@@ -2,14 +2,14 @@
 
 ::
 
-    CLASE/
+    CLASE/                        (<id>: el identificador de nbgrader de cada persona, ver slug())
       calificaciones.csv          una fila por alumno/a y cuaderno (nota, máximo, estado, observaciones)
-      retroalimentacion/<alumno>/<cuaderno>.html
-      entregas/<alumno>/<cuaderno>.ipynb   copia exacta de lo que se entregó (nunca se modifica)
+      retroalimentacion/<id>/<cuaderno>.html
+      entregas/<id>/<cuaderno>.ipynb   copia exacta de lo que se entregó (nunca se modifica)
       entregas/indice.json        quién entregó qué, de dónde salió y qué se decidió al importar
       entregas/anteriores/        entregas sustituidas por una importación posterior
       curso/                      curso de nbgrader: libro de notas (gradebook.db), calificados...
-      resultados/<cuaderno>/<alumno>/   resultado de cada calificación (se reutiliza al repetir)
+      resultados/<cuaderno>/<id>/   resultado de cada calificación (se reutiliza al repetir)
       registro.txt                lo que ha hecho cada ejecución
       tiempos.json                segundos por entrega de la última ejecución
       .plantillas/ .modelos/ .trabajo/  internos (cuaderno de referencia, modelos, temporales)

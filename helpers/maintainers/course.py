@@ -20,8 +20,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
+from ..course_files import ipc_kernel_settings
 from ..models import ENV_VAR, resolve_profile
+from ..validar import SKIP_ENV
 from .release import ROOT, SOLUTIONS, notebook_names
 
 DEFAULT_OUT = ROOT / "build" / "curso"
@@ -75,7 +78,9 @@ def run_notebook(name: str, out_dir: Path) -> tuple[str, float, int]:
     nb = nbformat.read(path, as_version=4)
     # «immediate»: al terminar, el núcleo se cierra sin esperar a que Python se despida (con torch y
     # peft cargados, apagarlo con calma costaba varios segundos por cuaderno y no guarda nada más).
+    # Núcleo por sockets de Unix: sin el aviso «Kernel is running over TCP without encryption».
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", shutdown_kernel="immediate",
+                            config=Config({"KernelManager": ipc_kernel_settings()}),
                             resources={"metadata": {"path": str(work)}})
     start = time.perf_counter()
     state = "correcto"
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     profile = resolve_profile(args.perfil)  # valida el perfil antes de empezar
     os.environ[ENV_VAR] = args.perfil
+    os.environ[SKIP_ENV] = "1"  # la celda «Antes de entregar» no vuelve a ejecutar el cuaderno
     names = [n for n in notebook_names() if not args.solo or any(n.startswith(p) for p in args.solo)]
     if not names:
         print("No hay cuadernos que coincidan con --solo.", file=sys.stderr)

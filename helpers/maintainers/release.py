@@ -5,15 +5,20 @@
 1. anota en ``pyproject.toml`` (``[tool.curso-peft] ref``, el único sitio) la etiqueta o el commit
    desde el que se publica: la de ``HEAD``, o la que digas con ``--ref`` (``make release REF=v1.0``);
 2. pone en cada cuaderno de solutions/ la insignia "Abrir en Colab" que apunta a su propio
-   archivo en notebooks/ y la celda de preparación común (idéntica en todos), que en Colab instala
-   el curso de esa etiqueta o commit: un cuaderno viejo guardado en Drive sigue con *sus* helpers;
+   archivo en notebooks/, los metadatos con los que Colab lo abre en una GPU T4, la celda de
+   preparación común (idéntica en todos), que en Colab instala el curso de esa etiqueta o commit
+   (un cuaderno viejo guardado en Drive sigue con *sus* helpers), y al final las celdas «Antes de
+   entregar», que llaman a ``helpers.validar``;
 3. ejecuta ``nbgrader generate_assignment`` para cada uno, que quita las soluciones y las
-   pruebas ocultas y bloquea las celdas calificadas.
+   pruebas ocultas y bloquea las celdas calificadas;
+4. guarda las celdas calificadas publicadas en ``helpers/data/cuadernos_publicados.json``: con ellas
+   ``helpers.validar`` comprueba la entrega también en Colab, donde no está notebooks/.
 
 notebooks/ nunca se edita a mano: se regenera con ``make release``.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -23,12 +28,17 @@ import nbformat
 
 from ..cli import ArgumentParser
 from ..course_files import NOTEBOOKS, ROOT, SOLUTIONS, generate, notebook_names
+from ..validar import MANIFEST, released_cells
 from .pins import PYPROJECT, read_pyproject, repository_url
 
-__all__ = ["NOTEBOOKS", "ROOT", "SOLUTIONS", "SETUP_TAG", "badge_line", "colab_url", "generate", "main",
-           "notebook_names", "setup_cell_source", "sync_solution"]
+__all__ = ["COLAB_METADATA", "NOTEBOOKS", "ROOT", "SOLUTIONS", "SETUP_TAG", "SUBMIT_TAG", "badge_line", "colab_url",
+           "generate", "main", "notebook_names", "setup_cell_source", "submit_cells_source", "sync_solution"]
 
 SETUP_TAG = "preparacion"
+SUBMIT_TAG = "antes-de-entregar"
+# Metadatos del cuaderno con los que Colab lo abre ya en una GPU T4 (los mismos que escribe Colab
+# al elegir «Entorno de ejecución → Cambiar tipo → T4 GPU» y guardar).
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_RE = re.compile(r"^\[!\[Abrir en Colab\]\([^)]*\)\]\([^)]*\)\s*$")
 
@@ -62,15 +72,51 @@ def setup_cell_source() -> str:
     """La celda de preparación, igual en todos los cuadernos."""
     return (
         "# Preparación: en Colab instala el curso con sus versiones fijadas, en la versión con la que se\n"
-        "# publicó este cuaderno; en tu máquina o en el calificador no instala nada. Después muestra\n"
-        "# dónde se ejecuta el cuaderno.\n"
+        "# publicó este cuaderno, y te dice si hay que reiniciar la sesión (solo si la instalación cambió\n"
+        "# un paquete que ya estaba cargado); en tu máquina o en el calificador no instala nada. Después\n"
+        "# muestra dónde se ejecuta el cuaderno.\n"
         "import subprocess, sys\n"
+        "reiniciar = False\n"
         "if \"google.colab\" in sys.modules:\n"
+        "    from importlib.metadata import distributions\n"
+        "    antes = {d.metadata[\"Name\"]: d.version for d in distributions() if d.metadata[\"Name\"]}\n"
         f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
         f"                    \"{install_requirement()}\"], check=True)\n"
-        "import helpers\n"
-        "helpers.show_environment()"
+        "    from helpers.colab import restart_notice\n"
+        "    reiniciar = restart_notice(antes)\n"
+        "if not reiniciar:\n"
+        "    import helpers\n"
+        "    helpers.show_environment()"
     )
+
+
+def submit_cells_source(name: str) -> tuple[str, str]:
+    """Las celdas «Antes de entregar» del final de cada cuaderno: (Markdown, código)."""
+    text = (
+        "## Antes de entregar\n\n"
+        "Guarda el cuaderno (*Archivo → Guardar*) y ejecuta la celda de abajo. `helpers.validar` vuelve a "
+        "ejecutar tu cuaderno en un núcleo aparte, como lo hará el calificador, y te dice, ejercicio a "
+        "ejercicio, si está respondido, si pasan las comprobaciones visibles (o su mensaje) y cuántos puntos "
+        "hay en juego; también si falta, cambió o está repetida alguna celda calificada, si es otro cuaderno "
+        "o si las salidas pesan demasiado para subirlo. No ejecuta las pruebas ocultas: aunque todo pase, la "
+        "nota final puede ser menor.\n\n"
+        f"Desde una terminal: `python -m helpers.validar {name}.ipynb`."
+    )
+    return text, f'helpers.validar("{name}")'
+
+
+def _sync_submit_cells(nb, name: str) -> bool:
+    """Deja al final del cuaderno las celdas «Antes de entregar» canónicas; True si cambió algo."""
+    text, code = submit_cells_source(name)
+    tagged = [c for c in nb.cells if SUBMIT_TAG in c.get("metadata", {}).get("tags", [])]
+    wanted = [("markdown", text), ("code", code)]
+    if [(c.cell_type, c.source) for c in tagged] == wanted and nb.cells[-2:] == tagged:
+        return False
+    nb.cells = [c for c in nb.cells if c not in tagged]
+    make = {"markdown": nbformat.v4.new_markdown_cell, "code": nbformat.v4.new_code_cell}
+    for kind, source in wanted:
+        nb.cells.append(make[kind](source, metadata={"tags": [SUBMIT_TAG]}))
+    return True
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
@@ -106,7 +152,8 @@ def write_release_ref(ref: str, path: Path = PYPROJECT) -> bool:
 
 
 def sync_solution(path: Path) -> bool:
-    """Pone la insignia y la celda de preparación canónicas; devuelve True si cambió algo."""
+    """Pone la insignia, los metadatos de Colab, la celda de preparación y las celdas «Antes de
+    entregar» canónicas; devuelve True si cambió algo."""
     nb = nbformat.read(path, as_version=4)
     name = path.stem
     changed = False
@@ -128,9 +175,34 @@ def sync_solution(path: Path) -> bool:
     if setup[0].source != setup_cell_source():
         setup[0].source = setup_cell_source()
         changed = True
+    for key, value in COLAB_METADATA.items():
+        if nb.metadata.get(key) != value:
+            nb.metadata[key] = value
+            changed = True
+    if _sync_submit_cells(nb, name):
+        changed = True
     if changed:
         nbformat.write(nb, path)
     return changed
+
+
+def manifest_data(folder: Path = NOTEBOOKS) -> dict[str, list[dict]]:
+    """Las celdas calificadas de cada cuaderno publicado (sin soluciones ni pruebas ocultas)."""
+    return {name: released_cells(nbformat.read(Path(folder) / name / f"{name}.ipynb", as_version=4))
+            for name in notebook_names()}
+
+
+def manifest_text(folder: Path = NOTEBOOKS) -> str:
+    return json.dumps(manifest_data(folder), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
+def write_manifest(folder: Path = NOTEBOOKS) -> bool:
+    """Escribe ``helpers/data/cuadernos_publicados.json`` (lo que usa ``helpers.validar``); True si cambió."""
+    text = manifest_text(folder)
+    if MANIFEST.exists() and MANIFEST.read_text(encoding="utf-8") == text:
+        return False
+    MANIFEST.write_text(text, encoding="utf-8")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,9 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         path = SOLUTIONS / name / f"{name}.ipynb"
         if sync_solution(path):
-            print(f"{name}: insignia o celda de preparación actualizadas en solutions/")
+            print(f"{name}: insignia, metadatos de Colab o celdas comunes actualizados en solutions/")
         out = generate(name)
         print(f"{name}: publicado en {out.relative_to(ROOT)}/")
+    if write_manifest():
+        print(f"Celdas calificadas publicadas (para helpers.validar) en {MANIFEST.relative_to(ROOT)}")
     return 0
 
 
