@@ -248,6 +248,24 @@ def test_sin_metadatos_conserva_la_respuesta(nb1):
             assert cell.source == solved[casos.meta(cell)["grade_id"]]
 
 
+@pytest.mark.parametrize("where", ["arriba del todo", "al final", "antes de la preparación"])
+def test_celda_de_pruebas_movida_vuelve_sola_a_su_sitio(nb1, where):
+    """Una celda de pruebas arrastrada a otro sitio vuelve a su sitio sin llevarse las celdas que la
+    seguían (con la preparación detrás de ella, las pruebas anteriores fallaban: −2 puntos)."""
+    solved = nb1.solved()
+    for tid in (nb1.tests[0], nb1.tests[-1]):
+        sub = nb1.solved()
+        cell = sub.cells.pop(nb1.index(sub, tid))
+        at = {"arriba del todo": 0, "al final": len(sub.cells), "antes de la preparación": nb1.setup_index(sub)}[where]
+        sub.cells.insert(at, cell)
+        fixed = repair.repair(repair.load_notebook(casos.to_bytes(sub)), nb1.released)
+        # La última prueba al final sigue en orden respecto a las demás celdas calificadas: se
+        # respeta donde la puso (quizá detrás de celdas suyas que necesita).
+        keep = where == "al final" and tid == nb1.tests[-1]
+        assert [c.source for c in fixed.nb.cells] == [c.source for c in (sub if keep else solved).cells], (where, tid)
+        assert any("reordenadas" in n for n in fixed.notes) == (not keep)
+
+
 def test_solucion_borrada_no_tapa_otra_celda(nb1):
     sub = nb1.solved()
     first = next(c for c in sub.cells if casos.is_solution(c))

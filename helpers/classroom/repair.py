@@ -10,6 +10,8 @@ calificar mal (ver ``grading-faults.md``), comparando la entrega con el cuaderno
   contenido (pruebas: el mismo texto; soluciones: la misma primera línea, p. ej. la firma);
 - celdas calificadas duplicadas o divididas → se califican una vez y se anota;
 - celdas reordenadas (pruebas encima de su solución) → se vuelven al orden original y se anota;
+  una celda de pruebas movida (p. ej. arrastrada arriba del todo) vuelve sola a su sitio, sin
+  llevarse las celdas que la seguían;
 - celdas que faltan → se añaden (pruebas: las publicadas; soluciones: una celda vacía, para no
   tapar con el enunciado una respuesta que el alumno haya escrito en otra celda);
 - tipo de celda cambiado (pruebas convertidas en Markdown) → se restaura;
@@ -203,6 +205,37 @@ def _set_type(cell, kind: str) -> None:
         cell.pop("execution_count", None)
 
 
+def _between(released: NotebookNode, after: str | None, before: str) -> list[str]:
+    """Código de las celdas normales del publicado entre la celda ``after`` (o el principio) y ``before``."""
+    out: list[str] = []
+    started = after is None
+    for cell in released.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid == before:
+            break
+        if started and gid is None:
+            out.append(_source(cell).strip())
+        if gid == after:
+            started = True
+    return out
+
+
+def _longest_increasing(values: list[int], weights: list[int]) -> set[int]:
+    """Posiciones de la subsecuencia creciente de ``values`` de más peso (las celdas que no se movieron)."""
+    best = list(weights)
+    prev = [-1] * len(values)
+    for i, value in enumerate(values):
+        for j in range(i):
+            if values[j] < value and best[j] + weights[i] > best[i]:
+                best[i], prev[i] = best[j] + weights[i], j
+    out: set[int] = set()
+    i = max(range(len(values)), key=lambda k: best[k], default=-1)
+    while i >= 0:
+        out.add(i)
+        i = prev[i]
+    return out
+
+
 def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
     """Adapta la estructura de ``nb`` a la del cuaderno publicado ``released``."""
     nb = copy.deepcopy(nb)
@@ -320,19 +353,51 @@ def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
     if added:
         notes.append(f"celda(s) ausente(s) en la entrega, añadida(s) desde el original: {', '.join(added)}")
 
-    # 7. Orden original: cada celda de nbgrader arrastra las celdas normales que la siguen.
+    # 7. Orden original: cada celda de nbgrader arrastra las celdas normales que la siguen... salvo
+    #    una celda de pruebas movida, que vuelve sola a su sitio (si alguien la arrastró arriba del
+    #    todo, las celdas de preparación que la seguían no deben irse con ella). «Movida» es no estar
+    #    en la subsecuencia creciente más larga de las celdas de nbgrader: las demás no se mueven.
+    #    Ante dos explicaciones igual de largas, se da por movida una de pruebas antes que una de solución.
+    graded = [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("grade_id")]
+    in_place = _longest_increasing([rank[g] for g in graded],
+                                   [1 if _is_test(nbgrader_meta(ref[g])) else len(graded) + 1 for g in graded])
     chunks: list[tuple[int, list]] = []
+    current: list | None = None  # la celda de la que cuelgan las celdas normales que siguen
+    moved_tests: list[tuple[int, object]] = []
+    position = 0
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")
-        if gid is not None or not chunks:
-            chunks.append((rank[gid] if gid is not None else -1, [cell]))
+        if gid is None:
+            if current is None:
+                current = []
+                chunks.append((-1, current))
+            current.append(cell)
+            continue
+        if position in in_place or not _is_test(nbgrader_meta(ref[gid])):
+            chunks.append((rank[gid], [cell]))
+            current = chunks[-1][1]
         else:
-            chunks[-1][1].append(cell)
+            moved_tests.append((rank[gid], cell))
+        position += 1
     ordered = sorted(chunks, key=lambda ch: ch[0])
-    submitted_ranks = [k for k, group in chunks if k >= 0 and nbgrader_meta(group[0])["grade_id"] not in added]
+    flat = [cell for _, group in ordered for cell in group]
+    # Cada prueba movida va detrás de la celda calificada que la precede en el publicado y de las
+    # celdas normales que las separan allí (si siguen igual en la entrega).
+    order = list(ref)
+    for r, cell in sorted(moved_tests, key=lambda rc: rc[0]):
+        at = 0
+        if r > 0:
+            at = next(i for i, c in enumerate(flat) if nbgrader_meta(c).get("grade_id") == order[r - 1]) + 1
+        for source in _between(released, order[r - 1] if r > 0 else None, order[r]):
+            if at < len(flat) and not nbgrader_meta(flat[at]) and _source(flat[at]).strip() == source:
+                at += 1
+            else:
+                break
+        flat.insert(at, cell)
+    submitted_ranks = [rank[gid] for gid in graded if gid not in added]
     if submitted_ranks != sorted(submitted_ranks):
         notes.append("revisar: las celdas calificadas estaban reordenadas; se califican en el orden original")
-    nb.cells = [cell for _, group in ordered for cell in group]
+    nb.cells = flat
 
     # 8. Núcleo y versión: los del publicado.
     if "kernelspec" in released.metadata:
