@@ -557,6 +557,36 @@ def test_examen_del_codigo():
         found = tamper.scan_sources([source])
         assert any(what in x for x in found), (source, found)
     assert tamper.scan_sources(["torch.backends.cudnn.deterministic = True", "if 'x' in sys.modules: pass"]) == []
+    for source in [("class B(int):\n    __eq__ = lambda self, other: True"),
+                   "class C:\n    def __bool__(self):\n        return not False"]:
+        assert any("comparaciones trucadas" in x for x in tamper.scan_sources([source])), source
+
+
+# Código honrado que el examen no debe marcar (issue 23, punto 5): si una regla nueva marca algo de
+# aquí, es una falsa alarma.
+BENIGN = [
+    "# sum() y len() son de builtins: no hace falta importarlos\ntotal = sum(len(x) for x in [[1], [2, 3]])",
+    "total = 0  # como builtins.sum, pero a mano\nfor p in [1, 2]:\n    total += p",
+    "# no toques sys.modules ni ctypes ni __code__ ni run_cell aquí\nx = 1",
+    "class Punto:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n\n"
+    "    def __eq__(self, other):\n        if self is other:\n            return True\n"
+    "        return isinstance(other, Punto) and (self.x, self.y) == (other.x, other.y)\n\n"
+    "    def __ne__(self, other):\n        return not self == other",
+    "class Lote:\n    def __init__(self, items):\n        self.items = list(items)\n\n"
+    "    def __bool__(self):\n        return len(self.items) > 0",
+    "from dataclasses import dataclass\n\n@dataclass(eq=True)\nclass Config:\n    rank: int = 8",
+    "get_ipython().run_cell_magic('timeit', '', 'sum(range(10))')",
+    "builtins_usados = ['sum', 'len']\nrun_codigo = True\nprint(builtins_usados, run_codigo)",
+    "import torch\nimport torch.nn.functional as F\ntorch.manual_seed(0)\nlogits = F.softmax(torch.zeros(3), dim=-1)",
+    "model = None\nconfig = {'lr': 1e-3}\nconfig['lr'] = 2e-3\nnp_seed = 0",
+]
+
+
+@pytest.mark.parametrize("source", BENIGN)
+def test_codigo_honrado_no_es_manipulacion(source):
+    from helpers.classroom import tamper
+
+    assert tamper.scan_sources([source]) == [], source
 
 
 def test_huella_incluye_el_codigo_de_helpers(tmp_path):
@@ -582,6 +612,9 @@ def test_la_caja_no_recibe_secretos(monkeypatch):
     assert "hf_secreto" not in argv and "HF_TOKEN" not in argv and "secreto" not in argv
     assert "--unshare-all" in argv or "--unshare-net" in argv
     assert "--die-with-parent" in argv and "--new-session" in argv and "--clearenv" in argv
+    assert "--seccomp" in argv
+    env = sandbox.outer_env()  # con el que arranca bwrap (su proceso 1 lo enseña en /proc/1/environ)
+    assert set(env) <= set(sandbox.OUTER_ENV) and "hf_secreto" not in str(env)
 
 
 def test_guardia_restaura_lo_que_usan_las_pruebas():

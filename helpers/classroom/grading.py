@@ -40,9 +40,10 @@ from .assignments import released_path
 from .layout import ClassDir, read_json, write_json
 from .nbgrader_api import api as nbgrader_api, env as temp_env
 
-# Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y del
-# trabajador (el límite de procesos cuenta por uid: dos lotes a la vez no se estorban).
+# Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y de la
+# entrega (lo que cuenta por uid, como el límite de procesos, no se comparte entre entregas).
 SANDBOX_UID_BASE = 200_000
+SANDBOX_UIDS = 1 << 20
 MODELS_MOUNT = "/opt/curso-peft/modelos"
 TIMEOUT_MESSAGE = "la celda superó el tiempo máximo por celda y se interrumpió"
 # Límites de la caja (bytes y procesos): lo que el núcleo puede escribir está en tmpfs acotados.
@@ -188,14 +189,17 @@ def _matplotlib_fonts() -> list[Path]:
 _SCOPE: dict = {}
 
 
-def sandbox_uid(slot: int) -> int:
-    batch = hashlib.sha256(os.environ.get("CURSO_PEFT_LOTE", "").encode()).digest()
-    return SANDBOX_UID_BASE + 16 * (int.from_bytes(batch[:4], "big") % 50_000) + slot % 16
+def sandbox_uid(owner: str) -> int:
+    """uid (si el calificador es root) del núcleo de ``owner`` (una entrega) en este lote."""
+    key = hashlib.sha256(f"{os.environ.get('CURSO_PEFT_LOTE', '')}\0{owner}".encode()).digest()
+    return SANDBOX_UID_BASE + int.from_bytes(key[:4], "big") % SANDBOX_UIDS
 
 
-def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path) -> dict:
+def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path,
+                 owner: str | None = None) -> dict:
     """Especificación de la caja de una entrega: ``files`` (carpeta del calificador) se copia en la
-    carpeta de trabajo del núcleo, ``HOME/<cwd_name>``; ``workdir`` recibe la conexión y el PID."""
+    carpeta de trabajo del núcleo, ``HOME/<cwd_name>``; ``workdir`` recibe la conexión y el PID;
+    ``owner`` (la entrega) decide el uid del núcleo si el calificador es root."""
     home = sandbox.HOME
     cwd = f"{home}/{cwd_name}"
     threads = str(max(1, settings.threads))
@@ -218,7 +222,7 @@ def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_n
     if settings.memory_bytes not in _SCOPE:
         _SCOPE[settings.memory_bytes] = sandbox.memory_scope(settings.memory_bytes)
     return {
-        "uid": sandbox_uid(slot),
+        "uid": sandbox_uid(owner or f"hueco{slot}"),
         "ro_binds": binds,
         "files": copies,
         "dirs": dirs,
@@ -343,7 +347,7 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             copy = workdir / "copia-para-el-nucleo"
             shutil.copytree(src_assets, copy, ignore=shutil.ignore_patterns("*.ipynb"))
             shutil.copy(sub_dir / f"{name}.ipynb", copy / f"{name}.ipynb")
-            spec = sandbox_spec(cd, settings, slot, copy, name, workdir)
+            spec = sandbox_spec(cd, settings, slot, copy, name, workdir, owner=job["id"])
             spec_path = workdir / "caja.json"
             write_json(spec_path, spec)
             kernel.configure(spec_path=str(spec_path), info_path=spec["info_path"], report_path=str(report_path),
