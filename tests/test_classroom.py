@@ -418,6 +418,52 @@ def test_presupuesto_total(tmp_path):
 
 
 @pytest.mark.slow
+def test_salida_del_cuaderno_acotada_antes_de_escribir(tmp_path):
+    """Lo que imprime una entrega tiene un tope para el cuaderno entero (texto, errores enormes,
+    actualizaciones de display), no por celda: el cuaderno calificado y la retroalimentación
+    salen de ahí y quedan acotados."""
+    cap = 300_000
+    cells = [nbformat.v4.new_code_cell("print('x' * 200_000)") for _ in range(3)]
+    cells.append(nbformat.v4.new_code_cell("raise ValueError('y' * 500_000)"))
+    cells.append(nbformat.v4.new_code_cell("from IPython.display import display, update_display\n"
+                                           "display('poco', display_id='d')\nupdate_display('z' * 500_000, display_id='d')"))
+    cells.append(_grade_cell("assert True", "t"))
+    nb, report = _execute(tmp_path, cells, timeout=60, max_output_chars=cap)
+    written = len(json.dumps([c.get("outputs", []) for c in nb.cells], ensure_ascii=False))
+    assert written < cap + 10_000, written
+    assert report["truncated"] == [1, 2, 3]
+    assert _enames(nb.cells[3]) == ["ValueError"]  # un error acortado, pero nunca quitado
+    assert all(any(o.get("text") == kernel_mod().TRUNCATED_TEXT for o in nb.cells[i].outputs) for i in report["truncated"])
+    assert _enames(nb.cells[-1]) == []  # las pruebas se ejecutan igual
+
+
+def kernel_mod():
+    from helpers.classroom import kernel
+
+    return kernel
+
+
+@pytest.mark.slow
+def test_vigilantes_memoria_entre_procesos_y_nucleo_que_no_atiende(tmp_path):
+    """Dos formas de tener ocupado a un trabajador que ahora se paran enseguida (sin esperar el
+    tiempo máximo de cada celda, que aquí es de 10 minutos: si la prueba termina, lo paró el vigilante):
+    procesos que juntos pasan de la memoria (cada uno por debajo de RLIMIT_AS) y un bucle en C
+    que no atiende la interrupción."""
+    hog = ("import subprocess, sys\n"
+           "code = 'b = bytearray(200 * 2**20)\\nfor i in range(0, len(b), 4096): b[i] = 1\\nimport time; time.sleep(600)'\n"
+           "procs = [subprocess.Popen([sys.executable, '-c', code]) for _ in range(4)]\n"
+           "import time; time.sleep(600)")
+    nb, report = _execute(tmp_path, [nbformat.v4.new_code_cell(hog), _grade_cell("assert True", "t")], timeout=600,
+                          memory_limit=500 * 2**20)
+    assert report["memory"] == 0 and report["memory_watchdog"] > 500 * 2**20 and report["dead_kernel"] == 0
+    assert _enames(nb.cells[1]) == ["CeldaNoEjecutada"]
+    busy = nbformat.v4.new_code_cell("sum(range(10**14))")  # en C: no mira las señales
+    nb, report = _execute(tmp_path, [busy, _grade_cell("assert True", "t")], timeout=3)
+    assert report["stuck"] == 0 and report["timeouts"] == [0]
+    assert _enames(nb.cells[1]) == ["CeldaNoEjecutada"]
+
+
+@pytest.mark.slow
 def test_cambiar_el_cuaderno_regenera_la_plantilla_y_el_curso(tmp_path):
     """Si cambia la solución, la plantilla y el curso maestro se regeneran aunque ya haya notas."""
     import shutil

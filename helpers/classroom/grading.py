@@ -259,6 +259,7 @@ def course_config(settings: Settings, template_base: Path) -> str:
         % (TIMEOUT_MESSAGE, "CellTimeoutError: " + TIMEOUT_MESSAGE),
         f"c.SandboxedExecute.total_budget = {int(settings.total_budget)}",
         f"c.SandboxedExecute.max_output_chars = {int(settings.max_output_chars)}",
+        f"c.SandboxedExecute.memory_limit = {int(settings.memory_bytes or 0)}",
         "c.Autograde.autograde_preprocessors = [",
         "    'helpers.classroom.kernel.SandboxedExecute',",
         "    'nbgrader.preprocessors.IgnorePattern',",
@@ -405,9 +406,14 @@ def _status(notes: list[str], report: dict, settings: Settings, suspicious: list
     status = STATUS_GRADED
     if report.get("memory") is not None:
         status = ungradable("memoria agotada")
-        notes.append(f"la celda {report['memory']} agotó la memoria del núcleo "
-                     f"({(settings.memory_bytes or 0) / 1024**3:.1f} GiB); la puntuación es parcial")
-    if report.get("dead_kernel") is not None:
+        how = ("sus procesos juntos pasaron de" if report.get("memory_watchdog") else "agotó")
+        notes.append(f"la celda {report['memory']} {how} la memoria del núcleo "
+                     f"({(settings.memory_bytes or 0) / 1024**3:.1f} GiB) y se detuvo; " + partial)
+    if report.get("stuck") is not None and status == STATUS_GRADED:
+        status = ungradable("núcleo bloqueado")
+        notes.append(f"la celda {report['stuck']} superó el tiempo máximo por celda y el núcleo no atendió la "
+                     f"interrupción en {kernel.INTERRUPT_GRACE} s: se detuvo; " + partial)
+    if report.get("dead_kernel") is not None and report.get("memory_watchdog") is None:
         if status == STATUS_GRADED:
             status = ungradable("kernel muerto")
         notes.append(f"el núcleo murió en la celda {report['dead_kernel']} (salida del proceso o falta de memoria); "
