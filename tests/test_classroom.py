@@ -217,6 +217,10 @@ def test_json_invalido_y_no_cuadernos():
             repair.load_notebook(data)
     with pytest.raises(repair.Ungradable, match="demasiado grande"):
         repair.load_notebook(b" " * (repair.MAX_BYTES + 1))
+    # Por debajo del máximo del archivo, pero con 9 MB de código: se copiaría en tres archivos.
+    big = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1  # " + "a" * 9_000_000)])
+    with pytest.raises(repair.Ungradable, match="demasiado grande sin sus salidas"):
+        repair.load_notebook(nbformat.writes(big).encode())
 
 
 @pytest.mark.parametrize("case", ["correct_with_noise", "structure", "no_metadata", "reordered",

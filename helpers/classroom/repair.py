@@ -36,6 +36,9 @@ import nbformat
 from nbformat.notebooknode import NotebookNode, from_dict
 
 MAX_BYTES = 50 * 1024 * 1024
+# Lo que queda del cuaderno sin sus salidas (código, texto, imágenes adjuntas): se copia en el
+# cuaderno ejecutado, el calificado y la retroalimentación, así que también tiene tope.
+MAX_CONTENT_BYTES = 8 * 1024 * 1024
 # Niveles de anidamiento de un cuaderno (uno de verdad no pasa de 10; los *widgets*, de 20).
 MAX_DEPTH = 64
 _CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
@@ -101,7 +104,12 @@ def load_notebook(data: bytes) -> NotebookNode:
                 raw = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
         except Exception:  # noqa: BLE001 - cualquier fallo de conversión es "no calificable"
             raise Ungradable(f"versión de cuaderno no admitida (nbformat {raw.get('nbformat')!r})") from None
-    return _normalize(raw)
+    nb = _normalize(raw)
+    size = len(nbformat.writes(nb).encode("utf-8"))
+    if size > MAX_CONTENT_BYTES:
+        raise Ungradable(f"cuaderno demasiado grande sin sus salidas ({size / 1e6:.1f} MB; el máximo es "
+                         f"{MAX_CONTENT_BYTES / 1e6:.1f} MB)")
+    return nb
 
 
 def _too_deep(value) -> bool:
