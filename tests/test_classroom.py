@@ -204,6 +204,48 @@ def test_csv_sin_formulas(tmp_path):
     assert rows["a"]["observaciones"].startswith("'=cmd") and rows["a"]["puntuacion"] == "7.5"
 
 
+_OWN_COUNT = '''def count_params(model):
+    vistos = {}
+    for tensor in model.parameters():
+        vistos[id(tensor)] = tensor
+    todos = sum(x.numel() for x in vistos.values())
+    libres = sum(x.numel() for x in vistos.values() if x.requires_grad)
+    if todos < libres:
+        raise RuntimeError("imposible")
+    return todos, libres'''
+
+
+def test_informe_de_copias(nb1, tmp_path):
+    """La solución publicada con otros nombres y comentarios se ve; dos entregas iguales entre sí
+    también; el cuaderno publicado sin tocar no se parece a nada (la plantilla no cuenta); y las
+    notas no cambian: solo hay observaciones y copias.csv."""
+    from helpers.classroom import copies
+
+    renamed = nb1.solved()
+    for cell in renamed.cells:
+        if casos.is_solution(cell):
+            cell.source = "# lo he hecho yo\n" + cell.source.replace("total", "suma").replace("param", "p")
+    friends = nb1.fresh()
+    friends.cells[nb1.index(friends, "count_params")].source = _OWN_COUNT
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    subs = {"copion": renamed, "amiga1": friends, "amiga2": friends, "plantilla": nb1.fresh()}
+    for sid, nb in subs.items():
+        cd.submission(sid, NB1).parent.mkdir(parents=True, exist_ok=True)
+        cd.submission(sid, NB1).write_bytes(casos.to_bytes(nb))
+    index = {"alumnos": {sid: {"nombre": sid} for sid in subs}, "entregas": {sid: {NB1: {}} for sid in subs},
+             "cuadernos": [NB1]}
+    copies.write_report(cd, NB1, index, nb1.solution, nb1.released)
+    rows = list(csv.DictReader(io.StringIO(cd.copies_csv.read_text(encoding="utf-8"))))
+    pairs = {(r["alumno"], r["comparado_con"]): float(r["parecido"]) for r in rows}
+    assert pairs[("copion", copies.PUBLISHED)] >= 0.9
+    assert pairs[("amiga1", "amiga2")] == pairs[("amiga2", "amiga1")] == 1.0
+    assert ("amiga1", copies.PUBLISHED) not in pairs and not any(a == "plantilla" for a, _ in pairs)
+    notes = json.loads(cd.copies_json.read_text(encoding="utf-8"))[NB1]
+    assert sorted(notes) == ["amiga1", "amiga2", "copion"]
+    assert "solución publicada" in notes["copion"][0] and "copias.csv" in notes["copion"][0]
+
+
 def test_nombres_normalizados():
     assert lms_import.normalize_name("Copia de 01_Introducción PEFT (1)") == "01_introduccion_peft"
     assert lms_import.normalize_name("01-introduccion-peft-copia 2") == "01_introduccion_peft"

@@ -13,7 +13,8 @@ puntuacion          nota obtenida; vacía si no hay nota (falta la entrega o no 
 puntuacion_maxima   nota máxima del cuaderno
 estado              ``calificado``, ``revisar: posible manipulación de las pruebas``,
                     ``no calificable: <motivo>`` o ``falta la entrega``
-observaciones       lo que el profesorado debe saber (separado por « | »)
+observaciones       lo que el profesorado debe saber (separado por « | »), también
+                    «revisar: posible copia» si el informe de copias (``copias.csv``) lo ve
 ==================  =========================================================================
 
 Ninguna celda de texto empieza por ``=``, ``+``, ``-``, ``@``, tabulador ni retorno de carro: si
@@ -51,6 +52,7 @@ def _num(value) -> str:
 def rows(cd: ClassDir) -> list[dict]:
     """Filas del CSV a partir del índice de entregas y de los resultados guardados."""
     index = read_json(cd.index, {}) or {}
+    copies = read_json(cd.copies_json, {}) or {}  # observaciones del informe de copias (copies.py)
     out = []
     for nb in index.get("cuadernos", []):
         info = read_json(cd.template(nb) / "info.json", {}) or {}
@@ -67,7 +69,8 @@ def rows(cd: ClassDir) -> list[dict]:
                 else:
                     row.update(puntuacion=_num(result.get("puntuacion")),
                                puntuacion_maxima=_num(result.get("puntuacion_maxima")),
-                               estado=result["estado"], observaciones=" | ".join(result.get("observaciones", [])))
+                               estado=result["estado"], observaciones=" | ".join(
+                                   result.get("observaciones", []) + copies.get(nb, {}).get(sid, [])))
             out.append(row)
     out.sort(key=lambda r: (r["alumno"], r["cuaderno"]))
     return out
