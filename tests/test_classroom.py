@@ -465,20 +465,21 @@ def test_presupuesto_total(tmp_path):
 
 @pytest.mark.slow
 def test_salida_del_cuaderno_acotada_antes_de_escribir(tmp_path):
-    """Lo que imprime una entrega tiene un tope para el cuaderno entero (texto, errores enormes,
-    actualizaciones de display), no por celda: el cuaderno calificado y la retroalimentación
+    """Lo que imprime una entrega tiene un tope por celda y otro para el cuaderno entero (texto,
+    errores enormes, actualizaciones de display): el cuaderno calificado y la retroalimentación
     salen de ahí y quedan acotados."""
-    cap = 300_000
-    cells = [nbformat.v4.new_code_cell("print('x' * 200_000)") for _ in range(3)]
-    cells.append(nbformat.v4.new_code_cell("raise ValueError('y' * 500_000)"))
+    cap = 150_000  # por celda; el cuaderno entero, el doble
+    cells = [nbformat.v4.new_code_cell("print('w' * 200_000)")]                               # 0: pasa de su celda
+    cells += [nbformat.v4.new_code_cell("print('x' * 120_000)") for _ in range(3)]            # 3: pasa del cuaderno
+    cells.append(nbformat.v4.new_code_cell("raise ValueError('y' * 500_000)"))                # 4: se acorta
     cells.append(nbformat.v4.new_code_cell("from IPython.display import display, update_display\n"
                                            "display('poco', display_id='d')\nupdate_display('z' * 500_000, display_id='d')"))
     cells.append(_grade_cell("assert True", "t"))
     nb, report = _execute(tmp_path, cells, timeout=60, max_output_chars=cap)
     written = len(json.dumps([c.get("outputs", []) for c in nb.cells], ensure_ascii=False))
-    assert written < cap + 10_000, written
-    assert report["truncated"] == [1, 2, 3]
-    assert _enames(nb.cells[3]) == ["ValueError"]  # un error acortado, pero nunca quitado
+    assert written < 2 * cap + 10_000, written
+    assert report["truncated"] == [0, 3, 4]
+    assert _enames(nb.cells[4]) == ["ValueError"]  # un error acortado, pero nunca quitado
     assert all(any(o.get("text") == kernel_mod().TRUNCATED_TEXT for o in nb.cells[i].outputs) for i in report["truncated"])
     assert _enames(nb.cells[-1]) == []  # las pruebas se ejecutan igual
 

@@ -20,10 +20,11 @@
     máxima a una celda de pruebas sin errores... aunque no se haya ejecutado;
   * las celdas de pruebas solo cuentan por sus errores: un resultado numérico (la nota parcial de
     nbgrader) se descarta, porque en este curso las pruebas solo usan ``assert``;
-  * la salida del **cuaderno entero** (texto, imágenes, errores, actualizaciones de ``display`` y
-    estado de *widgets*) se corta a partir de ``max_output_chars`` caracteres, en memoria, antes de
-    que nbgrader escriba nada: el cuaderno ejecutado, el calificado y la retroalimentación quedan
-    acotados (con una nota en español donde se cortó);
+  * la salida (texto, imágenes, errores, actualizaciones de ``display`` y estado de *widgets*) se
+    corta a partir de ``max_output_chars`` caracteres por celda y ``NOTEBOOK_OUTPUT_FACTOR`` veces
+    eso en el **cuaderno entero**, en memoria, antes de que nbgrader escriba nada: el cuaderno
+    ejecutado, el calificado y la retroalimentación quedan acotados (con una nota en español donde
+    se cortó); una celda muy habladora no deja sin salida a las siguientes;
   * un vigilante mira cada ``MONITOR_SECONDS`` la memoria residente privada de **todos** los procesos
     del núcleo juntos (``RLIMIT_AS`` es por proceso: cien procesos de 1 GiB no lo notarían); si pasa
     de ``memory_limit``, mata la caja entera y la entrega queda «memoria agotada»;
@@ -66,6 +67,8 @@ GUARD_TIMEOUT = 30
 # El vigilante de memoria mira cada tanto; tras interrumpir una celda, lo que se espera al núcleo.
 MONITOR_SECONDS = 1.0
 INTERRUPT_GRACE = 10
+# Tope de salida del cuaderno entero, en veces el de una celda.
+NOTEBOOK_OUTPUT_FACTOR = 2
 TRUNCATED_TEXT = "\n... salida recortada por el calificador (el cuaderno ya había escrito demasiado) ...\n"
 
 
@@ -199,7 +202,8 @@ class SandboxedExecute(Execute):
     """``Execute`` de nbgrader con caja de arena, presupuesto total y cortes de salida."""
 
     total_budget = Integer(0, help="Segundos para el cuaderno entero (0: sin límite).").tag(config=True)
-    max_output_chars = Integer(2_000_000, help="Caracteres de salida que se guardan en todo el cuaderno.").tag(config=True)
+    max_output_chars = Integer(2_000_000, help="Caracteres de salida que se guardan por celda (y "
+                                                "NOTEBOOK_OUTPUT_FACTOR veces eso en el cuaderno).").tag(config=True)
     memory_limit = Integer(0, help="Bytes de memoria privada para todos los procesos del núcleo juntos "
                                    "(0: sin límite).").tag(config=True)
 
@@ -211,6 +215,7 @@ class SandboxedExecute(Execute):
         self._start = time.monotonic()
         self._stop_reason: str | None = None
         self._output_total = 0
+        self._output_chars: dict[int, int] = {}
 
     @staticmethod
     def _new_report() -> dict:
@@ -224,6 +229,7 @@ class SandboxedExecute(Execute):
         self._start = time.monotonic()
         self._stop_reason: str | None = None
         self._output_total = 0
+        self._output_chars: dict[int, int] = {}
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -396,8 +402,11 @@ class SandboxedExecute(Execute):
         """¿Cabe este mensaje en lo que queda de salida del cuaderno? Cuenta su contenido entero
         (texto, datos, trazas de error, metadatos). Si no cabe, la celda lleva una nota (una vez)."""
         size = len(json.dumps(msg.get("content", {}), ensure_ascii=False, default=str))
-        if self._output_total + size <= self.max_output_chars:
+        cell_used = self._output_chars.get(cell_index, 0)
+        if cell_used + size <= self.max_output_chars and \
+                self._output_total + size <= NOTEBOOK_OUTPUT_FACTOR * self.max_output_chars:
             self._output_total += size
+            self._output_chars[cell_index] = cell_used + size
             return True
         if cell_index >= 0 and cell_index not in self._report["truncated"]:
             self._report["truncated"].append(cell_index)
