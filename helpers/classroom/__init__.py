@@ -17,5 +17,6 @@ Módulos:
 - :mod:`.batch`       el lote con trabajadores en paralelo, reanudable;
 - :mod:`.feedback`    retroalimentación HTML en español sin pruebas ocultas;
 - :mod:`.export`      CSV de notas y libro de notas maestro;
+- :mod:`.copies`      informe de copias (winnowing) contra la solución publicada y entre entregas;
 - :mod:`.bench`       segundos por entrega con 1 y 2 trabajadores.
 """

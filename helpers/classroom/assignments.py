@@ -122,7 +122,7 @@ def released_path(cd: ClassDir, name: str) -> Path:
 
 def prepare_master(cd: ClassDir, name: str, info: dict, solutions: Path = SOLUTIONS) -> None:
     """Deja el cuaderno ``name`` generado en el curso maestro con la huella actual."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook
 
     course = cd.course
     course.mkdir(parents=True, exist_ok=True)
@@ -136,15 +136,91 @@ def prepare_master(cd: ClassDir, name: str, info: dict, solutions: Path = SOLUTI
     try:
         generate_assignment(course, name)
     except RuntimeError:
-        # El cuaderno cambió y el libro de notas tiene entregas con la versión vieja: se quitan
-        # (se recalifican con la nueva; los resultados guardados tienen otra huella).
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            try:
-                assignment = gb.find_assignment(name)
-            except MissingEntry:
-                raise
-            for sub in list(assignment.submissions):
+        # Se añadieron o quitaron celdas y el libro de notas tiene entregas de la versión vieja:
+        # nbgrader solo regenera el cuaderno sin entregas. Lo puesto a mano en formgrader (notas,
+        # créditos extra, comentarios) se guarda antes, se quitan las entregas, se regenera y se
+        # vuelve a poner en las celdas que siguen existiendo; además queda una copia del libro viejo.
+        db = course / "gradebook.db"
+        backup = backup_gradebook(db, course / "copias" / f"gradebook-{name}-{stamps.get(name, 'antes')[:12]}.db")
+        saved = manual_work(db, name)
+        with Gradebook(f"sqlite:///{db}") as gb:
+            for sub in list(gb.find_assignment(name).submissions):
                 gb.remove_submission(name, sub.student.id)
         generate_assignment(course, name)
+        lost = restore_manual_work(db, name, saved)
+        cd.log(f"{name}: el cuaderno cambió de celdas; las entregas se recalifican con el nuevo. Copia del libro "
+               f"de notas anterior: {backup}. Trabajo a mano conservado de {len(saved)} alumno(s)"
+               + (f"; sin celda en el cuaderno nuevo (solo en la copia): {', '.join(lost)}" if lost else ""))
     stamps[name] = info["huella"]
     write_json(course / "huellas.json", stamps)
+
+
+# --- lo puesto a mano en formgrader --------------------------------------------------------------
+def backup_gradebook(db: Path, target: Path) -> Path:
+    """Copia coherente del libro de notas (API de copia de SQLite: vale con formgrader abierto)."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while target.exists():
+        target = target.with_name(f"{target.stem.split('.')[0]}.{n}.db")
+        n += 1
+    src, dst = sqlite3.connect(f"file:{db}?mode=ro", uri=True), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return target
+
+
+def manual_work(db: Path, name: str) -> dict:
+    """``{alumno: {"notas": {celda: [nota, crédito extra]}, "comentarios": {celda: texto}}}`` de ``name``."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out: dict = {}
+    with Gradebook(f"sqlite:///{db}") as gb:
+        try:
+            assignment = gb.find_assignment(name)
+        except MissingEntry:
+            return out
+        for sub in assignment.submissions:
+            work = {"notas": {}, "comentarios": {}}
+            for notebook in sub.notebooks:
+                for grade in notebook.grades:
+                    if grade.manual_score is not None or grade.extra_credit is not None:
+                        work["notas"][grade.name] = [grade.manual_score, grade.extra_credit]
+                for comment in notebook.comments:
+                    if (comment.manual_comment or "").strip():
+                        work["comentarios"][comment.name] = comment.manual_comment
+            if work["notas"] or work["comentarios"]:
+                out[sub.student.id] = work
+    return out
+
+
+def restore_manual_work(db: Path, name: str, saved: dict) -> list[str]:
+    """Vuelve a poner ``saved`` (de :func:`manual_work`); devuelve «alumno/celda» de lo que ya no tiene celda."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    import warnings
+
+    lost = []
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}") as gb:
+        warnings.simplefilter("ignore")  # avisos internos de SQLAlchemy en nbgrader
+        for student, work in sorted(saved.items()):
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(name, student)
+            for cell, (score, extra) in sorted(work["notas"].items()):
+                try:
+                    grade = gb.find_grade(cell, name, name, student)
+                except MissingEntry:
+                    lost.append(f"{student}/{cell}")
+                    continue
+                grade.manual_score, grade.extra_credit = score, extra
+            for cell, text in sorted(work["comentarios"].items()):
+                try:
+                    gb.find_comment(cell, name, name, student).manual_comment = text
+                except MissingEntry:
+                    lost.append(f"{student}/{cell}")
+        gb.db.commit()
+    return lost

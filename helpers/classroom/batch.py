@@ -30,7 +30,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..course_files import ROOT, SOLUTIONS
-from . import assignments, export, lms_import, sandbox
+from . import assignments, copies, export, lms_import, sandbox
 from .grading import Settings, job_fingerprint, ungradable
 from .layout import ClassDir, read_json, write_json
 
@@ -244,7 +244,7 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
     prepare_models(cd, settings.profile)
     released_ids = {}
     for nb in notebooks:
-        from .repair import grade_ids
+        from ..repair import grade_ids
         import nbformat
 
         released_ids[nb] = set(grade_ids(nbformat.read(assignments.released_path(cd, nb), as_version=4)))
@@ -306,6 +306,11 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
         for w in pool:
             w.thread.join()
     grading = time.monotonic() - grading_started
+    for nb in notebooks:  # informe de copias (no cambia notas: deja observaciones y copias.csv)
+        try:
+            copies.write_report(cd, nb, index, *copies.load_notebooks(cd, nb, solutions))
+        except Exception as exc:  # noqa: BLE001 - el informe nunca para el lote
+            cd.log(f"informe de copias de {nb}: no se pudo hacer ({type(exc).__name__}: {exc})")
     data = export.write_csv(cd)
     elapsed = time.monotonic() - t0
     write_json(cd.timings, {"entregas_calificadas": len(jobs), "trabajadores": workers,
@@ -321,6 +326,7 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
         summary[key] = summary.get(key, 0) + 1
     say("Resumen: " + ", ".join(f"{v} {k}" for k, v in sorted(summary.items())))
     say(f"Notas: {cd.csv}")
+    say(f"Informe de copias (solo avisos): {cd.copies_csv}")
     say(f"Retroalimentación: {cd.feedback}/<alumno>/<cuaderno>.html")
     say(f"Libro de notas de nbgrader: {cd.course / 'gradebook.db'}")
     return data

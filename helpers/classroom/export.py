@@ -13,8 +13,14 @@ puntuacion          nota obtenida; vacía si no hay nota (falta la entrega o no 
 puntuacion_maxima   nota máxima del cuaderno
 estado              ``calificado``, ``revisar: posible manipulación de las pruebas``,
                     ``no calificable: <motivo>`` o ``falta la entrega``
-observaciones       lo que el profesorado debe saber (separado por « | »)
+observaciones       lo que el profesorado debe saber (separado por « | »), también
+                    «revisar: posible copia» si el informe de copias (``copias.csv``) lo ve
 ==================  =========================================================================
+
+Ninguna celda de texto empieza por ``=``, ``+``, ``-``, ``@``, tabulador ni retorno de carro: si
+empezaría así (p. ej. un nombre ``=HYPERLINK(...)`` en Moodle), se le antepone un apóstrofo
+(``'=HYPERLINK(...)``), como recomienda OWASP contra la inyección de fórmulas al abrir el CSV en
+una hoja de cálculo. Las columnas numéricas las escribe el calificador y nunca llevan signo.
 
 Con «no calificable: kernel muerto», «no calificable: memoria agotada» o «no calificable: tiempo
 total agotado» la puntuación es la parcial de las celdas que llegaron a ejecutarse (las
@@ -33,6 +39,9 @@ from ..locking import file_lock
 from .layout import ClassDir, read_json, write_atomic
 
 COLUMNS = ["alumno", "nombre", "cuaderno", "puntuacion", "puntuacion_maxima", "estado", "observaciones"]
+NUMERIC = ("puntuacion", "puntuacion_maxima")
+# Lo que una hoja de cálculo interpreta como el principio de una fórmula (OWASP, «CSV Injection»).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PENDING = ungradable("sin calificar todavía (vuelve a ejecutar la orden)")
 
 
@@ -43,6 +52,7 @@ def _num(value) -> str:
 def rows(cd: ClassDir) -> list[dict]:
     """Filas del CSV a partir del índice de entregas y de los resultados guardados."""
     index = read_json(cd.index, {}) or {}
+    copies = read_json(cd.copies_json, {}) or {}  # observaciones del informe de copias (copies.py)
     out = []
     for nb in index.get("cuadernos", []):
         info = read_json(cd.template(nb) / "info.json", {}) or {}
@@ -51,7 +61,7 @@ def rows(cd: ClassDir) -> list[dict]:
             sub = index.get("entregas", {}).get(sid, {}).get(nb)
             row = {"alumno": sid, "nombre": name, "cuaderno": nb, "puntuacion": "",
                    "puntuacion_maxima": _num(info.get("puntuacion_maxima")), "estado": STATUS_MISSING,
-                   "observaciones": ""}
+                   "observaciones": " | ".join(index["alumnos"][sid].get("avisos", []))}
             if sub is not None:
                 result = read_json(cd.result_dir(nb, sid) / "resultado.json")
                 if result is None or result.get("sha256") != sub["sha256"]:
@@ -59,10 +69,20 @@ def rows(cd: ClassDir) -> list[dict]:
                 else:
                     row.update(puntuacion=_num(result.get("puntuacion")),
                                puntuacion_maxima=_num(result.get("puntuacion_maxima")),
-                               estado=result["estado"], observaciones=" | ".join(result.get("observaciones", [])))
+                               estado=result["estado"], observaciones=" | ".join(
+                                   result.get("observaciones", []) + copies.get(nb, {}).get(sid, [])))
             out.append(row)
     out.sort(key=lambda r: (r["alumno"], r["cuaderno"]))
     return out
+
+
+def neutralize(text: str) -> str:
+    """``'=HYPERLINK(...)`` en vez de ``=HYPERLINK(...)``: la hoja de cálculo lo muestra como texto.
+
+    Los retornos de carro pasan a saltos de línea (el módulo csv no entrecomilla un campo con «\\r»
+    suelto y partiría la fila)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + text if text.lstrip().startswith(FORMULA_START) or text.startswith(("\t", "\n")) else text
 
 
 def write_csv(cd: ClassDir) -> list[dict]:
@@ -70,7 +90,7 @@ def write_csv(cd: ClassDir) -> list[dict]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(data)
+    writer.writerows({k: v if k in NUMERIC else neutralize(str(v)) for k, v in row.items()} for row in data)
     write_atomic(cd.csv, buffer.getvalue())
     return data
 

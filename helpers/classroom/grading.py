@@ -3,7 +3,7 @@
 Cada entrega se califica en su propio curso temporal de nbgrader
 (``CLASE/.trabajo/<hueco>/``), que contiene solo la configuración, una copia del libro de notas de
 la plantilla (con las pruebas ocultas, que nbgrader vuelve a poner en las celdas de pruebas) y esa
-entrega ya reparada (:mod:`helpers.classroom.repair`). nbgrader corre aquí; el código del alumnado
+entrega ya reparada (:mod:`helpers.repair`). nbgrader corre aquí; el código del alumnado
 corre solo en el núcleo, dentro de la caja de arena (:mod:`helpers.classroom.sandbox`), cuya carpeta
 de trabajo es una *copia* en memoria de lo entregado: el núcleo no ve ni puede escribir ninguna
 carpeta de nbgrader (tampoco el cuaderno con las pruebas ocultas), así que nada de lo que escribe
@@ -35,24 +35,29 @@ from pathlib import Path
 import nbformat
 
 from ..course_files import ROOT
-from . import feedback, kernel, repair, sandbox, tamper
+from .. import repair
+from . import feedback, kernel, sandbox, tamper
 from .assignments import released_path
 from .layout import ClassDir, read_json, write_json
 from .nbgrader_api import api as nbgrader_api, env as temp_env
 
-# Cambia este número si cambia la forma de calificar: invalida los resultados guardados.
-GRADER_VERSION = "2"
-# Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y del
-# trabajador (el límite de procesos cuenta por uid: dos lotes a la vez no se estorban).
+# Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y de la
+# entrega (lo que cuenta por uid, como el límite de procesos, no se comparte entre entregas).
 SANDBOX_UID_BASE = 200_000
+SANDBOX_UIDS = 1 << 20
 MODELS_MOUNT = "/opt/curso-peft/modelos"
 TIMEOUT_MESSAGE = "la celda superó el tiempo máximo por celda y se interrumpió"
 # Límites de la caja (bytes y procesos): lo que el núcleo puede escribir está en tmpfs acotados.
 SANDBOX_SIZES = {"tmp": 256 << 20, "home": 256 << 20, "shm": 64 << 20}
 MAX_FILE_BYTES = 256 << 20
 MAX_PROCESSES = 512
-# Código de helpers/ que se ejecuta en el núcleo (el del calificador y el de mantenimiento, no).
-NOT_IN_KERNEL = ("classroom", "maintainers", "__pycache__")
+# Lo de helpers/ que no decide una nota (las herramientas de mantenimiento). Todo lo demás forma
+# parte de la huella: la caja de herramientas que usa el núcleo y el calificador entero
+# (helpers/classroom/, con la guardia que corre en cada núcleo).
+NOT_GRADING = ("maintainers", "__pycache__")
+# Paquetes que califican o ejecutan: si cambia su versión, las notas guardadas dejan de valer.
+GRADING_PACKAGES = ("nbgrader", "nbclient", "nbconvert", "nbformat", "ipykernel", "ipython", "jupyter_client",
+                    "torch", "transformers", "peft", "numpy")
 
 STATUS_GRADED = "calificado"
 STATUS_MISSING = "falta la entrega"
@@ -78,7 +83,6 @@ class Settings:
 
     def fingerprint(self) -> str:
         key = {k: v for k, v in asdict(self).items() if k not in ("class_dir", "threads")}
-        key["version"] = GRADER_VERSION
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -86,16 +90,26 @@ _HELPERS_FINGERPRINT: str | None = None
 
 
 def helpers_fingerprint(folder: Path = ROOT / "helpers") -> str:
-    """Huella de los archivos de ``helpers/`` que usa el núcleo (comprobaciones, modelos, datos...):
-    si se corrige una comprobación, las notas guardadas dejan de valer."""
+    """Huella del código que decide una nota: los archivos de ``helpers/`` que usa el núcleo
+    (comprobaciones, modelos, datos...), los del calificador (``helpers/classroom/``, también la
+    guardia que corre en cada núcleo) y las versiones de los paquetes que califican. Si se corrige
+    una comprobación o el calificador, las notas guardadas dejan de valer (sin números a mano)."""
     global _HELPERS_FINGERPRINT
     if _HELPERS_FINGERPRINT is not None and folder == ROOT / "helpers":
         return _HELPERS_FINGERPRINT
+    from importlib import metadata
+
     digest = hashlib.sha256()
     for path in sorted(Path(folder).rglob("*")):
         rel = path.relative_to(folder)
-        if path.is_file() and not set(rel.parts) & set(NOT_IN_KERNEL) and path.suffix != ".pyc":
+        if path.is_file() and not set(rel.parts) & set(NOT_GRADING) and path.suffix != ".pyc":
             digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    for package in GRADING_PACKAGES:
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "-"
+        digest.update(f"{package}=={version}\0".encode())
     value = digest.hexdigest()
     if folder == ROOT / "helpers":
         _HELPERS_FINGERPRINT = value
@@ -176,14 +190,17 @@ def _matplotlib_fonts() -> list[Path]:
 _SCOPE: dict = {}
 
 
-def sandbox_uid(slot: int) -> int:
-    batch = hashlib.sha256(os.environ.get("CURSO_PEFT_LOTE", "").encode()).digest()
-    return SANDBOX_UID_BASE + 16 * (int.from_bytes(batch[:4], "big") % 50_000) + slot % 16
+def sandbox_uid(owner: str) -> int:
+    """uid (si el calificador es root) del núcleo de ``owner`` (una entrega) en este lote."""
+    key = hashlib.sha256(f"{os.environ.get('CURSO_PEFT_LOTE', '')}\0{owner}".encode()).digest()
+    return SANDBOX_UID_BASE + int.from_bytes(key[:4], "big") % SANDBOX_UIDS
 
 
-def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path) -> dict:
+def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path,
+                 owner: str | None = None) -> dict:
     """Especificación de la caja de una entrega: ``files`` (carpeta del calificador) se copia en la
-    carpeta de trabajo del núcleo, ``HOME/<cwd_name>``; ``workdir`` recibe la conexión y el PID."""
+    carpeta de trabajo del núcleo, ``HOME/<cwd_name>``; ``workdir`` recibe la conexión y el PID;
+    ``owner`` (la entrega) decide el uid del núcleo si el calificador es root."""
     home = sandbox.HOME
     cwd = f"{home}/{cwd_name}"
     threads = str(max(1, settings.threads))
@@ -206,7 +223,7 @@ def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_n
     if settings.memory_bytes not in _SCOPE:
         _SCOPE[settings.memory_bytes] = sandbox.memory_scope(settings.memory_bytes)
     return {
-        "uid": sandbox_uid(slot),
+        "uid": sandbox_uid(owner or f"hueco{slot}"),
         "ro_binds": binds,
         "files": copies,
         "dirs": dirs,
@@ -243,6 +260,7 @@ def course_config(settings: Settings, template_base: Path) -> str:
         % (TIMEOUT_MESSAGE, "CellTimeoutError: " + TIMEOUT_MESSAGE),
         f"c.SandboxedExecute.total_budget = {int(settings.total_budget)}",
         f"c.SandboxedExecute.max_output_chars = {int(settings.max_output_chars)}",
+        f"c.SandboxedExecute.memory_limit = {int(settings.memory_bytes or 0)}",
         "c.Autograde.autograde_preprocessors = [",
         "    'helpers.classroom.kernel.SandboxedExecute',",
         "    'nbgrader.preprocessors.IgnorePattern',",
@@ -331,7 +349,7 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             copy = workdir / "copia-para-el-nucleo"
             shutil.copytree(src_assets, copy, ignore=shutil.ignore_patterns("*.ipynb"))
             shutil.copy(sub_dir / f"{name}.ipynb", copy / f"{name}.ipynb")
-            spec = sandbox_spec(cd, settings, slot, copy, name, workdir)
+            spec = sandbox_spec(cd, settings, slot, copy, name, workdir, owner=job["id"])
             spec_path = workdir / "caja.json"
             write_json(spec_path, spec)
             kernel.configure(spec_path=str(spec_path), info_path=spec["info_path"], report_path=str(report_path),
@@ -389,9 +407,14 @@ def _status(notes: list[str], report: dict, settings: Settings, suspicious: list
     status = STATUS_GRADED
     if report.get("memory") is not None:
         status = ungradable("memoria agotada")
-        notes.append(f"la celda {report['memory']} agotó la memoria del núcleo "
-                     f"({(settings.memory_bytes or 0) / 1024**3:.1f} GiB); la puntuación es parcial")
-    if report.get("dead_kernel") is not None:
+        how = ("sus procesos juntos pasaron de" if report.get("memory_watchdog") else "agotó")
+        notes.append(f"la celda {report['memory']} {how} la memoria del núcleo "
+                     f"({(settings.memory_bytes or 0) / 1024**3:.1f} GiB) y se detuvo; " + partial)
+    if report.get("stuck") is not None and status == STATUS_GRADED:
+        status = ungradable("núcleo bloqueado")
+        notes.append(f"la celda {report['stuck']} superó el tiempo máximo por celda y el núcleo no atendió la "
+                     f"interrupción en {kernel.INTERRUPT_GRACE} s: se detuvo; " + partial)
+    if report.get("dead_kernel") is not None and report.get("memory_watchdog") is None:
         if status == STATUS_GRADED:
             status = ungradable("kernel muerto")
         notes.append(f"el núcleo murió en la celda {report['dead_kernel']} (salida del proceso o falta de memoria); "

@@ -20,7 +20,17 @@
     máxima a una celda de pruebas sin errores... aunque no se haya ejecutado;
   * las celdas de pruebas solo cuentan por sus errores: un resultado numérico (la nota parcial de
     nbgrader) se descarta, porque en este curso las pruebas solo usan ``assert``;
-  * la salida de cada celda se corta a partir de ``max_output_chars`` caracteres.
+  * la salida (texto, imágenes, errores, actualizaciones de ``display`` y estado de *widgets*) se
+    corta a partir de ``max_output_chars`` caracteres por celda y ``NOTEBOOK_OUTPUT_FACTOR`` veces
+    eso en el **cuaderno entero**, en memoria, antes de que nbgrader escriba nada: el cuaderno
+    ejecutado, el calificado y la retroalimentación quedan acotados (con una nota en español donde
+    se cortó); una celda muy habladora no deja sin salida a las siguientes;
+  * un vigilante mira cada ``MONITOR_SECONDS`` la memoria residente privada de **todos** los procesos
+    del núcleo juntos (``RLIMIT_AS`` es por proceso: cien procesos de 1 GiB no lo notarían); si pasa
+    de ``memory_limit``, mata la caja entera y la entrega queda «memoria agotada»;
+  * si una celda supera su tiempo y el núcleo no atiende la interrupción en ``INTERRUPT_GRACE``
+    segundos (un bucle en C no la ve), se mata el núcleo y las celdas siguientes no se ejecutan
+    («núcleo bloqueado»), en vez de esperar el tiempo máximo de cada celda que queda.
 
 El calificador fija el estado de cada entrega con :func:`configure` antes de llamar a nbgrader
 (un proceso califica una entrega cada vez), y lee el informe que deja :class:`SandboxedExecute`.
@@ -54,6 +64,12 @@ NOT_RUN_ENAME = "CeldaNoEjecutada"
 MEMORY_ERROR = re.compile(r"MemoryError|can't allocate memory|Cannot allocate memory|out of memory", re.I)
 START_TIMEOUT = 60
 GUARD_TIMEOUT = 30
+# El vigilante de memoria mira cada tanto; tras interrumpir una celda, lo que se espera al núcleo.
+MONITOR_SECONDS = 1.0
+INTERRUPT_GRACE = 10
+# Tope de salida del cuaderno entero, en veces el de una celda.
+NOTEBOOK_OUTPUT_FACTOR = 2
+TRUNCATED_TEXT = "\n... salida recortada por el calificador (el cuaderno ya había escrito demasiado) ...\n"
 
 
 def die_with_parent() -> None:
@@ -100,6 +116,7 @@ class SandboxKernelManager(AsyncKernelManager):
             if kw["stderr"] is not subprocess.DEVNULL:
                 kw["stderr"].close()
         pid = await self._sandbox_pid()
+        self.sandbox_pid = pid
         from . import sandbox
 
         # Los sockets están en el tmpfs de la caja: se llega a ellos por la raíz de su proceso.
@@ -136,6 +153,47 @@ class SandboxKernelManager(AsyncKernelManager):
         """Los sockets viven en el tmpfs de la caja y desaparecen con ella: no se borra nada."""
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` y todos sus descendientes (leídos de ``/proc/*/stat``)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def private_memory(pids: list[int]) -> int:
+    """Bytes de memoria residente que no es de archivos compartidos (``statm``: residente − compartida)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                fields = handle.read().split()
+            total += max(0, int(fields[1]) - int(fields[2])) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _short_error(content: dict) -> dict:
+    """Un error acortado (tipo y principio del mensaje) cuando ya no cabe más salida."""
+    ename, evalue = str(content.get("ename", "Error"))[:200], str(content.get("evalue", ""))[:500]
+    return dict(content, ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue} (recortado)"])
+
+
 def _error_output(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
@@ -144,7 +202,10 @@ class SandboxedExecute(Execute):
     """``Execute`` de nbgrader con caja de arena, presupuesto total y cortes de salida."""
 
     total_budget = Integer(0, help="Segundos para el cuaderno entero (0: sin límite).").tag(config=True)
-    max_output_chars = Integer(2_000_000, help="Caracteres de salida que se guardan por celda.").tag(config=True)
+    max_output_chars = Integer(2_000_000, help="Caracteres de salida que se guardan por celda (y "
+                                                "NOTEBOOK_OUTPUT_FACTOR veces eso en el cuaderno).").tag(config=True)
+    memory_limit = Integer(0, help="Bytes de memoria privada para todos los procesos del núcleo juntos "
+                                   "(0: sin límite).").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs["kernel_manager_class"] = SandboxKernelManager if _STATE["spec_path"] else AsyncKernelManager
@@ -153,18 +214,21 @@ class SandboxedExecute(Execute):
         self._report = self._new_report()
         self._start = time.monotonic()
         self._stop_reason: str | None = None
+        self._output_total = 0
         self._output_chars: dict[int, int] = {}
 
     @staticmethod
     def _new_report() -> dict:
         return {"timeouts": [], "dead_kernel": None, "budget_exhausted": None, "truncated": [],
-                "ignored_results": [], "memory": None, "tampering": [], "guard_unchecked": [], "seconds": 0.0}
+                "ignored_results": [], "memory": None, "memory_watchdog": None, "stuck": None, "tampering": [],
+                "guard_unchecked": [], "seconds": 0.0}
 
     # --- el cuaderno entero --------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
         self._report = self._new_report()
         self._start = time.monotonic()
         self._stop_reason: str | None = None
+        self._output_total = 0
         self._output_chars: dict[int, int] = {}
         try:
             return super().preprocess(nb, resources, km)
@@ -188,8 +252,9 @@ class SandboxedExecute(Execute):
             self._stop_reason = "budget"
             self._report["budget_exhausted"] = cell_index
         if self._stop_reason is not None:
-            motivo = ("el núcleo había muerto" if self._stop_reason == "dead"
-                      else "se había agotado el tiempo total del cuaderno")
+            motivo = {"dead": "el núcleo había muerto",
+                      "stuck": "el núcleo no respondía tras interrumpir una celda y se detuvo"}.get(
+                self._stop_reason, "se había agotado el tiempo total del cuaderno")
             cell.outputs = [_error_output(NOT_RUN_ENAME, f"esta celda no se ejecutó: {motivo}")]
             return cell
         is_test = nbutils.is_grade(cell) and not nbutils.is_solution(cell)
@@ -199,6 +264,7 @@ class SandboxedExecute(Execute):
         cut_by_budget = remaining is not None and (not cell_timeout or remaining < cell_timeout)
         if cut_by_budget:
             self.timeout = max(1, int(remaining + 0.999))
+        watchdog = asyncio.ensure_future(self._watch_memory(cell_index)) if self.memory_limit else None
         try:
             cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         except CellTimeoutError:
@@ -206,6 +272,7 @@ class SandboxedExecute(Execute):
             cell.outputs = list(cell.get("outputs", [])) + [
                 _error_output(TIMEOUT_ENAME, "la celda no terminó a tiempo (interrumpida por el calificador)")]
             self._report["timeouts"].append(cell_index)
+            await self._stop_if_stuck(cell_index)
             return cell
         except DeadKernelError:
             self._stop_reason = "dead"
@@ -215,12 +282,15 @@ class SandboxedExecute(Execute):
             return cell
         finally:
             self.timeout = cell_timeout
+            if watchdog is not None:
+                watchdog.cancel()
         if any(o.get("output_type") == "error" and o.get("ename") == TIMEOUT_ENAME for o in cell.outputs):
             if cut_by_budget:
                 self._stop_reason = "budget"
                 self._report["budget_exhausted"] = cell_index
             else:
                 self._report["timeouts"].append(cell_index)
+                await self._stop_if_stuck(cell_index)
         if self._report["memory"] is None and any(
                 o.get("output_type") == "error" and MEMORY_ERROR.search(f"{o.get('ename')}: {o.get('evalue')}")
                 for o in cell.outputs):
@@ -231,6 +301,60 @@ class SandboxedExecute(Execute):
                 self._report["ignored_results"].append(cell_index)
                 cell.outputs = kept
         return cell
+
+    # --- vigilantes ------------------------------------------------------------------------
+    def _kernel_root(self) -> int | None:
+        """PID de la raíz de los procesos del núcleo: el proceso 1 de la caja, o el núcleo sin caja."""
+        pid = getattr(self.km, "sandbox_pid", None)
+        if pid is None:
+            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            pid = getattr(process, "pid", None)
+        return pid
+
+    def _kill_kernel(self) -> None:
+        """SIGKILL a todos los procesos del núcleo (en la caja basta su proceso 1: muere el espacio de
+        nombres de procesos entero; sin caja, a cada proceso del árbol)."""
+        import signal
+
+        root = self._kernel_root()
+        if root is None:
+            return
+        for pid in [root] if getattr(self.km, "sandbox_pid", None) else process_tree(root):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    async def _watch_memory(self, cell_index: int) -> None:
+        """Mientras corre la celda: si los procesos del núcleo juntos pasan de ``memory_limit``, se matan."""
+        while True:
+            await asyncio.sleep(MONITOR_SECONDS)
+            root = self._kernel_root()
+            if root is None:
+                continue
+            used = private_memory(process_tree(root))
+            if used > self.memory_limit:
+                self._report["memory"] = cell_index
+                self._report["memory_watchdog"] = used
+                self._kill_kernel()
+                return
+
+    async def _stop_if_stuck(self, cell_index: int) -> None:
+        """Tras interrumpir una celda: si el núcleo no atiende en ``INTERRUPT_GRACE`` s (un bucle en C
+        no ve la interrupción), se mata; esperar el tiempo de cada celda que queda tendría ocupado al
+        trabajador sin motivo."""
+        if self._stop_reason is None and not await self._responds(INTERRUPT_GRACE):
+            self._kill_kernel()
+            self._stop_reason = "stuck"
+            self._report["stuck"] = cell_index
+
+    async def _responds(self, timeout: float) -> bool:
+        """¿Contesta el núcleo a una petición vacía antes de ``timeout`` segundos?"""
+        try:
+            msg_id = self.kc.execute("", silent=True, store_history=False)
+            return await self._reply(msg_id, timeout) is not None
+        except Exception:  # noqa: BLE001 - un núcleo muerto se detecta al ejecutar la celda siguiente
+            return True
 
     async def _restore_guard(self, cell_index: int) -> None:
         """Pide a la guardia del núcleo que restaure lo que usan las pruebas; anota qué cambió."""
@@ -273,15 +397,47 @@ class SandboxedExecute(Execute):
     # nbclient enlaza la versión síncrona con la función de su propia clase: hay que rehacerla.
     execute_cell = run_sync(async_execute_cell)
 
+    # --- salidas acotadas -------------------------------------------------------------------
+    def _fits(self, msg, cell_index: int, outs=None) -> bool:
+        """¿Cabe este mensaje en lo que queda de salida del cuaderno? Cuenta su contenido entero
+        (texto, datos, trazas de error, metadatos). Si no cabe, la celda lleva una nota (una vez)."""
+        size = len(json.dumps(msg.get("content", {}), ensure_ascii=False, default=str))
+        cell_used = self._output_chars.get(cell_index, 0)
+        if cell_used + size <= self.max_output_chars and \
+                self._output_total + size <= NOTEBOOK_OUTPUT_FACTOR * self.max_output_chars:
+            self._output_total += size
+            self._output_chars[cell_index] = cell_used + size
+            return True
+        if cell_index >= 0 and cell_index not in self._report["truncated"]:
+            self._report["truncated"].append(cell_index)
+            if outs is not None:
+                outs.append(NotebookNode(output_type="stream", name="stdout", text=TRUNCATED_TEXT))
+        return False
+
     def output(self, outs, msg, display_id, cell_index):
-        content = msg.get("content", {})
-        size = len(json.dumps(content.get("text", content.get("data", "")), ensure_ascii=False))
-        used = self._output_chars.get(cell_index, 0)
-        self._output_chars[cell_index] = used + size
-        if used + size > self.max_output_chars:
-            if used <= self.max_output_chars:
-                self._report["truncated"].append(cell_index)
-                outs.append(NotebookNode(output_type="stream", name="stdout",
-                                         text="\n... salida recortada por el calificador (demasiado larga) ...\n"))
+        if msg.get("msg_type") == "error":
+            # Un error nunca se quita (en una celda de pruebas es el fallo): si no cabe, se acorta.
+            msg = dict(msg, content=_short_error(msg.get("content", {}))) if not self._fits(msg, cell_index, outs) else msg
+            return super().output(outs, msg, display_id, cell_index)
+        if not self._fits(msg, cell_index, outs):
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    def on_cell_executed(self, **kwargs):
+        # nbgrader añade aquí el error de la respuesta si no llegó como salida (p. ej. sin trazas).
+        cell = kwargs["cell"]
+        before = len(cell.outputs)
+        super().on_cell_executed(**kwargs)
+        for output in cell.outputs[before:]:
+            if output.get("output_type") == "error" and not self._fits({"content": output}, kwargs["cell_index"]):
+                output.update(_short_error(output))
+
+    def _update_display_id(self, display_id, msg):
+        # Sustituye datos de salidas ya guardadas (de cualquier celda): también cuenta.
+        if self._fits(msg, -1):
+            super()._update_display_id(display_id, msg)
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        # El estado de los *widgets* acaba en los metadatos del cuaderno.
+        if self._fits(msg, cell_index, outs):
+            super().handle_comm_msg(outs, msg, cell_index)

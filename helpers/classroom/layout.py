@@ -12,6 +12,7 @@
       resultados/<cuaderno>/<id>/   resultado de cada calificación (se reutiliza al repetir)
       registro.txt                lo que ha hecho cada ejecución
       tiempos.json                segundos por entrega de la última ejecución
+      copias.csv                  parecido del código de cada entrega con la solución publicada y las demás
       .plantillas/ .modelos/ .trabajo/  internos (cuaderno de referencia, modelos, temporales)
 """
 from __future__ import annotations
@@ -42,6 +43,8 @@ class ClassDir:
         self.csv = self.root / "calificaciones.csv"
         self.log_file = self.root / "registro.txt"
         self.timings = self.root / "tiempos.json"
+        self.copies_csv = self.root / "copias.csv"
+        self.copies_json = self.root / ".copias.json"
         self.templates = self.root / ".plantillas"
         self.models = self.root / ".modelos"
         self.work = self.root / ".trabajo"

@@ -31,11 +31,12 @@ import stat
 import time
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .layout import ClassDir, read_json, slug, write_atomic, write_json
-from .repair import MAX_BYTES
+from ..repair import MAX_BYTES
 
 MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_?$")
 ZIP_TOTAL_LIMIT = 4 * 1024**3
@@ -63,8 +64,13 @@ class Student:
     skipped: list[str] = field(default_factory=list)
 
 
+# Lo que añaden el sistema o Jupyter (no lo sube nadie): nunca es una entrega. Cualquier otra
+# carpeta, aunque empiece por punto («.oculto»), es la de un alumno/a y tiene su fila.
+JUNK = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", ".git", ".Trashes", ".Spotlight-V100", ".fseventsd"}
+
+
 def _skip_part(part: str) -> bool:
-    return part.startswith(".") or part in ("__MACOSX", ".ipynb_checkpoints")
+    return part in JUNK or part.startswith(("._", ".Trash-"))
 
 
 def _zip_mtime(info: zipfile.ZipInfo) -> float:
@@ -72,6 +78,32 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float:
         return time.mktime(info.date_time + (0, 0, -1))
     except (OverflowError, ValueError):
         return 0.0
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, room: int) -> tuple[bytes, str]:
+    """(contenido, "") o (b"", motivo en español) si la entrada está dañada o es desmesurada.
+
+    Se lee como mucho ``MAX_BYTES + 1`` bytes (lo que diga la cabecera no importa: una bomba de
+    descompresión se corta ahí) y nunca más de ``room`` en total."""
+    if info.file_size > MAX_BYTES:
+        return b"", f"dice ocupar {info.file_size / 1e9:.1f} GB descomprimido (el máximo es {MAX_BYTES // 2**20} MiB)"
+    if room <= 0:
+        return b"", f"no cabe: el zip descomprimido pasa de {ZIP_TOTAL_LIMIT / 1e9:.1f} GB"
+    try:
+        with zf.open(info) as handle:
+            data = handle.read(min(MAX_BYTES, room) + 1)
+    except zipfile.BadZipFile as exc:
+        why = "está dañado (la suma de comprobación CRC no coincide)" if "CRC" in str(exc) else "está dañado"
+        return b"", why
+    except RuntimeError:  # zipfile: «File is encrypted, password required»
+        return b"", "está cifrado con contraseña"
+    except NotImplementedError:
+        return b"", "usa un método de compresión que no se puede leer"
+    except (OSError, EOFError, ValueError, OverflowError, zlib.error):
+        return b"", "está dañado"
+    if len(data) > room:
+        return b"", f"no cabe: el zip descomprimido pasa de {ZIP_TOTAL_LIMIT / 1e9:.1f} GB"
+    return data, ""
 
 
 def _group(entries: list[tuple[list[str], Upload | None, str]]) -> dict[str, Student]:
@@ -146,11 +178,14 @@ def read_export(path: os.PathLike | str) -> dict[str, Student]:
                 if stat.S_ISLNK(info.external_attr >> 16):
                     entries.append((parts, None, f"«{info.filename}» es un enlace simbólico: se ignora"))
                     continue
-                total += info.file_size
-                if total > ZIP_TOTAL_LIMIT:
-                    raise ValueError("El zip descomprimido ocupa demasiado (¿está dañado?).")
-                with zf.open(info) as handle:
-                    data = handle.read(MAX_BYTES + 1)
+                data, problem = _read_entry(zf, info, ZIP_TOTAL_LIMIT - total)
+                if problem:
+                    # Una entrada dañada no para la importación: esa persona queda sin ese archivo
+                    # (su fila lo dice) y el resto se califica.
+                    entries.append((parts, None, f"«{info.filename}» {problem}: no se puede leer; "
+                                                 "pide que lo vuelva a subir"))
+                    continue
+                total += len(data)
                 entries.append((parts, Upload("/".join(parts), data, _zip_mtime(info)), ""))
     elif path.is_dir():
         for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
@@ -276,6 +311,11 @@ def import_submissions(cd: ClassDir, source: os.PathLike | str, notebooks: dict[
         chosen, loose = match_uploads(st.uploads, notebooks)
         for line in loose + st.skipped:
             cd.log(f"importación · {sid}: {line}")
+        # Lo que no se pudo leer de esta persona (archivo dañado, enlace...): sale en su fila del CSV.
+        if st.skipped:
+            index["alumnos"][sid]["avisos"] = list(st.skipped)
+        else:
+            index["alumnos"][sid].pop("avisos", None)
         for nb, (up, notes) in sorted(chosen.items()):
             digest = hashlib.sha256(up.data).hexdigest()
             target = cd.submission(sid, nb)

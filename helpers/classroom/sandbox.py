@@ -14,11 +14,20 @@ ejecuta ``orden`` (el núcleo de Jupyter) así:
    una **copia** de lo que entregó el alumno/a (sin pruebas ocultas); las soluciones, el libro de
    notas, las carpetas de nbgrader y las demás entregas no existen dentro;
 3. ``--die-with-parent`` (si muere el calificador, muere la caja) y ``--new-session`` (sin acceso
-   a la terminal); sin capacidades; con límites de memoria, procesos y tamaño de archivo
-   (``setrlimit``, que heredan todos los procesos de la caja; con ``systemd-run --scope`` además
-   un cgroup de memoria donde systemd lo permite);
-4. si el calificador es root, el núcleo corre igualmente como un usuario sin privilegios
-   (``setpriv`` dentro de la caja, sin grupos suplementarios).
+   a la terminal); sin capacidades; con límites de memoria, procesos y tamaño de archivo que pone
+   ``prlimit`` **dentro** de la caja (los heredan todos sus procesos; con ``systemd-run --scope``
+   además un cgroup de memoria donde systemd lo permite). Dentro y no antes de ``bwrap``: el límite
+   de procesos cuenta por usuario *y espacio de nombres de usuario* (``ucounts``, Linux ≥ 5.14), y
+   el tope que hereda un espacio de nombres nuevo es el del proceso que lo crea: puesto antes, los
+   procesos de otra caja del mismo usuario gastarían el presupuesto de esta;
+4. un filtro *seccomp* niega las llamadas del llavero del núcleo (``add_key``, ``keyctl``,
+   ``request_key``), como el perfil por defecto de Docker: el llavero de un usuario no tiene
+   espacio de nombres propio sin root y sobrevive a la caja, así que sería un buzón entre entregas;
+5. ``bwrap`` arranca con un entorno mínimo (``PATH`` y ``LANG``): su proceso 1 dentro de la caja
+   enseña su entorno en ``/proc/1/environ``, así que nunca recibe el del calificador (ni
+   ``HF_TOKEN``); el núcleo recibe solo ``spec["env"]`` (``--clearenv`` + ``--setenv``);
+6. si el calificador es root, el núcleo corre igualmente como un usuario sin privilegios, uno
+   distinto por entrega (``setpriv`` dentro de la caja, sin grupos suplementarios).
 
 bubblewrap escribe el PID del proceso de la caja en ``info_path`` (``--info-fd``): el calificador
 se conecta a los sockets del núcleo a través de ``/proc/<pid>/root`` (ver :mod:`.kernel`).
@@ -29,7 +38,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,8 +53,18 @@ HOME = "/home/alumno"
 # Variables de entorno del calificador que pasan a la caja (el resto no: ni rutas ni secretos como
 # HF_TOKEN). Los ajustes del núcleo los pone el calificador en spec["env"].
 ENV_PASSTHROUGH = ("LANG", "LC_ALL", "TZ", "PYTHONHASHSEED", "CURSO_PEFT_LOTE")
-RLIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": resource.RLIMIT_FSIZE,
-           "nofile": resource.RLIMIT_NOFILE, "core": resource.RLIMIT_CORE}
+# Límites que pone prlimit dentro de la caja (nombre del límite → opción de prlimit).
+RLIMITS = {"as": "--as", "nproc": "--nproc", "fsize": "--fsize", "nofile": "--nofile", "core": "--core"}
+# Lo único que recibe bwrap del entorno del calificador (systemd-run --user necesita las dos últimas).
+OUTER_ENV = ("PATH", "LANG", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
+# seccomp: llamadas del llavero del núcleo por arquitectura (AUDIT_ARCH_*) → números de llamada.
+KEYRING_SYSCALLS = {
+    0xC000003E: (248, 249, 250),   # x86_64: add_key, request_key, keyctl
+    0x40000003: (286, 287, 288),   # i386 (también programas de 32 bits en x86_64)
+    0xC00000B7: (217, 218, 219),   # aarch64
+    0x40000028: (309, 310, 311),   # arm de 32 bits
+}
+X32_SYSCALL_BIT = 0x40000000       # ABI x32 en x86_64: se niega entera
 HOW_TO_ENABLE = ("actívalos (como root, una vez) con «sysctl -w kernel.unprivileged_userns_clone=1» y "
                  "«sysctl -w user.max_user_namespaces=10000»; en Ubuntu 24.04 o posterior además "
                  "«sysctl -w kernel.apparmor_restrict_unprivileged_userns=0»; en un contenedor Docker, "
@@ -104,6 +122,52 @@ def _writable(path: str, size: int) -> list[str]:
     return ["--size", str(int(size)), "--tmpfs", path, "--chmod", "1777", path]
 
 
+def seccomp_program() -> bytes:
+    """Programa BPF (``struct sock_filter[]``) que niega con EPERM las llamadas del llavero."""
+    import struct
+
+    ld_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    code: list[tuple[int, int, int, int]] = []
+    to_deny: list[int] = []  # instrucciones cuyo salto «sí» va a la de negar (se resuelve al final)
+    for arch, numbers in KEYRING_SYSCALLS.items():
+        block = [(ld_abs, 0, 0, 0)] + ([(jge, 0, 0, X32_SYSCALL_BIT)] if arch == 0xC000003E else [])
+        block += [(jeq, 0, 0, n) for n in numbers] + [(ret, 0, 0, allow)]
+        code.append((jeq, 0, len(block), arch))  # ¿es esta arquitectura? si no, al bloque siguiente
+        start = len(code)
+        code += block
+        to_deny += [start + i for i, ins in enumerate(block) if ins[0] in (jeq, jge)]
+    code.insert(0, (ld_abs, 0, 0, 4))  # seccomp_data.arch
+    to_deny = [i + 1 for i in to_deny]
+    code.append((ret, 0, 0, allow))  # otra arquitectura
+    code.append((ret, 0, 0, deny))
+    out = []
+    for i, (op, jt, jf, k) in enumerate(code):
+        if i in to_deny:
+            jt = len(code) - 1 - (i + 1)
+        out.append(struct.pack("=HBBI", op, jt, jf, k))
+    return b"".join(out)
+
+
+def _seccomp_fd() -> int:
+    """Descriptor (de lectura) con el programa seccomp, para ``bwrap --seccomp``."""
+    import tempfile
+
+    handle = tempfile.TemporaryFile()
+    handle.write(seccomp_program())
+    handle.flush()
+    fd = os.dup(handle.fileno())
+    handle.close()
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _limits_prefix(limits: dict) -> list[str]:
+    """``prlimit --nproc=N:N ... --``: los límites, puestos ya dentro de la caja."""
+    args = [f"{RLIMITS[key]}={int(value)}:{int(value)}" for key, value in sorted(limits.items()) if value is not None]
+    return [shutil.which("prlimit") or "/usr/bin/prlimit", *args, "--"] if args else []
+
+
 def build_argv(spec: dict, command: list[str], pass_fds: list[int]) -> list[str]:
     """La orden ``bwrap`` completa; abre (y añade a ``pass_fds``) los archivos que se copian dentro."""
     as_root = os.geteuid() == 0
@@ -137,6 +201,9 @@ def build_argv(spec: dict, command: list[str], pass_fds: list[int]) -> list[str]
         fd = os.open(spec["info_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         pass_fds.append(fd)
         argv += ["--info-fd", str(fd)]
+    fd = _seccomp_fd()
+    pass_fds.append(fd)
+    argv += ["--seccomp", str(fd)]
     argv += ["--remount-ro", "/", "--chdir", cwd, "--clearenv"]
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PASSTHROUGH)}
     env.update(spec.get("env", {}))
@@ -144,17 +211,12 @@ def build_argv(spec: dict, command: list[str], pass_fds: list[int]) -> list[str]
     for key, value in sorted(env.items()):
         argv += ["--setenv", key, str(value)]
     argv.append("--")
+    argv += _limits_prefix(spec.get("rlimits", {}))
     if as_root:
         uid = int(spec.get("uid", 65534))
         argv += [shutil.which("setpriv") or "/usr/bin/setpriv", "--reuid", str(uid), "--regid", str(uid),
                  "--clear-groups", "--inh-caps", "-all", "--"]
     return argv + list(command)
-
-
-def _set_limits(limits: dict) -> None:
-    for key, value in limits.items():
-        if value is not None:
-            resource.setrlimit(RLIMITS[key], (int(value), int(value)))
 
 
 def memory_scope(memory_bytes: int | None) -> list[str]:
@@ -180,8 +242,15 @@ def exec_sandbox(spec: dict, command: list[str]) -> None:
     argv = spec.get("scope", []) + build_argv(spec, command, pass_fds)
     for fd in pass_fds:
         os.set_inheritable(fd, True)
-    _set_limits(spec.get("rlimits", {}))
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, outer_env())
+
+
+def outer_env() -> dict[str, str]:
+    """El entorno con el que arranca bwrap: el mínimo, sin nada del calificador (ni secretos)."""
+    env = {k: os.environ[k] for k in OUTER_ENV if k in os.environ}
+    env.setdefault("PATH", "/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    return env
 
 
 def run(spec: dict, command: list[str], **popen) -> subprocess.CompletedProcess:
@@ -203,6 +272,8 @@ def available() -> tuple[bool, str]:
         _AVAILABLE = (False, "falta bubblewrap (bwrap): instálalo con «apt-get install bubblewrap» (o «make install»)")
     elif os.geteuid() == 0 and not shutil.which("setpriv"):
         _AVAILABLE = (False, "falta setpriv (paquete util-linux), que baja el núcleo a un usuario sin privilegios")
+    elif not shutil.which("prlimit"):
+        _AVAILABLE = (False, "falta prlimit (paquete util-linux), que pone los límites de la caja")
     else:
         try:
             proc = run({"cwd": HOME}, ["/bin/sh", "-c", "id -u"], capture_output=True, text=True, timeout=60)

@@ -6,17 +6,22 @@ que nbgrader restaura del libro de notas). Cada hallazgo es una frase corta en e
 calificador anota como «revisar: posible manipulación de las pruebas (<hallazgo>)».
 
 Son indicios para que el profesorado revise, no una condena: el código de un cuaderno del curso
-resuelto correctamente no da ninguno (lo comprueban las pruebas).
+resuelto correctamente no da ninguno, ni el código honrado de un corpus de ejemplos (comentarios que
+nombran ``builtins``, clases con un ``__eq__`` que compara de verdad, ``run_cell_magic``...); lo
+comprueban las pruebas. Los comentarios no se examinan, y un método especial solo es sospechoso si
+siempre devuelve una constante (``def __eq__(self, otro): return True``).
 """
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 
 # (expresión regular sobre el código, qué se anota)
 PATTERNS = [
     (r"input_transformer|ast_transformers", "transformadores de entrada o AST de IPython"),
-    (r"\brun_cell\w*|\brun_ast_nodes\b|\brun_code\b|\btransform_(?:cell|ast)\b", "ejecución de celdas de IPython (run_cell)"),
+    (r"\brun_cell(?!_magic)\w*|\brun_ast_nodes\b|\brun_code\b|\btransform_(?:cell|ast)\b", "ejecución de celdas de IPython (run_cell)"),
     (r"\bdo_execute\b|\bexecute_request\b|\bshell_handlers\b|\buser_expressions\b|\bdispatch_shell\b",
      "ejecución del núcleo"),
     (r"\.events\s*\.\s*(?:register|unregister|callbacks|trigger)", "eventos de IPython"),
@@ -80,8 +85,12 @@ def _ast_findings(source: str) -> list[str]:
         return []
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in TRICK_METHODS:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in TRICK_METHODS \
+                and _always_says_yes(node):
             found.append(f"comparaciones trucadas ({node.name})")
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda) and _always_says_yes(node.value) \
+                and any(isinstance(t, ast.Name) and t.id in TRICK_METHODS for t in node.targets):
+            found.append(f"comparaciones trucadas ({next(t.id for t in node.targets if isinstance(t, ast.Name))})")
         targets = []
         if isinstance(node, ast.Assign):
             targets = node.targets
@@ -106,14 +115,39 @@ def _ast_findings(source: str) -> list[str]:
     return found
 
 
+def _without_comments(source: str) -> str:
+    """El código sin sus comentarios (un comentario que nombra ``builtins`` no cambia nada)."""
+    lines = source.splitlines(keepends=True)
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                row, col = token.start
+                lines[row - 1] = lines[row - 1][:col] + "\n"
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # código a medias: se examina tal cual
+    return "".join(lines)
+
+
+def _always_says_yes(func) -> bool:
+    """¿Devuelve siempre una constante (``return True``, ``return not False``...)? Un ``__eq__`` de
+    verdad compara algo; uno que siempre dice que sí es el truco."""
+    returns = [n.value for n in ast.walk(func) if isinstance(n, ast.Return)]
+    if isinstance(func, ast.Lambda):
+        returns = [func.body]
+    constant = lambda v: isinstance(v, ast.Constant) or (  # noqa: E731
+        isinstance(v, ast.UnaryOp) and isinstance(v.operand, ast.Constant))
+    return bool(returns) and all(v is not None and constant(v) for v in returns)
+
+
 def scan_sources(sources: list[str]) -> list[str]:
     """Hallazgos (sin repetir, en orden) en el código de estas celdas."""
     found: list[str] = []
     for source in sources:
+        code = _without_comments(source)
         for pattern, what in PATTERNS:
-            if re.search(pattern, source):
+            if re.search(pattern, code):
                 found.append(what)
-        found += _ast_findings(source)
+        found += _ast_findings(code)
     return list(dict.fromkeys(found))
 
 
