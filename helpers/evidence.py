@@ -60,7 +60,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["CONVERGE_FRACTION", "FAILURES", "Verdict", "compare", "relative_slope", "seed_separation_chance"]
+__all__ = ["CONVERGE_FRACTION", "FAILURES", "Verdict", "compare", "grid_edge", "relative_slope", "seed_separation_chance"]
 
 # Parte final de la curva en la que se mide si sigue bajando (y el mínimo de puntos).
 CONVERGE_FRACTION = 1 / 3
@@ -130,6 +130,27 @@ def relative_slope(curve: Sequence[float], fraction: float = CONVERGE_FRACTION,
     return -slope / abs(y_mean)
 
 
+def grid_edge(lr: float, grid: Sequence[float]) -> str | None:
+    """``"la menor"``, ``"la mayor"`` o ``"la única"`` si ``lr`` es un borde de ``grid``; ``None`` si está dentro.
+
+    La regla de ``"borde_rejilla"`` de :func:`compare`. Una rejilla de menos de 3 tasas no tiene
+    interior: cualquier tasa es un borde. Si ``lr`` no está en la rejilla, ``ValueError``.
+    """
+    values = sorted(float(g) for g in grid)
+    if not values:
+        raise ValueError("grid_edge: la rejilla está vacía.")
+    if not any(math.isclose(float(lr), g, rel_tol=1e-9) for g in values):
+        raise ValueError(f"la tasa {_fmt_lr(lr)} no está en su rejilla {{{', '.join(_fmt_lr(g) for g in values)}}}; "
+                         "pasa la rejilla que barriste.")
+    if len(values) == 1:
+        return "la única"
+    if math.isclose(float(lr), values[0], rel_tol=1e-9):
+        return "la menor"
+    if math.isclose(float(lr), values[-1], rel_tol=1e-9):
+        return "la mayor"
+    return None
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.4f}"
 
@@ -188,9 +209,9 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
     if few:
         counts = sorted(set(few.values()))
         count_text = " o ".join(str(c) for c in counts)
-        reasons["pocas_semillas"] = (f"{count_text} semilla{'s' if counts != [1] else ''} por opción en "
-                                     f"{_listing(list(few))} (hacen falta al menos {min_seeds} para medir la "
-                                     "dispersión entre semillas)")
+        where = "" if len(few) == len(options) else f" en {_listing(list(few))}"
+        reasons["pocas_semillas"] = (f"{count_text} semilla{'s' if counts != [1] else ''} por opción{where} "
+                                     f"(hacen falta al menos {min_seeds} para medir la dispersión entre semillas)")
 
     # La mejor opción (por la media) y su separación de cada una de las demás.
     sign = 1 if lower_is_better else -1
@@ -243,13 +264,13 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
             grid = lr_grid.get(name) if isinstance(lr_grid, Mapping) else lr_grid
             if grid is None:
                 raise ValueError(f"compare: lr_grid no tiene la rejilla de {name!r}.")
-            grid = sorted(float(g) for g in grid)
-            if not any(math.isclose(float(lr), g, rel_tol=1e-9) for g in grid):
-                raise ValueError(f"compare: la tasa elegida para {name} ({_fmt_lr(lr)}) no está en su rejilla "
-                                 f"{{{', '.join(_fmt_lr(g) for g in grid)}}}; pasa la rejilla que barriste.")
-            if math.isclose(float(lr), grid[0], rel_tol=1e-9) or math.isclose(float(lr), grid[-1], rel_tol=1e-9):
-                side = "la menor" if math.isclose(float(lr), grid[0], rel_tol=1e-9) else "la mayor"
-                edges.append(f"{name} ({_fmt_lr(lr)}, {side} de {{{', '.join(_fmt_lr(g) for g in grid)}}})")
+            try:
+                side = grid_edge(lr, grid)
+            except ValueError as error:
+                raise ValueError(f"compare: {name}: {error}") from None
+            if side is not None:
+                listed = ", ".join(_fmt_lr(g) for g in sorted(float(g) for g in grid))
+                edges.append(f"{name} ({_fmt_lr(lr)}, {side} de {{{listed}}})")
         if edges:
             reasons["borde_rejilla"] = (f"la tasa de aprendizaje elegida está en el borde de su rejilla en "
                                         f"{_listing(edges)}: la mejor podría estar fuera de lo probado")

@@ -173,3 +173,9 @@ def test_probabilidad_de_separarse_por_azar():
 def test_no_importa_torch():
     code = "import sys, helpers.evidence; assert 'torch' not in sys.modules, 'importa torch'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_una_sola_tasa_es_un_borde():
+    # Sin barrer la tasa (una rejilla de un valor) no se sabe si es buena para cada opción.
+    v = compare({"A": [1.0, 1.001, 1.002], "B": [1.1, 1.101, 1.102]}, lr_grid=(1e-3,), chosen_lr={"A": 1e-3, "B": 1e-3})
+    assert v.failed == ("borde_rejilla",) and "la única de {0.001}" in v.text
