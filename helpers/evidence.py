@@ -32,6 +32,7 @@ alguna, el veredicto es *no concluyente* y dice cuáles fallaron (con su código
     La tasa de aprendizaje elegida para cada opción (``chosen_lr``) está **estrictamente dentro**
     de su rejilla (``lr_grid``): ni la menor ni la mayor. En el borde, la mejor tasa podría estar
     fuera de lo probado, y comparar opciones con tasas mal elegidas compara tasas, no opciones.
+    Una «rejilla» de una sola tasa (la tasa no se barrió) no tiene interior y también falla.
 
 ``curves=None`` o ``lr_grid=None`` quieren decir «no aplica» (p. ej., comparar tiempos, o una
 sola tasa fijada de antemano): no se comprueban. Si hay entrenamiento, pásalas.
@@ -246,20 +247,24 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
                 if not rate <= converge_tol:
                     slow[str(name)] = rate
             if slow:
+                short = [name for name, rate in slow.items() if math.isinf(rate)]
+                falling = [f"{name} ({100 * rate:.2g} %)" for name, rate in slow.items() if not math.isinf(rate)]
                 parts = []
-                for name, rate in slow.items():
-                    if math.isinf(rate):
-                        parts.append(f"{name} (curva de menos de {CONVERGE_MIN_POINTS} puntos o no finita)")
-                    else:
-                        parts.append(f"{name} (aún baja un {100 * rate:.2g} % por paso)")
-                reasons["sin_converger"] = (f"la pérdida sigue bajando más de un {100 * converge_tol:g} % por paso al "
-                                            f"final de la curva en {_listing(parts)}")
+                if falling:
+                    everywhere = len(falling) == len(curves) and len(curves) > 1
+                    parts.append(f"la pérdida sigue bajando más de un {100 * converge_tol:g} % por paso al final de "
+                                 f"{'todas las curvas' if everywhere else 'la curva'}: {_listing(falling)}")
+                if short:
+                    everywhere = len(short) == len(curves) and len(curves) > 1
+                    parts.append(f"no se puede comprobar que {'ninguna curva' if everywhere else _listing(short)} haya "
+                                 f"convergido (hacen falta al menos {CONVERGE_MIN_POINTS} puntos finitos)")
+                reasons["sin_converger"] = "; ".join(parts)
 
     # Tasa de aprendizaje en el borde de su rejilla.
     if lr_grid is not None:
         if chosen_lr is None:
             raise ValueError("compare: con lr_grid pasa también chosen_lr (opción → tasa elegida).")
-        edges = []
+        edges, single = [], []
         for name, lr in chosen_lr.items():
             grid = lr_grid.get(name) if isinstance(lr_grid, Mapping) else lr_grid
             if grid is None:
@@ -268,12 +273,23 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
                 side = grid_edge(lr, grid)
             except ValueError as error:
                 raise ValueError(f"compare: {name}: {error}") from None
-            if side is not None:
+            if side == "la única":
+                single.append((name, float(lr)))
+            elif side is not None:
                 listed = ", ".join(_fmt_lr(g) for g in sorted(float(g) for g in grid))
                 edges.append(f"{name} ({_fmt_lr(lr)}, {side} de {{{listed}}})")
+        parts = []
+        if single:
+            rates = sorted({lr for _, lr in single})
+            who = ("ninguna opción" if len(single) == len(chosen_lr) and len(single) > 1
+                   else _listing([name for name, _ in single]))
+            parts.append(f"no se ha barrido la tasa de aprendizaje en {who} (una sola tasa, "
+                         f"{' y '.join(_fmt_lr(r) for r in rates)}): la mejor para cada opción podría ser otra")
         if edges:
-            reasons["borde_rejilla"] = (f"la tasa de aprendizaje elegida está en el borde de su rejilla en "
-                                        f"{_listing(edges)}: la mejor podría estar fuera de lo probado")
+            parts.append(f"la tasa de aprendizaje elegida está en el borde de su rejilla en {_listing(edges)}: la "
+                         "mejor podría estar fuera de lo probado")
+        if parts:
+            reasons["borde_rejilla"] = "; ".join(parts)
 
     failed = tuple(code for code in FAILURES if code in reasons)
     if failed:

@@ -96,7 +96,7 @@ def test_convergencia_con_ruido_de_lote():
 
 def test_curva_demasiado_corta_no_se_da_por_convergida():
     v = compare({"A": [1.0, 1.0, 1.0], "B": [2.0, 2.0, 2.0]}, curves={"A": [2.0, 1.0]})
-    assert not v.conclusive and v.failed == ("sin_converger",) and "menos de 3 puntos" in v.text
+    assert not v.conclusive and v.failed == ("sin_converger",) and "al menos 3 puntos" in v.text
     assert math.isinf(relative_slope([1.0, 0.9]))
     assert math.isinf(relative_slope([1.0, float("nan"), 0.9, 0.8]))
     assert not compare({"A": [1.0, 1.0, 1.0], "B": [2.0, 2.0, 2.0]}, curves={}).conclusive
@@ -178,4 +178,4 @@ def test_no_importa_torch():
 def test_una_sola_tasa_es_un_borde():
     # Sin barrer la tasa (una rejilla de un valor) no se sabe si es buena para cada opción.
     v = compare({"A": [1.0, 1.001, 1.002], "B": [1.1, 1.101, 1.102]}, lr_grid=(1e-3,), chosen_lr={"A": 1e-3, "B": 1e-3})
-    assert v.failed == ("borde_rejilla",) and "la única de {0.001}" in v.text
+    assert v.failed == ("borde_rejilla",) and "no se ha barrido la tasa de aprendizaje en ninguna opción (una sola tasa, 0.001)" in v.text
