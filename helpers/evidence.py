@@ -169,7 +169,7 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
             curves: Mapping[str, Sequence[float]] | None = None, converge_tol: float = 0.01,
             lr_grid: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
             chosen_lr: Mapping[str, float] | None = None,
-            min_seeds: int = 3, metric: str = "pérdida de validación") -> Verdict:
+            min_seeds: int = 3, metric: str = "pérdida de validación", repeats: str = "semillas") -> Verdict:
     """Compara opciones medidas con varias semillas y da un veredicto solo si los datos lo sostienen.
 
     ``results``: opción → valores finales, uno por semilla (p. ej. la pérdida de validación de
@@ -179,6 +179,8 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
     ``lr_grid``: la rejilla de tasas de aprendizaje (una para todas las opciones, o un diccionario
     opción → rejilla si cada opción tiene la suya) y ``chosen_lr``: opción → tasa elegida.
     ``min_seeds``: semillas mínimas por opción. ``metric``: cómo se llama lo comparado en la frase.
+    ``repeats``: cómo se llaman las repeticiones en plural (``"medidas"`` si comparas tiempos
+    medidos varias veces en vez de semillas); las reglas son las mismas.
 
     Las condiciones y sus reglas exactas están en la documentación del módulo
     (``help(helpers.evidence)``). Devuelve un :class:`Verdict`; ``print(veredicto)`` imprime su
@@ -198,6 +200,8 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
         raise ValueError(f"compare: converge_tol debe ser una fracción ≥ 0 (recibí {converge_tol}).")
 
     reasons: dict[str, str] = {}
+    many = repeats
+    one = repeats[:-1] if repeats.endswith("s") else repeats
 
     # Valores no finitos: esa opción no se puede ordenar.
     broken = [name for name, values in options.items() if not all(math.isfinite(v) for v in values)]
@@ -211,8 +215,8 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
         counts = sorted(set(few.values()))
         count_text = " o ".join(str(c) for c in counts)
         where = "" if len(few) == len(options) else f" en {_listing(list(few))}"
-        reasons["pocas_semillas"] = (f"{count_text} semilla{'s' if counts != [1] else ''} por opción{where} "
-                                     f"(hacen falta al menos {min_seeds} para medir la dispersión entre semillas)")
+        reasons["pocas_semillas"] = (f"{count_text} {one if counts == [1] else many} por opción{where} "
+                                     f"(hacen falta al menos {min_seeds} para medir la dispersión entre {many})")
 
     # La mejor opción (por la media) y su separación de cada una de las demás.
     sign = 1 if lower_is_better else -1
@@ -229,8 +233,8 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
             if len(finite[best]) < 2 and all(len(finite[n]) < 2 for n in overlapping):
                 detail = "no hay dispersión medida"
             else:
-                detail = f"dispersión entre semillas de hasta {_fmt(spread)}"
-            reasons["ruido"] = (f"{best} y {_listing(overlapping)} se solapan: la peor semilla de {best} no es mejor "
+                detail = f"dispersión entre {many} de hasta {_fmt(spread)}"
+            reasons["ruido"] = (f"{best} y {_listing(overlapping)} se solapan: la peor {one} de {best} no es mejor "
                                 f"que la mejor de {_listing(overlapping)} (diferencia de medias {_fmt(gap)}; {detail})")
     elif best is not None and len(ranking) < 2:
         # Solo queda una opción finita: nada con qué compararla con garantías.
@@ -297,9 +301,9 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
 
     runner_up = ranking[1]
     n_best = len(finite[best])
-    text = (f"{best} da la mejor {metric}: {_fmt(mean[best])} de media en {n_best} semillas "
+    text = (f"{best} da la mejor {metric}: {_fmt(mean[best])} de media en {n_best} {many} "
             f"(de {_fmt(min(finite[best]))} a {_fmt(max(finite[best]))}), frente a {_fmt(mean[runner_up])} de "
             f"{runner_up}, la segunda (de {_fmt(min(finite[runner_up]))} a {_fmt(max(finite[runner_up]))}); "
-            f"cada semilla de {best} es mejor que cada semilla de las demás opciones (sin efecto real, "
+            f"cada {one} de {best} es mejor que cada {one} de las demás opciones (sin efecto real, "
             f"esto pasaría por azar con probabilidad {seed_separation_chance([len(v) for v in finite.values()]):.2g}).")
     return Verdict(True, text, (), best)

@@ -179,3 +179,12 @@ def test_una_sola_tasa_es_un_borde():
     # Sin barrer la tasa (una rejilla de un valor) no se sabe si es buena para cada opción.
     v = compare({"A": [1.0, 1.001, 1.002], "B": [1.1, 1.101, 1.102]}, lr_grid=(1e-3,), chosen_lr={"A": 1e-3, "B": 1e-3})
     assert v.failed == ("borde_rejilla",) and "no se ha barrido la tasa de aprendizaje en ninguna opción (una sola tasa, 0.001)" in v.text
+
+
+def test_repeticiones_con_otro_nombre():
+    # Tiempos: cada paso medido es una repetición; la frase habla de medidas, no de semillas.
+    fast, slow = [0.10, 0.11, 0.10], [0.13, 0.14, 0.135]
+    v = compare({"LoRA": fast, "DoRA": slow}, metric="tiempo por paso (s)", repeats="medidas")
+    assert v.conclusive and v.best == "LoRA" and "3 medidas" in v.text and "semilla" not in v.text
+    short = compare({"LoRA": fast[:1], "DoRA": slow[:1]}, repeats="medidas")
+    assert short.failed == ("pocas_semillas",) and "1 medida por opción" in short.text
