@@ -16,8 +16,8 @@ alguna, el veredicto es *no concluyente* y dice cuáles fallaron (con su código
     probabilidad sin ningún efecto real se calcula exactamente y sin suponer una distribución:
     con n semillas por opción, dos opciones iguales se separan del todo por azar con probabilidad
     2 / C(2n, n) (0.10 con 3 semillas, 0.029 con 4, 0.0079 con 5). Por eso 3 semillas es el
-    mínimo: con 2, la probabilidad es 1/3. Una semilla rara de la mejor o
-    de cualquier otra opción basta para tumbar el veredicto, y eso es lo que se quiere. Se compara
+    mínimo: con 2, la probabilidad es 1/3. Una semilla rara de la mejor opción o de cualquier
+    otra basta para tumbar el veredicto, y eso es lo que se quiere. Se compara
     con **todas** las demás, no solo con la segunda: una tercera opción de media peor puede tener
     una semilla mejor que la peor de la ganadora. Con k opciones de n semillas, la probabilidad
     de cumplir la regla por azar es k / C(kn, n) (:func:`seed_separation_chance`).
