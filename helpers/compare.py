@@ -8,7 +8,8 @@ y, si le das lotes de validación, la pérdida final del curso (:func:`helpers.h
 :func:`sweep_learning_rates` repite :func:`run_method` con varias tasas de aprendizaje (un
 barrido: cada método con la suya, elegida en validación). :func:`train_classifier` entrena un
 clasificador de secuencias (p. ej. LoRA con ``task_type="SEQ_CLS"``) con un bucle sencillo y
-reproducible.
+reproducible. :func:`loss_verdict` da el veredicto sobre la pérdida final con
+:func:`helpers.evidence.compare` (con una semilla y pocos pasos, *no concluyente*).
 
 Uso típico::
 

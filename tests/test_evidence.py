@@ -188,3 +188,27 @@ def test_repeticiones_con_otro_nombre():
     assert v.conclusive and v.best == "LoRA" and "3 medidas" in v.text and "semilla" not in v.text
     short = compare({"LoRA": fast[:1], "DoRA": slow[:1]}, repeats="medidas")
     assert short.failed == ("pocas_semillas",) and "1 medida por opción" in short.text
+
+
+# Frases que concluían de una ejecución en vivo de una semilla y pocos pasos (issue 22) y no deben volver.
+UNSUPPORTED = {
+    "05": ("más rango no compra nada", "el rango que hace falta es ese"),
+    "07": ("suele ganar la tasa", "en el borde de la rejilla: ampliarla" + '" \\'),
+    "08": ('"supera el ruido" if', "DoRA es más lenta que LoRA"),
+}
+
+
+@pytest.mark.parametrize("number", ["05", "07", "08"])
+def test_los_cuadernos_dan_el_veredicto_con_evidence(number):
+    import nbformat
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from solution_code import notebook_path
+
+    nb = nbformat.read(notebook_path(number), as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    text = "\n".join(c.source for c in nb.cells)
+    assert "from helpers.evidence import" in code, f"el cuaderno {number} debe dar su veredicto con helpers.evidence"
+    assert "no concluyente" in text
+    for phrase in UNSUPPORTED[number]:
+        assert phrase not in text, f"«{phrase}» vuelve al cuaderno {number}: concluye sin pruebas"
