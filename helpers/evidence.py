@@ -27,7 +27,9 @@ alguna, el veredicto es *no concluyente* y dice cuáles fallaron (con su código
     cuadrados, dividida entre la media de esos puntos, no baja más de ``converge_tol`` por punto
     (por paso si guardas la pérdida en cada paso): ``-pendiente / media <= converge_tol``. La recta
     aguanta el ruido de una pérdida por lote mejor que comparar el primer punto con el último.
-    Una curva de menos de 3 puntos no se puede juzgar y cuenta como no convergida.
+    Una curva de menos de 10 puntos (``CONVERGE_MIN_POINTS``) no se puede juzgar y cuenta como no
+    convergida: con 3 o 4 pérdidas de lote al final, el ruido de lote tapa la tendencia (4 pasos
+    que suben y bajan parecen una meseta aunque a la pérdida le quede mucho por bajar).
 ``"borde_rejilla"``
     La tasa de aprendizaje elegida para cada opción (``chosen_lr``) está **estrictamente dentro**
     de su rejilla (``lr_grid``): ni la menor ni la mayor. En el borde, la mejor tasa podría estar
@@ -65,7 +67,10 @@ __all__ = ["CONVERGE_FRACTION", "FAILURES", "Verdict", "compare", "grid_edge", "
 
 # Parte final de la curva en la que se mide si sigue bajando (y el mínimo de puntos).
 CONVERGE_FRACTION = 1 / 3
-CONVERGE_MIN_POINTS = 3
+# Una curva más corta no se juzga: con la pérdida de cada lote, 3 o 4 puntos finales no separan una
+# tendencia del ruido de lote (4 pasos que suben y bajan parecen una meseta aunque falte mucho).
+CONVERGE_MIN_POINTS = 10
+CONVERGE_TAIL_MIN = 3
 
 # Código de cada condición → qué comprueba (para el glosario y los mensajes).
 FAILURES = {
@@ -113,14 +118,14 @@ def relative_slope(curve: Sequence[float], fraction: float = CONVERGE_FRACTION,
                    min_points: int = CONVERGE_MIN_POINTS) -> float:
     """Cuánto baja la curva por punto al final, en fracción de su valor (positivo = aún baja).
 
-    Toma los últimos ``max(min_points, ceil(fraction · len))`` puntos, ajusta una recta por mínimos
-    cuadrados y devuelve ``-pendiente / media``. Con menos de ``min_points`` puntos, o valores no
-    finitos, devuelve ``inf`` (no se puede decir que haya convergido).
+    Toma los últimos ``max(3, ceil(fraction · len))`` puntos, ajusta una recta por mínimos
+    cuadrados y devuelve ``-pendiente / media``. Con menos de ``min_points`` puntos en toda la curva
+    (10 por defecto), o valores no finitos, devuelve ``inf``: no se puede decir que haya convergido.
     """
     values = [float(v) for v in curve]
     if len(values) < min_points or not all(math.isfinite(v) for v in values):
         return math.inf
-    k = max(min_points, math.ceil(fraction * len(values)))
+    k = max(CONVERGE_TAIL_MIN, math.ceil(fraction * len(values)))
     tail = values[-k:]
     xs = range(len(tail))
     x_mean = (len(tail) - 1) / 2
