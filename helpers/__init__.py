@@ -13,6 +13,7 @@ mantiene el curso, en ``helpers.maintainers`` (lee ``docs/arquitectura.md``).
 from __future__ import annotations
 
 import importlib
+import logging
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,20 @@ _EXPORTS = {
     "validar": ("validar",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def _drop_cpu_kernel_notice(record: logging.LogRecord) -> bool:
+    """Quita el aviso en inglés de bitsandbytes «Failed to load CPU gemm_4bit_forward…».
+
+    Sale al importar bitsandbytes (lo importa ``peft``) en CPU con AVX-512 BF16 cuando no está el
+    paquete opcional ``kernels``: bitsandbytes usa entonces su propio código de CPU, más lento, y
+    todo funciona igual. No hay nada que hacer con él, así que no se enseña en los cuadernos. Va
+    aquí porque la celda de preparación importa ``helpers`` antes que ``peft``.
+    """
+    return not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward")
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_drop_cpu_kernel_notice)
 __all__ = sorted(_WHERE)
 
 

@@ -8,7 +8,8 @@ y, si le das lotes de validación, la pérdida final del curso (:func:`helpers.h
 :func:`sweep_learning_rates` repite :func:`run_method` con varias tasas de aprendizaje (un
 barrido: cada método con la suya, elegida en validación). :func:`train_classifier` entrena un
 clasificador de secuencias (p. ej. LoRA con ``task_type="SEQ_CLS"``) con un bucle sencillo y
-reproducible.
+reproducible. :func:`loss_verdict` da el veredicto sobre la pérdida final con
+:func:`helpers.evidence.compare` (con una semilla y pocos pasos, *no concluyente*).
 
 Uso típico::
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .evidence import Verdict, compare as evidence_verdict
 from .measure import PeakMemory, count_parameters, footprint_bytes, free_memory
 from .models import checkpoint, load_model, load_tokenizer
 from .precision import decide
@@ -41,10 +43,12 @@ METHOD_NAMES = {
 SUBJECTS = {"full": "el ajuste fino completo", "lora": "LoRA", "qlora": "QLoRA", "prompt": "el ajuste de prompts"}
 # Tasas de aprendizaje habituales para cada método (AdamW, pocos pasos).
 LEARNING_RATES = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "prompt": 3e-2}
-# La rejilla del barrido del cuaderno 07: tres tasas por método, separadas por un factor ~3 y
-# centradas una posición por encima de la habitual (cada método vive en una escala distinta). Con
-# tan pocos pasos gana la más alta que no se pasa: con la rejilla centrada en la habitual, el
-# completo, LoRA y QLoRA elegían la del borde superior (medido con el modelo embebido).
+# La rejilla del barrido del cuaderno 07: tres tasas por método, separadas por un factor ~3 (cada
+# método vive en una escala distinta). Está puesta donde cae el mínimo de la pérdida en validación
+# con el presupuesto de pasos del cuaderno (3): con la rejilla centrada en la tasa habitual, el
+# mínimo del completo, LoRA y QLoRA quedaba en el borde superior (medido con el modelo embebido).
+# Con tan pocos pasos, la mejor tasa es más alta que la de un entrenamiento largo: el barrido
+# elige la tasa que más aprende en 3 pasos, no la de entrenar bien (el cuaderno lo dice).
 SWEEP_RATES = {"full": (6e-5, 2e-4, 6e-4), "lora": (1e-3, 3e-3, 1e-2), "qlora": (1e-3, 3e-3, 1e-2),
                "prompt": (1e-2, 3e-2, 1e-1)}
 # Pasos de entrenamiento cuya media da la «pérdida de entrenamiento» de la tabla.
@@ -322,8 +326,12 @@ def train_classifier(model, tokenizer, texts: list[str], labels: list[int], step
 # ----------------------------------------------------------------------------------------------
 # Conclusiones calculadas a partir de lo medido
 # ----------------------------------------------------------------------------------------------
-def conclusions(records: list[MethodRecord]) -> list[str]:
-    """Frases comparativas que salen de los números medidos (siguen siendo ciertas si cambian)."""
+def conclusions(records: list[MethodRecord], sweep: list[MethodRecord] | None = None) -> list[str]:
+    """Frases comparativas que salen de los números medidos (siguen siendo ciertas si cambian).
+
+    Con pérdidas en validación, la última frase es el veredicto de :func:`loss_verdict` (con el
+    barrido ``sweep``, si lo das): quién gana solo si los datos lo sostienen.
+    """
     by = {r.method: r for r in records}
     name = lambda m: SUBJECTS.get(m, m)  # noqa: E731
     lines = []
@@ -368,6 +376,7 @@ def conclusions(records: list[MethodRecord]) -> list[str]:
             f"({second.held_out_loss:.3f}, {second.held_out_loss - best.held_out_loss:.3f} más); la más alta, "
             f"la de {name(worst.method)} ({worst.held_out_loss:.3f})."
         )
+        lines.append(f"¿Qué método gana en pérdida final? {loss_verdict(records, sweep)}")
     else:
         best, worst = extremes(records, lambda r: r.final_loss)
         lines.append(
@@ -376,6 +385,37 @@ def conclusions(records: list[MethodRecord]) -> list[str]:
             f"({worst.final_loss:.3f})."
         )
     return [line.replace("la de el ", "la del ") for line in lines]
+
+
+def loss_verdict(records: list[MethodRecord], sweep: list[MethodRecord] | None = None) -> Verdict:
+    """El veredicto sobre la pérdida final de la comparativa (:func:`helpers.evidence.compare`).
+
+    Cada método aporta sus pérdidas en validación (una por semilla: en el cuaderno, una sola) y su
+    curva de pérdida de entrenamiento. Con ``sweep`` (el barrido de tasas), se comprueba además que
+    la tasa con la **menor pérdida en validación** de cada método no esté en el borde de la rejilla
+    que barrió (la que dice si el barrido encierra el mínimo; la tasa elegida por
+    ``choose_learning_rates`` puede ser otra, la menor de las empatadas).
+    """
+    results, curves = {}, {}
+    for r in records:
+        if r.held_out_loss is None:
+            raise ValueError(f"{METHOD_NAMES.get(r.method, r.method)} no tiene pérdida en validación: pasa "
+                             "eval_batches a run_method.")
+        name = METHOD_NAMES.get(r.method, r.method)
+        results.setdefault(name, []).append(r.held_out_loss)
+        curves[f"{name} ({len(results[name])}.ª ejecución)" if len(results[name]) > 1 else name] = r.losses
+    grids = best_rates = None
+    if sweep:
+        grids, best_rates = {}, {}
+        for method in dict.fromkeys(r.method for r in records):
+            runs = [r for r in sweep if r.method == method and not r.diverged]
+            if not runs:
+                continue
+            name = METHOD_NAMES.get(method, method)
+            grids[name] = sorted({r.learning_rate for r in sweep if r.method == method})
+            best_rates[name] = min(runs, key=lambda r: r.held_out_loss).learning_rate
+    return evidence_verdict(results, curves=curves, lr_grid=grids, chosen_lr=best_rates,
+                            metric="pérdida final (validación)")
 
 
 def extremes(records: list[MethodRecord], key) -> tuple[MethodRecord, MethodRecord]:

@@ -1,8 +1,10 @@
 """Evaluación con datos que el modelo no ha visto (*held-out*): la «pérdida final» del curso.
 
 En todo el curso, **pérdida final** significa una sola cosa: la pérdida media por token de la
-respuesta sobre la partición de validación (``split="validation"``), medida al terminar de
-entrenar con :func:`held_out_loss`. La de entrenamiento no sirve para comparar ejecuciones: baja
+respuesta sobre ejemplos de la partición de validación (``split="validation"``), medida al
+terminar de entrenar con :func:`held_out_loss`. Para caber en su tiempo, los cuadernos la miden en
+los N primeros ejemplos de la partición (``limit=N``), no en todos, y siempre imprimen cuántos:
+es la pérdida en esos N ejemplos, no la de la partición entera. La de entrenamiento no sirve para comparar ejecuciones: baja
 también cuando el modelo memoriza (sobreajuste, *overfitting*). La partición de prueba
 (``"test"``) se guarda para la comprobación final de una tarea, no para elegir hiperparámetros.
 

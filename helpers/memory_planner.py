@@ -22,6 +22,10 @@ from functools import lru_cache
 # pasadas a GB (× 2³⁰ / 10⁹).
 GPUS_GB = {"T4": 15.83, "L4": 23.6, "V100-16GB": 17.0, "A10G": 23.6, "A100-40GB": 42.3, "A100-80GB": 85.0, "H100-80GB": 85.0}
 GIB = 2**30
+# Fracción de la tarjeta que el plan deja para lo que no cuenta (fragmentación del asignador,
+# memoria de trabajo de las bibliotecas): una regla práctica del curso, no una medida. Por debajo,
+# el veredicto es «justo» (Plan.verdict).
+SAFETY_MARGIN = 0.10
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NF4_DQ_BYTES = 0.5 + (8 / 64 + 32 / (64 * 256)) / 8  # ≈ 0.516 bytes/parámetro
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -149,6 +153,23 @@ class Plan:
             raise ValueError(f"GPU desconocida {gpu!r}: elige una de {', '.join(GPUS_GB)}.")
         return self.total_bytes <= GPUS_GB[gpu] * 1e9
 
+    def headroom(self, gpu: str = "T4") -> float:
+        """Fracción de la memoria de ``gpu`` que queda libre según el plan (negativa si no cabe)."""
+        if gpu not in GPUS_GB:
+            raise ValueError(f"GPU desconocida {gpu!r}: elige una de {', '.join(GPUS_GB)}.")
+        return 1 - self.total_bytes / (GPUS_GB[gpu] * 1e9)
+
+    def verdict(self, gpu: str = "T4") -> str:
+        """``"sí"``, ``"justo"`` o ``"no"``: ¿cabe en ``gpu`` con el margen de seguridad?
+
+        ``"justo"``: el pico estimado cabe en la tarjeta, pero deja menos de ``SAFETY_MARGIN`` de
+        su memoria libre. El plan no cuenta la fragmentación del asignador de CUDA ni la memoria de
+        trabajo de las bibliotecas (cuBLAS, bitsandbytes), ni la caché KV de la inferencia: con
+        menos margen, en la práctica no cuentes con que quepa.
+        """
+        left = self.headroom(gpu)
+        return "sí" if left >= SAFETY_MARGIN else "justo" if left >= 0 else "no"
+
     def report(self, gpu: str = "T4") -> str:
         """Resumen en español, con el desglose y el veredicto para ``gpu``."""
         trainable = f"{self.trainable_params:,} de {self.total_params:,}".replace(",", " ")
@@ -157,7 +178,9 @@ class Plan:
             lines.append(f"  {part:<22} {value / 1e9:8.2f} GB")
         lines.append(f"  {'pico estimado':<22} {self.total_bytes / 1e9:8.2f} GB  "
                      "(cuenta el mayor de gradientes y activaciones + logits)")
-        verdict = "sí cabe" if self.fits(gpu) else "no cabe"
+        verdict = {"sí": "sí cabe", "no": "no cabe",
+                   "justo": f"justo: cabe, pero deja solo un {100 * self.headroom(gpu):.0f} % libre (menos del "
+                            f"margen de seguridad del {100 * SAFETY_MARGIN:.0f} %)"}[self.verdict(gpu)]
         lines.append(f"¿Cabe en una {gpu} ({GPUS_GB[gpu]} GB = {GPUS_GB[gpu] * 1e9 / GIB:.2f} GiB)? {verdict}.")
         return "\n".join(lines)
 

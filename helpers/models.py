@@ -297,6 +297,29 @@ def _no_progress_bar():
             hf_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def _no_load_report():
+    """Sin el «LOAD REPORT» en inglés de ``transformers`` dentro del bloque.
+
+    Solo se usa al cargar un clasificador: su cabeza ``score`` no está en el modelo guardado y
+    ``transformers`` la da como «MISSING». :func:`load_model` comprueba después qué faltaba y lo
+    dice en español (y avisa si falta algo más que la cabeza).
+    """
+    import logging
+
+    # Un filtro y no un nivel: con el nivel del registrador en ERROR, transformers 5 se pone a
+    # comprobar el paralelismo de tensores y escribe otro aviso en inglés.
+    def drop_report(record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+    quiet = logging.getLogger("transformers.modeling_utils")
+    quiet.addFilter(drop_report)
+    try:
+        yield
+    finally:
+        quiet.removeFilter(drop_report)
+
+
 def load_model(
     profile: str | Profile | None = None,
     *,
@@ -334,7 +357,13 @@ def load_model(
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else []):
         torch.manual_seed(TINY_SEED)
         with _no_progress_bar():  # la barra «Loading weights» de cada carga no le dice nada a quien lee
-            model = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config, **kwargs)
+            if task == "seq-cls":
+                with _no_load_report():
+                    model, info = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config,
+                                                                output_loading_info=True, **kwargs)
+                _report_new_head(info, verbose)
+            else:
+                model = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config, **kwargs)
     if cuda and quantization_config is None:
         model = model.to("cuda")
     if quantization_config is not None and not cuda:
@@ -352,6 +381,25 @@ def load_model(
             f"{str(dtype).replace('torch.', '')} · {'cuda' if cuda else 'cpu'}"
         )
     return model
+
+
+def _report_new_head(info: dict, verbose: bool) -> None:
+    """Lo que no estaba en el modelo guardado al cargar un clasificador, en español.
+
+    Lo esperado es solo la cabeza ``score`` (nueva, con pesos aleatorios, la que se entrena); si
+    falta o sobra algo más, es un aviso de verdad.
+    """
+    import warnings
+
+    missing = sorted(info.get("missing_keys") or [])
+    head = [k for k in missing if k.split(".")[0] == "score"]
+    other = [k for k in missing if k not in head] + sorted(info.get("unexpected_keys") or [])
+    if other:
+        warnings.warn(f"Al cargar el clasificador faltan o sobran pesos además de la cabeza «score»: {other}. "
+                      "Comprueba que el modelo guardado es el del perfil.", stacklevel=3)
+    if head and verbose:
+        print(f"Cabeza de clasificación nueva ({', '.join(head)}): no está en el modelo guardado, empieza con "
+              "pesos aleatorios y se entrena (transformers la llamaría «MISSING»).")
 
 
 def load_model_and_tokenizer(profile: str | Profile | None = None, **kwargs):

@@ -112,8 +112,10 @@ def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequenc
     primero, y los pasos siguientes repiten las mismas reservas (perfilarlos solo costaría tiempo).
     Los segundos por paso son la mediana de los pasos que ya no perfila (del tercero en adelante;
     con solo 2 lotes, el segundo): el perfilador frena cada operación. Devuelve ``{"variante",
-    "entrenables", "s/paso", "memoria pico (bytes)", "pérdida final", "pérdidas"}``; la pérdida final es :func:`helpers.held_out_loss` en ``held_out``
-    (validación).
+    "entrenables", "s/paso", "memoria pico (bytes)", "pérdida final", "pérdidas", "segundos"}``;
+    ``"segundos"`` son los de cada paso medido (para comparar tiempos con
+    :func:`helpers.evidence.compare`) y la pérdida final es :func:`helpers.held_out_loss` en
+    ``held_out`` (validación).
     """
     if len(batches) < 2:
         raise ValueError("measure_variant necesita al menos 2 lotes (el primer paso no cuenta para el tiempo).")
@@ -128,4 +130,5 @@ def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequenc
         timed = seconds[1:]
     losses = check_finite_losses(losses, f"variante {name}")
     return {"variante": name, "entrenables": count_parameters(model).trainable, "s/paso": statistics.median(timed),
-            "memoria pico (bytes)": peak.peak_bytes, "pérdida final": held_out_loss(model, held_out), "pérdidas": losses}
+            "memoria pico (bytes)": peak.peak_bytes, "pérdida final": held_out_loss(model, held_out), "pérdidas": losses,
+            "segundos": list(timed)}

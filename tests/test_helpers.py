@@ -341,3 +341,30 @@ def test_load_model_no_toca_la_semilla_de_quien_llama():
     assert torch.equal(after, expected)
     second = helpers.load_model("tiny", task="seq-cls", verbose=False)  # la cabeza nueva sale igual siempre
     assert torch.equal(first.score.weight, second.score.weight)
+
+
+def test_sin_ruido_en_ingles_de_las_bibliotecas(capfd):
+    """El «LOAD REPORT» de transformers al cargar un clasificador y el aviso de bitsandbytes sobre su
+    núcleo de CPU opcional no llegan a los cuadernos; lo demás de esos registradores, sí."""
+    import logging
+
+    model = helpers.load_model("tiny", task="seq-cls", num_labels=2)
+    out = capfd.readouterr()
+    assert "LOAD REPORT" not in out.out + out.err and "not sharded" not in out.out + out.err
+    assert "Cabeza de clasificación nueva (score.weight)" in out.out
+    assert model.score.weight.shape[0] == 2
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    handler = Keep()
+    bnb.addHandler(handler)
+    try:
+        bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s.", "sin kernels")
+        bnb.warning("Otro aviso que sí importa")
+    finally:
+        bnb.removeHandler(handler)
+    assert records == ["Otro aviso que sí importa"]

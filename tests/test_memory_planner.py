@@ -126,3 +126,20 @@ def test_unidades_gb_del_sistema_internacional():
     assert helpers.format_bytes(1_500_000) == "1.5 MB"
     assert helpers.format_bytes(2**30) == "1.1 GB"  # 1 GiB = 1.07·10⁹ bytes
     assert helpers.format_bytes(999) == "999 B" and helpers.format_bytes(4_500) == "4.5 kB"
+
+
+def test_veredicto_con_margen_de_seguridad():
+    """«justo» si cabe con menos del margen de seguridad libre: el 7B con LoRA en fp16 no se da por bueno."""
+    from helpers.memory_planner import SAFETY_MARGIN
+
+    p = plan(LLAMA32_1B, "lora", batch=1, seq_len=128)
+    card = GPUS_GB["T4"] * 1e9
+    for used, expected in ((0.5, "sí"), (1 - SAFETY_MARGIN - 0.001, "sí"), (0.97, "justo"), (1.0, "justo"), (1.01, "no")):
+        p.breakdown = {"pesos": used * card}
+        assert p.verdict("T4") == expected, (used, p.verdict("T4"))
+        assert p.fits("T4") == (used <= 1.0)
+    p.breakdown = {"pesos": 0.97 * card}
+    assert p.headroom("T4") == pytest.approx(0.03)
+    assert "justo: cabe, pero deja solo un 3 % libre" in p.report("T4")
+    with pytest.raises(ValueError, match="GPU desconocida"):
+        p.verdict("RTX9090")

@@ -274,3 +274,38 @@ def test_eckart_young_frente_a_otras_factorizaciones():
         coef = torch.linalg.lstsq(P, delta).solution  # la mejor Q para esa P
         assert torch.linalg.matrix_norm(P @ coef - delta).item() >= best - 1e-9
         assert torch.linalg.matrix_norm(P @ Q - delta).item() >= best
+
+
+def _grade_cell(grade_id):
+    import nbformat
+    from solution_code import notebook_path
+
+    nb = nbformat.read(notebook_path("02"), as_version=4)
+    return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+@pytest.mark.parametrize("grade_id", ["test_lora_linear", "test_add_lora"])
+def test_lora_linear_que_fusiona_s_BA_aprueba_y_una_escala_mal_no(grade_id, monkeypatch):
+    """Una LoRALinear correcta que calcula (W + s·BA) x redondea distinto que peft (W x + s·B(A x)):
+    las celdas calificadas la aprueban (tolerancia relativa) y siguen suspendiendo una escala α en vez de α/r."""
+    import torch.nn.functional as F
+
+    monkeypatch.setenv(models.ENV_VAR, "tiny")
+
+    class Merged(LoRALinear):
+        def forward(self, x):
+            return F.linear(x, self.base.weight + self.scaling * (self.B @ self.A), self.base.bias)
+
+    class WrongScale(LoRALinear):
+        def forward(self, x):
+            return F.linear(x, self.base.weight + self.alpha * (self.B @ self.A), self.base.bias)
+
+    source = _grade_cell(grade_id).replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
+    for cls, passes in ((Merged, True), (WrongScale, False)):
+        namespace = solution_namespace("02", "add_lora", torch=torch, nn=nn, math=math, helpers=helpers,
+                                       LoRALinear=cls, get_peft_model=get_peft_model, LoraConfig=LoraConfig)
+        if passes:
+            exec(compile(source, grade_id, "exec"), namespace)
+        else:
+            with pytest.raises(AssertionError):
+                exec(compile(source, grade_id, "exec"), namespace)

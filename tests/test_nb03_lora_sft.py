@@ -268,3 +268,22 @@ def test_sft_config_calentamiento_programacion_y_validacion(tmp_path):
         helpers.sft_config(str(tmp_path), 10, eval_every=0)
     with pytest.raises(ValueError):
         helpers.run_sft(None, None, None, str(tmp_path), 2, eval_every=1)  # sin eval_dataset
+
+
+@pytest.mark.parametrize("change, passes", [
+    ("", True),
+    ("lora_dropout=0.0", False),  # → lora_dropout=0.1: el enunciado pide sin dropout
+    ('task_type="CAUSAL_LM"', False),  # sin tipo de tarea: el enunciado pide un modelo de lenguaje causal
+])
+def test_configuracion_de_lora_comprueba_dropout_y_tipo_de_tarea(tokenizer, sources, change, passes):
+    solution = sources["lora_config"]
+    if change:
+        assert change in solution
+        solution = solution.replace(change, "lora_dropout=0.1" if "dropout" in change else "task_type=None")
+    namespace = base_namespace(tokenizer, model=helpers.load_model("tiny", verbose=False))
+    run_cells(namespace, solution)
+    if passes:
+        run_cells(namespace, sources["test_lora_config"])
+    else:
+        with pytest.raises(AssertionError):
+            run_cells(namespace, sources["test_lora_config"])

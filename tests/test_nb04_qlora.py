@@ -112,7 +112,7 @@ def test_cuaderno_deja_sitio_al_planificador_y_habla_de_la_t4():
     text = "\n".join(markdown)
     assert any(re.search(r"^## (\d+\. )?¿Cabe en una T4\?", s, re.M) for s in markdown), "falta la sección «¿Cabe en una T4?»"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert "plan(" in code and "PUBLIC_CONFIGS" in code and ".fits(" in code, "la sección de la T4 debe usar el planificador"
+    assert "plan(" in code and "PUBLIC_CONFIGS" in code and ".verdict(" in code, "la sección de la T4 debe usar el planificador"
     for needed in ("paged_adamw_8bit", "sdpa", "is_bf16_supported", "prepare_model_for_kbit_training",
                    "según", "2305.14314", "Unsloth", "20–30 %"):
         assert needed in text, f"falta «{needed}» en el texto del cuaderno 04"

@@ -190,3 +190,28 @@ def test_conclusiones_con_la_perdida_en_validacion():
     assert "Pérdida final (validación) tras 2 pasos, cada método con su tasa de aprendizaje" in text
     assert "la más baja fue la de LoRA (2.100), seguida de la de QLoRA (2.150, 0.050 más)" in text
     assert "la más alta, la del ajuste de prompts (2.900)" in text
+
+
+def test_veredicto_de_la_perdida_y_borde_de_la_rejilla():
+    """El veredicto sale de helpers.evidence: una semilla y 3 pasos nunca dan un ganador, y el aviso del
+    borde mira la tasa de menor pérdida en validación, no la que elige el desempate (la menor de las empatadas)."""
+    mb = 10**6
+    flat = [3.0, 2.0, 1.8] + [1.7] * 9  # convergida
+
+    def rec(method, lr, val, losses=flat):
+        return compare.MethodRecord(method, 10, 100, 1.0, mb, list(losses), learning_rate=lr, held_out_loss=val)
+
+    # Completo: mínimo en 2e-4 (interior); 6e-5 queda a menos de 0.01 (la elegiría el desempate, y está en el borde).
+    sweep = [rec("full", 6e-5, 2.305), rec("full", 2e-4, 2.300), rec("full", 6e-4, 2.50),
+             rec("lora", 1e-3, 2.40), rec("lora", 3e-3, 2.20), rec("lora", 1e-2, 2.10)]
+    chosen = [sweep[0], sweep[5]]
+    v = compare.loss_verdict(chosen, sweep)
+    assert not v.conclusive and "borde_rejilla" in v.failed
+    assert "LoRA (0.01, la mayor" in v.text and "ajuste fino completo (" not in v.text.split("borde")[1]
+    assert "pocas_semillas" in v.failed and "sin_converger" not in v.failed
+    # Tres pasos que aún bajan: sin converger.
+    short = [rec("full", 2e-4, 2.3, [3.0, 2.5, 2.1]), rec("lora", 3e-3, 2.2, [3.0, 2.4, 2.0])]
+    assert "sin_converger" in compare.loss_verdict(short).failed
+    # La frase de las conclusiones es la del veredicto.
+    assert any(line.startswith("¿Qué método gana en pérdida final? no concluyente: ")
+               for line in compare.conclusions(chosen, sweep))

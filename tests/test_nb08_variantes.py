@@ -1,5 +1,6 @@
 """Cuaderno 08 (variantes de LoRA): el módulo helpers.variants y las soluciones, contra peft."""
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -119,7 +120,10 @@ def test_train_with_optimizer_aprende(batches):
 def test_measure_variant_mide_una_fila(batches, held_out):
     model = tiny_lora()
     row = measure_variant("LoRA", model, batches, held_out, learning_rate=1e-2)
-    assert set(row) == {"variante", "entrenables", "s/paso", "memoria pico (bytes)", "pérdida final", "pérdidas"}
+    assert set(row) == {"variante", "entrenables", "s/paso", "memoria pico (bytes)", "pérdida final", "pérdidas", "segundos"}
+    # Los segundos de cada paso medido (sin los dos perfilados, o solo el segundo con 2 lotes): su mediana es s/paso.
+    assert len(row["segundos"]) == max(1, len(batches) - 2) and all(t > 0 for t in row["segundos"])
+    assert row["s/paso"] == pytest.approx(statistics.median(row["segundos"]))
     assert row["entrenables"] == helpers.count_parameters(model).trainable
     assert len(row["pérdidas"]) == len(batches) and all(math.isfinite(v) for v in row["pérdidas"])
     assert row["s/paso"] > 0 and row["memoria pico (bytes)"] > 0
