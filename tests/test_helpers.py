@@ -239,7 +239,7 @@ def test_datos_regenerables(tmp_path):
     """Los JSONL del paquete son exactamente lo que escribe el generador (nadie los edita a mano).
 
     El generador escribe en ``tmp_path``: la prueba no toca nunca los archivos del repositorio."""
-    packaged = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE)}
+    packaged = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE, hd.GENERAL_FILE)}
     out = subprocess.run([sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(tmp_path)],
                          capture_output=True, text=True, cwd=str(ROOT))
     assert out.returncode == 0, out.stderr
@@ -333,3 +333,12 @@ def test_load_model_no_toca_la_semilla_de_quien_llama():
     assert torch.equal(after, expected)
     second = helpers.load_model("tiny", task="seq-cls", verbose=False)  # la cabeza nueva sale igual siempre
     assert torch.equal(first.score.weight, second.score.weight)
+
+
+def test_texto_general_sin_geografia_ni_formato():
+    """El texto del olvido no comparte nada con la tarea: ni el «🌎 Dato:» ni preguntas de geografía."""
+    general = list(hd.load_general())
+    assert len(general) >= 30 and all(e["instruction"] and e["response"] for e in general)
+    assert not any("🌎" in e["response"] for e in general)
+    geography = {e["instruction"] for e in hd.load_instructions(None)}
+    assert not geography & {e["instruction"] for e in general}
