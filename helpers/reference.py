@@ -575,17 +575,20 @@ def summarize(experiment: Experiment, get: Callable[[dict], dict | None], metric
     test = list(load_instructions("test", limit=experiment.limit)) if metric else []
     options = {}
     for label in experiment.options:
-        by_rate = {}
+        by_rate, pending = {}, []
         for rate in tried_rates(experiment, label, get):
             result = get(run_config(experiment, label, rate, experiment.seeds[0]))
             if result is not None:
                 by_rate[rate] = result
-        option = {"especificacion": experiment.options[label], "rejilla": sorted(by_rate),
+            else:
+                pending.append(rate)
+        option = {"especificacion": experiment.options[label], "rejilla": sorted(by_rate), "rejilla_pendiente": pending,
                   "por_tasa": {f"{r:.6g}": _finite(v.get("held_out_loss")) for r, v in sorted(by_rate.items())},
                   "completa": plan_next(experiment, label, get) is None, "semillas": []}
         if by_rate:
+            # Mientras falten tasas de la rejilla, la elegida es provisional y el borde aún no dice nada.
             chosen, edge = choose_lr(by_rate)
-            option.update(tasa_elegida=chosen, borde=edge)
+            option.update(tasa_elegida=chosen, borde=None if pending else edge, provisional=bool(pending))
             for seed in experiment.seeds:
                 result = get(run_config(experiment, label, chosen, seed))
                 if result is None or result.get("diverged"):
@@ -683,8 +686,11 @@ def table_rows(summary: dict) -> list[dict]:
         seeds = option.get("semillas", [])
         rows.append({
             "opción": label,
-            "tasa elegida": f"{option['tasa_elegida']:.0e}" if option.get("tasa_elegida") else "—",
-            "rejilla": ", ".join(f"{r:.0e}" for r in option.get("rejilla", [])) + (" (borde)" if option.get("borde") else ""),
+            "tasa elegida": (f"{option['tasa_elegida']:.0e}" + (" (provisional)" if option.get("provisional") else "")
+                             if option.get("tasa_elegida") else "—"),
+            "rejilla": (", ".join(f"{r:.0e}" for r in option.get("rejilla", []))
+                        + (f" (faltan {len(option['rejilla_pendiente'])})" if option.get("rejilla_pendiente") else "")
+                        + (" (borde)" if option.get("borde") else "")),
             "semillas": len(seeds),
             "pérdida final (validación)": _cell([s["held_out_loss"] for s in seeds], 4),
             "formato (prueba)": _cell([s.get("formato") for s in seeds], 0, percent=True),
@@ -755,7 +761,7 @@ def plot(key: str | dict, path: str | Path | None = None):
             continue
         steps = [p[0] for p in seeds[0]["curve"]]
         values = [[s["curve"][i][1] for s in seeds] for i in range(len(steps))]
-        line, = curves.plot(steps, [statistics.fmean(v) for v in values], label=f"{label} ({len(seeds)} semillas)")
+        line, = curves.plot(steps, [statistics.fmean(v) for v in values], label=f"{label} ({len(seeds)} semilla{'' if len(seeds) == 1 else 's'})")
         curves.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.2, color=line.get_color())
         grid_points = sorted(option.get("por_tasa", {}).items(), key=lambda kv: float(kv[0]))
         rates.plot([float(k) for k, _ in grid_points], [v for _, v in grid_points], "o-", label=label, color=line.get_color())

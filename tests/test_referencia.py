@@ -232,3 +232,28 @@ def test_show_y_veredicto_dicen_lo_que_falta(tmp_path, monkeypatch, capsys):
     assert summary is not None and "2 de 2 opciones completas" in out and "CPU de prueba" in out and "veredicto" in out
     assert reference.show("otro", path=path) is None
     assert "make referencia" in capsys.readouterr().out
+
+
+def test_el_resumen_no_da_por_buena_una_rejilla_a_medias():
+    """Con tasas de la rejilla sin hacer, la tasa elegida es provisional y no hay veredicto de borde."""
+    done = {}
+
+    def get(config):
+        return done.get(json.dumps(config, sort_keys=True))
+
+    def finish(rate, seed, loss):
+        config = run_config(MICRO, "r = 1", rate, seed)
+        done[json.dumps(config, sort_keys=True)] = {"config": config, "held_out_loss": loss, "curve": [[0, 3.0], [4, loss]],
+                                                    "forgetting": 0.0, "trainable": 1, "seconds_per_step": 1.0,
+                                                    "peak_memory_bytes": 1, "adapter_bytes": 1}
+
+    finish(1e-3, 0, 2.0)
+    option = reference.summarize(MICRO, get)["opciones"]["r = 1"]
+    assert option["provisional"] and option["borde"] is None and option["rejilla_pendiente"] == [1e-2, 1e-1]
+    assert not option["completa"] and reference.table_rows({"opciones": {"r = 1": option}})[0]["rejilla"] == "1e-03 (faltan 2)"
+    finish(1e-2, 0, 1.5)
+    finish(1e-1, 0, 1.8)
+    finish(1e-2, 1, 1.6)
+    option = reference.summarize(MICRO, get)["opciones"]["r = 1"]
+    assert not option["provisional"] and option["borde"] is None and option["completa"]
+    assert option["tasa_elegida"] == 1e-2 and [s["held_out_loss"] for s in option["semillas"]] == [1.5, 1.6]

@@ -182,7 +182,7 @@ def publish(cache: Cache, data_file: Path | None, docs: Path | None, experiments
 
 def markdown_section(data: dict, data_file: Path, images: Path | None) -> list[str]:
     """La sección de referencia de ``docs/rendimiento.md``."""
-    lines = [BEGIN, "", "## Experimentos de referencia (`make referencia`)", "",
+    lines = [BEGIN, "", "## Experimentos de referencia", "",
              "Generado por `make referencia` (`python -m helpers.maintainers.referencia`) a partir de "
              f"`helpers/{data_file.relative_to(ROOT / 'helpers').as_posix() if data_file.is_relative_to(ROOT / 'helpers') else data_file.name}`. "
              f"Protocolo: {reference.STEPS} pasos con lotes de {reference.BATCH_SIZE} × {reference.MAX_LENGTH}; "
@@ -212,7 +212,7 @@ def markdown_section(data: dict, data_file: Path, images: Path | None) -> list[s
             gflops = [p["gflops"] for p in provs if p.get("gflops")]
             dates = sorted(p["fecha"] for p in provs)
             machine = provs[0]["maquina"]
-            lines += [f"*{len(provs)} ejecuciones en la tabla · {machine.get('cpu')} ({machine.get('nucleos')} núcleos)"
+            lines += [f"*{len(provs)} {'ejecución' if len(provs) == 1 else 'ejecuciones'} en la tabla · {machine.get('cpu')} ({machine.get('nucleos')} núcleos)"
                       f"{' · GPU ' + machine['gpu'] if machine.get('gpu') else ''} · torch {provs[0]['versiones'].get('torch')}"
                       f", peft {provs[0]['versiones'].get('peft')} · {min(gflops) if gflops else '?'}–"
                       f"{max(gflops) if gflops else '?'} GFLOPS · del {dates[0]} al {dates[-1]} · commit "
