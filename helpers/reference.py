@@ -815,7 +815,7 @@ def show(key: str, compare: Callable | None = None, metrics=("held_out_loss",), 
     provs = [s["procedencia"] for o in options.values() for s in o["semillas"] if s.get("procedencia")]
     if provs:
         machine = provs[0].get("maquina", {})
-        print(f"Medido en {machine.get('gpu') or machine.get('cpu')} ({len(provs)} ejecuciones, "
+        print(f"Medido en {machine.get('gpu') or machine.get('cpu')} ({len(provs)} {'ejecución' if len(provs) == 1 else 'ejecuciones'}, "
               f"{min(p['fecha'] for p in provs)[:10]} a {max(p['fecha'] for p in provs)[:10]}).")
     rows = table(summary)
     try:
