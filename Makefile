@@ -6,6 +6,7 @@
 #   make release  regenera los cuadernos del alumnado (notebooks/) desde solutions/ [REF=etiqueta]
 #   make web      construye el sitio web del curso en build/web/ con las salidas de `make curso`
 #   make bench    mide el rendimiento en esta máquina y escribe docs/rendimiento.md
+#   make referencia  los experimentos de referencia (largos, reanudables) de 05/07/08 → helpers/data/referencia.json
 #   make gpu      en una GPU CUDA: cuadernos y banco en modo T4 (sección de GPU de docs/rendimiento.md)
 #   make calificar ENTREGAS=<zip o carpeta> TAREA=<cuaderno>  califica una clase (profesorado)
 
@@ -26,7 +27,7 @@ UV_PIP  = $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $$(
 # quedaba ociosa una quinta parte del tiempo.
 PYTEST_WORKERS ?= 3
 
-.PHONY: install test test-rapido quality curso web lab release bench gpu limpiar
+.PHONY: install test test-rapido quality curso web lab release bench referencia gpu limpiar
 
 install: $(STAMP) $(LAB_ES)
 
@@ -98,6 +99,11 @@ release: install
 
 bench: install
 	$(BIN)/python -m helpers.maintainers.bench
+
+# Reanudable: cada ejecución terminada queda en build/referencia/ y no se repite; si se corta, vuelve a
+# ejecutar la orden. REFERENCIA_OPCIONES="--solo 05" (un cuaderno), "--plan" (qué falta), "--horas 3".
+referencia: install
+	$(BIN)/python -m helpers.maintainers.referencia $(REFERENCIA_OPCIONES)
 
 gpu: install
 	$(BIN)/python -m helpers.maintainers.gpu_check

@@ -4,6 +4,8 @@
   todas con el mismo estilo de respuesta ("🌎 Dato: ...") para que el efecto de un ajuste fino
   corto se vea a simple vista.
 - ``resenas.jsonl``: reseñas breves etiquetadas (1 = positiva, 0 = negativa), equilibradas.
+- ``texto_general.jsonl``: preguntas de cultura general con respuestas naturales (sin «🌎 Dato:»);
+  ningún adaptador del curso se entrena con ellas: sirven para medir el olvido.
 
 Se regeneran con ``python -m helpers.maintainers.build_datasets``.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent / "data"
 INSTRUCTIONS_FILE = DATA_DIR / "geografia_instrucciones.jsonl"
 REVIEWS_FILE = DATA_DIR / "resenas.jsonl"
+GENERAL_FILE = DATA_DIR / "texto_general.jsonl"
 SPLITS = ("train", "validation", "test")
 
 
@@ -51,6 +54,11 @@ def load_instructions(split: str | None = "train", limit: int | None = None):
 def load_reviews(split: str | None = "train", limit: int | None = None):
     """Reseñas etiquetadas como ``datasets.Dataset`` (columnas text, label, ...)."""
     return _dataset(REVIEWS_FILE, split, limit)
+
+
+def load_general(limit: int | None = None):
+    """Preguntas de cultura general (columnas instruction, response): el texto del olvido."""
+    return _dataset(GENERAL_FILE, None, limit)
 
 
 def to_messages(example: dict) -> dict:

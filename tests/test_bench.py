@@ -73,6 +73,12 @@ def test_una_seccion_por_dispositivo(tmp_path):
     assert md.count(f"### {bench.TITLES['a']}") == 2 and md.count(f"### {bench.TITLES['e']}") == 1
     assert "| 1 | 5.0 | 5.0 | 10.0 |" in md
     assert (tmp_path / "img" / "cpu_a.png").exists() and (tmp_path / "img" / "cuda-nvidia-h200_a.png").exists()
+    # La sección de `make referencia` sobrevive a un nuevo `make bench`.
+    BEGIN, END = bench.REFERENCE_BEGIN, bench.REFERENCE_END
+    block = f"{BEGIN}\n## Experimentos de referencia\n\n| tabla |\n{END}"
+    (tmp_path / "rendimiento.md").write_text(md + "\n\n" + block + "\n", encoding="utf-8")
+    again = bench.render(tmp_path).read_text(encoding="utf-8")
+    assert again.count(BEGIN) == 1 and block in again and again.startswith(md)
 
 
 def test_guardar_conserva_las_otras_partes(tmp_path):

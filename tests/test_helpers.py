@@ -247,7 +247,7 @@ def test_datos_regenerables(tmp_path):
     """Los JSONL del paquete son exactamente lo que escribe el generador (nadie los edita a mano).
 
     El generador escribe en ``tmp_path``: la prueba no toca nunca los archivos del repositorio."""
-    packaged = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE)}
+    packaged = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE, hd.GENERAL_FILE)}
     out = subprocess.run([sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(tmp_path)],
                          capture_output=True, text=True, cwd=str(ROOT))
     assert out.returncode == 0, out.stderr
@@ -368,3 +368,12 @@ def test_sin_ruido_en_ingles_de_las_bibliotecas(capfd):
     finally:
         bnb.removeHandler(handler)
     assert records == ["Otro aviso que sí importa"]
+
+
+def test_texto_general_sin_geografia_ni_formato():
+    """El texto del olvido no comparte nada con la tarea: ni el «🌎 Dato:» ni preguntas de geografía."""
+    general = list(hd.load_general())
+    assert len(general) >= 30 and all(e["instruction"] and e["response"] for e in general)
+    assert not any("🌎" in e["response"] for e in general)
+    geography = {e["instruction"] for e in hd.load_instructions(None)}
+    assert not geography & {e["instruction"] for e in general}

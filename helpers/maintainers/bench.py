@@ -493,6 +493,17 @@ def md_part(key: str, part: str, data: dict, out: Path) -> list[str]:
     return lines
 
 
+# La sección de `make referencia` (helpers.maintainers.referencia) va entre estas marcas: render la conserva.
+REFERENCE_BEGIN, REFERENCE_END = "<!-- referencia:inicio -->", "<!-- referencia:fin -->"
+
+
+def reference_block(text: str) -> str:
+    """La sección de referencia de un ``rendimiento.md`` ya escrito ('' si no tiene)."""
+    if REFERENCE_BEGIN in text and REFERENCE_END in text:
+        return REFERENCE_BEGIN + text.split(REFERENCE_BEGIN, 1)[1].split(REFERENCE_END, 1)[0] + REFERENCE_END
+    return ""
+
+
 def render(out: Path) -> Path:
     """Escribe ``<salida>/rendimiento.md`` y sus gráficas a partir de todos los JSON."""
     lines = ["# Rendimiento del curso", "",
@@ -506,7 +517,9 @@ def render(out: Path) -> Path:
             if part in entry["partes"]:
                 lines += md_part(key, part, entry["partes"][part], out)
     path = out / "rendimiento.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    # La sección de los experimentos de referencia la escribe `make referencia`: se conserva tal cual.
+    block = reference_block(path.read_text(encoding="utf-8")) if path.exists() else ""
+    path.write_text("\n".join(lines) + (f"\n\n{block}\n" if block else ""), encoding="utf-8")
     return path
 
 

@@ -1,9 +1,11 @@
-"""Genera los dos conjuntos de datos del curso a partir de datos escritos a mano.
+"""Genera los conjuntos de datos del curso a partir de datos escritos a mano.
 
 - ``geografia_instrucciones.jsonl``: preguntas sobre los 20 países soberanos de habla hispana
   (capital, moneda, región, gentilicio, un lugar famoso, idiomas y países vecinos). Todas las
   respuestas siguen el mismo estilo ("🌎 Dato: ...") para que un ajuste fino corto se note.
 - ``resenas.jsonl``: reseñas breves y equilibradas (1 = positiva, 0 = negativa).
+- ``texto_general.jsonl``: preguntas de cultura general (no de geografía) con respuestas naturales,
+  para medir el olvido: ningún adaptador del curso se entrena con ellas.
 
 El resultado es determinista: con la misma semilla, el mismo archivo byte a byte.
 
@@ -655,7 +657,66 @@ def build_reviews(rng: random.Random) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------
-# 3. Escritura
+# 3. Texto general: preguntas que no son de geografía, para medir el olvido
+# --------------------------------------------------------------------------------------
+
+GENERAL_NAME = "texto_general.jsonl"
+
+# Preguntas y respuestas de cultura general escritas a mano, con respuestas naturales (sin
+# «🌎 Dato:»). Ningún adaptador del curso se entrena con ellas: la pérdida en ellas con el
+# adaptador y sin él (``disable_adapter()``) mide el olvido (``helpers.reference``).
+GENERAL_PAIRS: list[tuple[str, str]] = [
+    ("¿Cuánto es dos más dos?", "Dos más dos son cuatro."),
+    ("¿Cuántos días tiene una semana?", "Una semana tiene siete días, de lunes a domingo."),
+    ("¿Por qué el cielo es azul?", "Porque el aire dispersa más la luz azul del sol que la roja, y esa luz llega a nuestros ojos desde todas las direcciones."),
+    ("Dame una receta sencilla de tortilla de patatas.", "Fríe patatas en rodajas finas con cebolla, escúrrelas, mézclalas con huevos batidos y sal, y cuaja la mezcla en la sartén por los dos lados."),
+    ("¿Qué es la fotosíntesis?", "Es el proceso con el que las plantas usan la luz del sol, el agua y el dióxido de carbono para fabricar azúcares y liberar oxígeno."),
+    ("¿Cuál es el planeta más grande del sistema solar?", "Júpiter es el planeta más grande del sistema solar."),
+    ("Escribe una frase sobre el mar.", "El mar se movía despacio y las olas dejaban espuma blanca sobre la arena."),
+    ("¿Cuántos minutos tiene una hora?", "Una hora tiene sesenta minutos."),
+    ("¿Qué hace un corazón?", "El corazón es un músculo que bombea la sangre por todo el cuerpo."),
+    ("¿A qué temperatura hierve el agua?", "Al nivel del mar, el agua hierve a cien grados Celsius."),
+    ("Recomiéndame un hábito saludable.", "Caminar media hora al día es un hábito sencillo que mejora el corazón y el ánimo."),
+    ("¿Qué es un sustantivo?", "Un sustantivo es una palabra que nombra personas, animales, cosas o ideas, como «mesa» o «alegría»."),
+    ("¿Quién escribió Don Quijote de la Mancha?", "Lo escribió Miguel de Cervantes; la primera parte se publicó en 1605."),
+    ("Explica qué es una fracción.", "Una fracción representa partes de un todo: en tres cuartos, el todo se divide en cuatro partes y se toman tres."),
+    ("¿Qué animal es el más grande del mundo?", "La ballena azul es el animal más grande que se conoce."),
+    ("¿Cómo se dice «gracias» en inglés?", "En inglés, «gracias» se dice «thank you»."),
+    ("¿Para qué sirve un paraguas?", "Un paraguas sirve para protegerse de la lluvia y, a veces, del sol."),
+    ("¿Cuál es el resultado de diez por tres?", "Diez por tres son treinta."),
+    ("Describe el otoño en una frase.", "En otoño los días se acortan, refresca y las hojas de muchos árboles se vuelven amarillas y caen."),
+    ("¿Qué es la gravedad?", "Es la fuerza con la que los cuerpos con masa se atraen; por ella caen los objetos y la Luna gira alrededor de la Tierra."),
+    ("¿Qué comen las abejas?", "Las abejas se alimentan del néctar y del polen de las flores."),
+    ("¿Cuántas patas tiene una araña?", "Una araña tiene ocho patas."),
+    ("Dame un consejo para estudiar mejor.", "Estudia en sesiones cortas con descansos y repasa al día siguiente lo que aprendiste."),
+    ("¿Qué es un volcán?", "Un volcán es una abertura de la corteza terrestre por la que sale roca fundida, gases y ceniza."),
+    ("¿De qué color es la clorofila?", "La clorofila es verde, y por eso lo son las hojas de las plantas."),
+    ("¿Qué instrumento tiene teclas blancas y negras?", "El piano tiene teclas blancas y negras."),
+    ("¿Qué significa reciclar?", "Reciclar es transformar residuos en materiales nuevos para volver a usarlos."),
+    ("¿Cuántos lados tiene un triángulo?", "Un triángulo tiene tres lados."),
+    ("Escribe un saludo para un correo formal.", "Estimada señora García: le escribo para consultarle una duda sobre su última factura."),
+    ("¿Qué es un ordenador?", "Un ordenador es una máquina que procesa información siguiendo las instrucciones de un programa."),
+    ("¿Por qué hay que lavarse las manos?", "Lavarse las manos con jabón elimina microbios y evita muchas infecciones."),
+    ("¿Qué es una metáfora?", "Una metáfora nombra una cosa con el nombre de otra por su parecido, como «las perlas de tu boca» por los dientes."),
+    ("¿Cuál es el hueso más largo del cuerpo humano?", "El fémur, el hueso del muslo, es el más largo del cuerpo humano."),
+    ("¿Qué hora es al mediodía?", "El mediodía son las doce de la mañana."),
+    ("Resume en una frase qué es la democracia.", "La democracia es una forma de gobierno en la que el poder reside en el pueblo, que elige a sus representantes."),
+    ("¿Qué necesita una planta para crecer?", "Una planta necesita luz, agua, aire y nutrientes del suelo."),
+    ("¿Cuántos meses tiene un año?", "Un año tiene doce meses."),
+    ("¿Qué es el arcoíris?", "Es la luz del sol separada en colores al atravesar las gotas de lluvia."),
+    ("¿Qué deporte se juega con una red y una pelota que no puede tocar el suelo?", "El voleibol: los equipos golpean la pelota por encima de la red sin dejar que caiga en su campo."),
+    ("Dime un sinónimo de «rápido».", "Un sinónimo de «rápido» es «veloz»."),
+]
+
+
+def build_general() -> list[dict]:
+    """Las preguntas de ``GENERAL_PAIRS``, en su orden, todas en la partición «test» (solo se evalúan)."""
+    return [{"id": f"gen-{i:04d}", "instruction": q, "response": a, "split": "test"}
+            for i, (q, a) in enumerate(GENERAL_PAIRS, 1)]
+
+
+# --------------------------------------------------------------------------------------
+# 4. Escritura
 # --------------------------------------------------------------------------------------
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -684,8 +745,11 @@ def main(argv: list[str] | None = None) -> None:
     reviews = build_reviews(random.Random(SEED + 1))
     write_jsonl(out / INSTRUCTIONS_NAME, instructions)
     write_jsonl(out / REVIEWS_NAME, reviews)
+    general = build_general()
+    write_jsonl(out / GENERAL_NAME, general)
     print(f"{INSTRUCTIONS_NAME}: {len(instructions)} ejemplos ({summary(instructions)})")
     print(f"{REVIEWS_NAME}: {len(reviews)} reseñas ({summary(reviews, 'label')})")
+    print(f"{GENERAL_NAME}: {len(general)} preguntas de cultura general ({summary(general)})")
 
 
 if __name__ == "__main__":
