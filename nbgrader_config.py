@@ -1,4 +1,5 @@
 """Configuración de nbgrader del curso (fuentes en solutions/, versión del alumnado en notebooks/)."""
+
 import atexit
 import os
 import shutil

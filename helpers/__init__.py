@@ -10,6 +10,7 @@ primera vez que la usas (PEP 562, ``__getattr__`` de módulo). Lo que hay aquí 
 cuadernos; el calificador de la clase está en ``helpers.classroom`` y las herramientas de quien
 mantiene el curso, en ``helpers.maintainers`` (lee ``docs/arquitectura.md``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,11 +24,24 @@ _EXPORTS = {
     "evaluation": ("held_out_batches", "held_out_loss"),
     "environment": ("in_autograder", "in_colab", "where"),
     "grading": ("check_close", "check_equal", "check_loss_decreases", "check_type"),
-    "measure": ("PeakMemory", "Timer", "count_parameters", "footprint_bytes", "format_bytes", "format_count",
-                "free_memory"),
+    "measure": (
+        "PeakMemory",
+        "Timer",
+        "count_parameters",
+        "footprint_bytes",
+        "format_bytes",
+        "format_count",
+        "free_memory",
+    ),
     "metrics": ("load_accuracy",),
-    "models": ("load_model", "load_model_and_tokenizer", "load_tokenizer", "resolve_profile", "show_environment",
-               "steps_for"),
+    "models": (
+        "load_model",
+        "load_model_and_tokenizer",
+        "load_tokenizer",
+        "resolve_profile",
+        "show_environment",
+        "steps_for",
+    ),
     "plots": ("plot_bars", "plot_losses", "plot_xy"),
     "precision": ("training_precision",),
     "sweep": ("fixed_batches",),

@@ -10,6 +10,7 @@ cambia de verdad la salida).
 - :func:`peft_lora_layers`: las capas LoRA de ``peft`` de un modelo, por nombre.
 - :func:`sample_inputs`: un lote fijo de identificadores de *tokens* con su máscara de atención.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -21,8 +22,14 @@ from .models import TINY_ARCHITECTURE
 __all__ = ["add_random_adapters", "peft_lora_layers", "sample_inputs", "tiny_llama"]
 
 # La arquitectura del Llama diminuto del curso, aún más pequeña y con su propio vocabulario.
-TINY_DEFAULTS = {**TINY_ARCHITECTURE, "vocab_size": 128, "hidden_size": 32, "intermediate_size": 48,
-                 "max_position_embeddings": 64, "tie_word_embeddings": False}
+TINY_DEFAULTS = {
+    **TINY_ARCHITECTURE,
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "max_position_embeddings": 64,
+    "tie_word_embeddings": False,
+}
 
 
 def tiny_llama(seed: int = 0, **overrides):

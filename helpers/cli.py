@@ -8,6 +8,7 @@ pública que la documentación de argparse deja redefinir: :meth:`~argparse.Argu
 el texto que produce argparse. Si una versión nueva de Python cambia alguna frase, la prueba
 ``tests/test_cli.py`` lo detecta (la frase saldría en inglés).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@ sesión: el cuaderno mezclaría versiones. :func:`restart_notice` compara lo ins
 después de ``pip`` y, **solo si cambió un paquete que ya estaba importado**, lo dice en español y
 cómo reiniciar. Solo usa la biblioteca estándar (la celda lo importa antes que torch).
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,12 @@ def installed_versions() -> dict[str, str]:
     return {_normalize(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
 
 
-def changed_imported(before: dict[str, str], after: dict[str, str] | None = None,
-                     modules=None, top_levels: dict[str, list[str]] | None = None) -> list[tuple[str, str, str]]:
+def changed_imported(
+    before: dict[str, str],
+    after: dict[str, str] | None = None,
+    modules=None,
+    top_levels: dict[str, list[str]] | None = None,
+) -> list[tuple[str, str, str]]:
     """Distribuciones que cambiaron de versión y que la sesión ya había importado.
 
     Devuelve ``[(distribución, versión antes, versión ahora), ...]`` ordenadas por nombre. ``after``,
@@ -38,8 +43,11 @@ def changed_imported(before: dict[str, str], after: dict[str, str] | None = None
     modules = sys.modules if modules is None else modules
     top_levels = metadata.packages_distributions() if top_levels is None else top_levels
     imported = {_normalize(dist) for name in list(modules) for dist in top_levels.get(name.partition(".")[0], [])}
-    return sorted((dist, before[dist], after[dist]) for dist in imported
-                  if dist in before and dist in after and before[dist] != after[dist])
+    return sorted(
+        (dist, before[dist], after[dist])
+        for dist in imported
+        if dist in before and dist in after and before[dist] != after[dist]
+    )
 
 
 def restart_notice(before: dict[str, str], **kwargs) -> bool:
@@ -48,9 +56,11 @@ def restart_notice(before: dict[str, str], **kwargs) -> bool:
     if not changed:
         return False
     listed = ", ".join(f"{dist} {old} → {new}" for dist, old, new in changed)
-    print("\n⚠️  REINICIA LA SESIÓN antes de seguir.\n"
-          f"La instalación cambió paquetes que esta sesión ya tenía cargados ({listed}), y hasta que la "
-          "reinicies seguirá usando las versiones viejas.\n"
-          "Elige «Entorno de ejecución → Reiniciar sesión» y vuelve a ejecutar esta celda: la segunda "
-          "vez no instala nada nuevo y no volverá a pedírtelo.")
+    print(
+        "\n⚠️  REINICIA LA SESIÓN antes de seguir.\n"
+        f"La instalación cambió paquetes que esta sesión ya tenía cargados ({listed}), y hasta que la "
+        "reinicies seguirá usando las versiones viejas.\n"
+        "Elige «Entorno de ejecución → Reiniciar sesión» y vuelve a ejecutar esta celda: la segunda "
+        "vez no instala nada nuevo y no volverá a pedírtelo."
+    )
     return True

@@ -17,6 +17,7 @@ Uso típico::
     registro = run_method("lora", steps=5)
     print(registro.as_row())
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,12 +26,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .evidence import Verdict, compare as evidence_verdict
+from .evidence import Verdict
+from .evidence import compare as evidence_verdict
 from .measure import PeakMemory, count_parameters, footprint_bytes, free_memory
 from .models import checkpoint, load_model, load_tokenizer
 from .precision import decide
 from .quantization import nf4_config, quant_constants_bytes
-from .sweep import SEED, final_loss as mean_last_losses, fixed_batches, memory_in_use, train_steps
+from .sweep import SEED, fixed_batches, memory_in_use, train_steps
+from .sweep import final_loss as mean_last_losses
 
 METHODS = ("full", "lora", "qlora", "prompt")
 METHOD_NAMES = {
@@ -49,8 +52,12 @@ LEARNING_RATES = {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "prompt": 3e-2}
 # mínimo del completo, LoRA y QLoRA quedaba en el borde superior (medido con el modelo embebido).
 # Con tan pocos pasos, la mejor tasa es más alta que la de un entrenamiento largo: el barrido
 # elige la tasa que más aprende en 3 pasos, no la de entrenar bien (el cuaderno lo dice).
-SWEEP_RATES = {"full": (6e-5, 2e-4, 6e-4), "lora": (1e-3, 3e-3, 1e-2), "qlora": (1e-3, 3e-3, 1e-2),
-               "prompt": (1e-2, 3e-2, 1e-1)}
+SWEEP_RATES = {
+    "full": (6e-5, 2e-4, 6e-4),
+    "lora": (1e-3, 3e-3, 1e-2),
+    "qlora": (1e-3, 3e-3, 1e-2),
+    "prompt": (1e-2, 3e-2, 1e-1),
+}
 # Pasos de entrenamiento cuya media da la «pérdida de entrenamiento» de la tabla.
 TRAIN_LOSS_LAST = 3
 PROMPT_INIT_TEXT = "Responde con un dato breve de geografía:"
@@ -107,14 +114,16 @@ class MethodRecord:
         row = {"método": METHOD_NAMES.get(self.method, self.method)}
         if self.learning_rate is not None:
             row["tasa de aprendizaje"] = self.learning_rate
-        row.update({
-            "parámetros entrenables": self.trainable,
-            "parámetros totales": self.total,
-            "% entrenable": round(self.percent, 4),
-            "s/paso": round(self.seconds_per_step, 3),
-            "memoria pico (MB)": round(self.peak_memory_bytes / 1e6, 1),
-            f"pérdida de entrenamiento (media de los últimos {TRAIN_LOSS_LAST} pasos)": round(self.train_loss, 4),
-        })
+        row.update(
+            {
+                "parámetros entrenables": self.trainable,
+                "parámetros totales": self.total,
+                "% entrenable": round(self.percent, 4),
+                "s/paso": round(self.seconds_per_step, 3),
+                "memoria pico (MB)": round(self.peak_memory_bytes / 1e6, 1),
+                f"pérdida de entrenamiento (media de los últimos {TRAIN_LOSS_LAST} pasos)": round(self.train_loss, 4),
+            }
+        )
         if self.held_out_loss is not None:
             row["pérdida final (validación)"] = round(self.held_out_loss, 4)
         if self.accuracy is not None:
@@ -155,10 +164,20 @@ def prompt_config(num_virtual_tokens: int = NUM_VIRTUAL_TOKENS, init_text: str =
 # ----------------------------------------------------------------------------------------------
 # Entrenamiento y medida
 # ----------------------------------------------------------------------------------------------
-def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
-               learning_rate: float | None = None, profile=None, batches: list[dict] | None = None,
-               progress: bool = False, eval_batches: list[dict] | None = None,
-               memory_bytes: int | None = None) -> MethodRecord:
+def run_method(
+    method: str,
+    steps: int = 5,
+    *,
+    batch_size: int = 4,
+    max_length: int = 64,
+    seed: int = SEED,
+    learning_rate: float | None = None,
+    profile=None,
+    batches: list[dict] | None = None,
+    progress: bool = False,
+    eval_batches: list[dict] | None = None,
+    memory_bytes: int | None = None,
+) -> MethodRecord:
     """Construye el modelo para ``method``, entrena ``steps`` pasos y devuelve lo medido.
 
     - Mismo modelo base, mismos lotes (:func:`helpers.sweep.fixed_batches` con ``seed``), misma semilla de torch.
@@ -187,8 +206,9 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     if method == "qlora":
         # El gradient checkpointing lo pone train_steps a los cuatro métodos por igual (si la
         # precisión lo pide): así todos hacen exactamente el mismo cálculo.
-        model = prepare_model_for_kbit_training(load_model(profile, quantization_config=nf4_config(), verbose=False),
-                                                use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(
+            load_model(profile, quantization_config=nf4_config(), verbose=False), use_gradient_checkpointing=False
+        )
     elif method == "full":
         # Todo se entrena: los pesos son la copia maestra (fp32); en una T4 se calcula en fp16
         # con autocast y GradScaler (helpers.precision). AdamW sobre pesos fp16 daría NaN.
@@ -233,8 +253,9 @@ def run_method(method: str, steps: int = 5, *, batch_size: int = 4, max_length: 
     )
 
 
-def sweep_learning_rates(method: str, rates, steps: int, *, batches: list[dict], eval_batches: list[dict],
-                         **kwargs) -> list[MethodRecord]:
+def sweep_learning_rates(
+    method: str, rates, steps: int, *, batches: list[dict], eval_batches: list[dict], **kwargs
+) -> list[MethodRecord]:
     """Un barrido: :func:`run_method` con cada tasa de ``rates``, los mismos lotes y la misma semilla.
 
     Cada registro lleva su ``learning_rate`` y su pérdida en ``eval_batches`` (validación). Una
@@ -249,14 +270,22 @@ def sweep_learning_rates(method: str, rates, steps: int, *, batches: list[dict],
     memory_bytes = None
     for rate in rates:
         try:
-            record = run_method(method, steps, learning_rate=rate, batches=batches, eval_batches=eval_batches,
-                                memory_bytes=memory_bytes, **kwargs)
+            record = run_method(
+                method,
+                steps,
+                learning_rate=rate,
+                batches=batches,
+                eval_batches=eval_batches,
+                memory_bytes=memory_bytes,
+                **kwargs,
+            )
             records.append(record)
             memory_bytes = record.peak_memory_bytes
         except FloatingPointError:
             free_memory()
-            records.append(MethodRecord(method, 0, 0, math.nan, 0, [math.nan], learning_rate=rate,
-                                        held_out_loss=math.nan))
+            records.append(
+                MethodRecord(method, 0, 0, math.nan, 0, [math.nan], learning_rate=rate, held_out_loss=math.nan)
+            )
     return records
 
 
@@ -265,8 +294,11 @@ def compare_methods(methods=METHODS, steps: int = 5, **kwargs) -> list[MethodRec
     profile = kwargs.get("profile")
     if "batches" not in kwargs:
         kwargs["batches"] = fixed_batches(
-            load_tokenizer(profile), steps,
-            batch_size=kwargs.pop("batch_size", 4), max_length=kwargs.pop("max_length", 64), seed=kwargs.get("seed", SEED),
+            load_tokenizer(profile),
+            steps,
+            batch_size=kwargs.pop("batch_size", 4),
+            max_length=kwargs.pop("max_length", 64),
+            seed=kwargs.get("seed", SEED),
         )
     records = []
     for method in methods:
@@ -299,8 +331,19 @@ def classification_batch(tokenizer, texts: list[str], labels: list[int] | None =
     return dict(batch)
 
 
-def train_classifier(model, tokenizer, texts: list[str], labels: list[int], steps: int, *, learning_rate: float = 1e-3,
-                     batch_size: int = 8, max_length: int = 48, seed: int = SEED, progress: bool = False) -> list[float]:
+def train_classifier(
+    model,
+    tokenizer,
+    texts: list[str],
+    labels: list[int],
+    steps: int,
+    *,
+    learning_rate: float = 1e-3,
+    batch_size: int = 8,
+    max_length: int = 48,
+    seed: int = SEED,
+    progress: bool = False,
+) -> list[float]:
     """Entrena ``model`` (p. ej. LoRA con ``task_type="SEQ_CLS"``) ``steps`` pasos de AdamW.
 
     Recorre los ejemplos barajados con ``seed`` (vuelve a barajar al acabar cada época) y
@@ -317,7 +360,9 @@ def train_classifier(model, tokenizer, texts: list[str], labels: list[int], step
         if len(order) < batch_size:
             order += torch.randperm(len(texts), generator=generator).tolist()
         chosen, order = order[:batch_size], order[batch_size:]
-        batches.append(classification_batch(tokenizer, [texts[i] for i in chosen], [labels[i] for i in chosen], max_length))
+        batches.append(
+            classification_batch(tokenizer, [texts[i] for i in chosen], [labels[i] for i in chosen], max_length)
+        )
     losses, _ = train_steps(model, batches, learning_rate, progress=progress)
     model.eval()
     return losses
@@ -399,8 +444,10 @@ def loss_verdict(records: list[MethodRecord], sweep: list[MethodRecord] | None =
     results, curves = {}, {}
     for r in records:
         if r.held_out_loss is None:
-            raise ValueError(f"{METHOD_NAMES.get(r.method, r.method)} no tiene pérdida en validación: pasa "
-                             "eval_batches a run_method.")
+            raise ValueError(
+                f"{METHOD_NAMES.get(r.method, r.method)} no tiene pérdida en validación: pasa "
+                "eval_batches a run_method."
+            )
         name = METHOD_NAMES.get(r.method, r.method)
         results.setdefault(name, []).append(r.held_out_loss)
         curves[f"{name} ({len(results[name])}.ª ejecución)" if len(results[name]) > 1 else name] = r.losses
@@ -414,8 +461,9 @@ def loss_verdict(records: list[MethodRecord], sweep: list[MethodRecord] | None =
             name = METHOD_NAMES.get(method, method)
             grids[name] = sorted({r.learning_rate for r in sweep if r.method == method})
             best_rates[name] = min(runs, key=lambda r: r.held_out_loss).learning_rate
-    return evidence_verdict(results, curves=curves, lr_grid=grids, chosen_lr=best_rates,
-                            metric="pérdida final (validación)")
+    return evidence_verdict(
+        results, curves=curves, lr_grid=grids, chosen_lr=best_rates, metric="pérdida final (validación)"
+    )
 
 
 def extremes(records: list[MethodRecord], key) -> tuple[MethodRecord, MethodRecord]:

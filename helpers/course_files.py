@@ -11,6 +11,7 @@ clase (``helpers.classroom``) y las herramientas de mantenimiento (``helpers.mai
 - :func:`ipc_kernel_settings`: núcleos de Jupyter por sockets de Unix (sin red y sin el aviso
   «Kernel is running over TCP without encryption» en cada ejecución).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -71,8 +72,12 @@ def write_config(workdir: Path, extra: str = "") -> Path:
 
 def copy_source(name: str, dest: Path, solutions: Path = SOLUTIONS) -> Path:
     """Copia ``solutions/<name>`` (sin puntos de control ni salidas) en ``dest``."""
-    shutil.copytree(Path(solutions) / name, dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas", "__pycache__"))
+    shutil.copytree(
+        Path(solutions) / name,
+        dest,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas", "__pycache__"),
+    )
     return Path(dest)
 
 
@@ -83,10 +88,18 @@ def nbgrader_env(**extra: str) -> dict:
     return env
 
 
-def run_nbgrader(course: Path, *args: str, env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+def run_nbgrader(
+    course: Path, *args: str, env: dict | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """``nbgrader <args>`` en el directorio de curso ``course``; un fallo lanza ``RuntimeError`` con su salida."""
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
-                            env=env or nbgrader_env(), timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=env or nbgrader_env(),
+        timeout=timeout,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} falló:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result

@@ -9,6 +9,7 @@
 
 Se regeneran con ``python -m helpers.maintainers.build_datasets``.
 """
+
 from __future__ import annotations
 
 import json

@@ -20,6 +20,7 @@ Escribe en ``--salida``:
 
 Lee ``docs/multi_gpu.md`` para usarlo con varias GPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Ajuste fino LoRA en varios procesos (DDP). Lánzalo con `accelerate launch`."
     )
-    parser.add_argument("--perfil", default=None, help="perfil del modelo: embedded, tiny, hub o hub:<id> (por defecto, el del entorno)")
+    parser.add_argument(
+        "--perfil", default=None, help="perfil del modelo: embedded, tiny, hub o hub:<id> (por defecto, el del entorno)"
+    )
     parser.add_argument("--pasos", type=int, default=30, help="pasos de entrenamiento (por defecto 30)")
-    parser.add_argument("--salida", type=Path, default=Path(DEFAULT_OUT), help=f"carpeta de resultados (por defecto {DEFAULT_OUT})")
+    parser.add_argument(
+        "--salida", type=Path, default=Path(DEFAULT_OUT), help=f"carpeta de resultados (por defecto {DEFAULT_OUT})"
+    )
     parser.add_argument("--rango", type=int, default=8, help="rango r de LoRA (por defecto 8)")
     parser.add_argument("--lote", type=int, default=4, help="ejemplos por proceso y paso (por defecto 4)")
     parser.add_argument("--max-longitud", type=int, default=64, help="longitud máxima en tokens (por defecto 64)")
@@ -91,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_tokenizer(profile)
     model = load_model(profile, verbose=main_process)
     torch.manual_seed(SEED)  # el mismo adaptador inicial en todos los procesos
-    lora = LoraConfig(r=args.rango, lora_alpha=2 * args.rango, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=args.rango, lora_alpha=2 * args.rango, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
     model = get_peft_model(model, lora)
     initial = adapter_state(model)
 

@@ -12,6 +12,7 @@ es el primer paso del README ante cualquier problema. Lee las versiones fijadas 
 (en una copia del repositorio) o de los metadatos del paquete instalado (en Colab), sin torch: lo
 que necesita torch va al final y, si torch no se importa, lo dice.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,7 +46,9 @@ class PinStatus:
         if self.installed is None:
             return False
         try:
-            return Requirement(f"{self.name}=={self.pinned}").specifier.contains(Version(self.installed), prereleases=True)
+            return Requirement(f"{self.name}=={self.pinned}").specifier.contains(
+                Version(self.installed), prereleases=True
+            )
         except InvalidVersion:
             return False
 
@@ -176,7 +179,9 @@ def _print_block(title: str, lines: list[tuple[str, str]]) -> None:
 
 
 def _print_versions(statuses: list[PinStatus], place: str) -> None:
-    print(f"Versiones (instalada / fijada en pyproject.toml{'; en Colab solo las del curso' if place == 'colab' else ''})")
+    print(
+        f"Versiones (instalada / fijada en pyproject.toml{'; en Colab solo las del curso' if place == 'colab' else ''})"
+    )
     width = max(len(s.name) for s in statuses)
     for s in statuses:
         if s.installed is None:
@@ -209,11 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     print("Diagnóstico del curso PEFT (python -m helpers.doctor)")
     print()
     # 1. Lo que no necesita torch: dónde se ejecuta y las versiones instaladas (metadatos).
-    _print_block("Dónde se ejecuta", [
-        ("entorno", place),
-        ("python", f"{platform.python_version()} ({sys.executable})"),
-        ("sistema", f"{platform.system()} {platform.machine()}"),
-    ])
+    _print_block(
+        "Dónde se ejecuta",
+        [
+            ("entorno", place),
+            ("python", f"{platform.python_version()} ({sys.executable})"),
+            ("sistema", f"{platform.system()} {platform.machine()}"),
+        ],
+    )
     statuses = check_pins(place)
     _print_versions(statuses, place)
 
@@ -238,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     problems = [s for s in statuses if s.problem]
     if problems:
         detail = "; ".join(
-            f"{s.name} (instalada {s.installed}, fijada {s.pinned})" if s.installed else f"{s.name} (no instalado, fijada {s.pinned})"
+            f"{s.name} (instalada {s.installed}, fijada {s.pinned})"
+            if s.installed
+            else f"{s.name} (no instalado, fijada {s.pinned})"
             for s in problems
         )
         print(f"{BAD} Problema: {len(problems)} paquete(s) no coinciden con las versiones fijadas: {detail}.")

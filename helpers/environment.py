@@ -4,6 +4,7 @@ Solo biblioteca estándar, sin torch: lo usa el diagnóstico (``python -m helper
 antes de tocar torch, así que sigue funcionando aunque torch esté roto o no esté instalado. Lo que
 necesita torch (la GPU, la precisión con la que entrena el curso) está en :mod:`helpers.precision`.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,13 +4,15 @@ En todo el curso, **pérdida final** significa una sola cosa: la pérdida media 
 respuesta sobre ejemplos de la partición de validación (``split="validation"``), medida al
 terminar de entrenar con :func:`held_out_loss`. Para caber en su tiempo, los cuadernos la miden en
 los N primeros ejemplos de la partición (``limit=N``), no en todos, y siempre imprimen cuántos:
-es la pérdida en esos N ejemplos, no la de la partición entera. La de entrenamiento no sirve para comparar ejecuciones: baja
+es la pérdida en esos N ejemplos, no la de la partición entera. La de entrenamiento no sirve para
+comparar ejecuciones: baja
 también cuando el modelo memoriza (sobreajuste, *overfitting*). La partición de prueba
 (``"test"``) se guarda para la comprobación final de una tarea, no para elegir hiperparámetros.
 
 - :func:`held_out_batches`: todos los ejemplos de una partición, una vez cada uno y en orden fijo;
 - :func:`held_out_loss`: la pérdida media por token sobre esos lotes, sin gradientes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,17 +26,18 @@ from .sweep import encode_batches
 __all__ = ["held_out_batches", "held_out_loss"]
 
 
-def held_out_batches(tokenizer, split: str = "validation", *, batch_size: int = 8, max_length: int = 64,
-                     limit: int | None = None) -> list[dict]:
+def held_out_batches(
+    tokenizer, split: str = "validation", *, batch_size: int = 8, max_length: int = 64, limit: int | None = None
+) -> list[dict]:
     """Los ejemplos de geografía de ``split`` (por defecto, validación) como lotes enmascarados.
 
     Cada ejemplo aparece una sola vez, en el orden del archivo: dos llamadas dan los mismos lotes.
     """
     if split == "train":
-        raise ValueError("held_out_batches evalúa con datos no vistos: usa split='validation' o 'test', "
-                         "no 'train'.")
-    return encode_batches(tokenizer, list(load_instructions(split, limit=limit)), batch_size=batch_size,
-                          max_length=max_length)
+        raise ValueError("held_out_batches evalúa con datos no vistos: usa split='validation' o 'test', no 'train'.")
+    return encode_batches(
+        tokenizer, list(load_instructions(split, limit=limit)), batch_size=batch_size, max_length=max_length
+    )
 
 
 @torch.no_grad()

@@ -57,13 +57,22 @@ Uso::
 
 No importa torch: funciona con listas de números.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["CONVERGE_FRACTION", "FAILURES", "Verdict", "compare", "grid_edge", "relative_slope", "seed_separation_chance"]
+__all__ = [
+    "CONVERGE_FRACTION",
+    "FAILURES",
+    "Verdict",
+    "compare",
+    "grid_edge",
+    "relative_slope",
+    "seed_separation_chance",
+]
 
 # Parte final de la curva en la que se mide si sigue bajando (y el mínimo de puntos).
 CONVERGE_FRACTION = 1 / 3
@@ -114,8 +123,9 @@ def seed_separation_chance(counts: Sequence[int]) -> float:
     return min(1.0, sum(1 / math.comb(total, c) for c in counts))
 
 
-def relative_slope(curve: Sequence[float], fraction: float = CONVERGE_FRACTION,
-                   min_points: int = CONVERGE_MIN_POINTS) -> float:
+def relative_slope(
+    curve: Sequence[float], fraction: float = CONVERGE_FRACTION, min_points: int = CONVERGE_MIN_POINTS
+) -> float:
     """Cuánto baja la curva por punto al final, en fracción de su valor (positivo = aún baja).
 
     Toma los últimos ``max(3, ceil(fraction · len))`` puntos, ajusta una recta por mínimos
@@ -146,8 +156,10 @@ def grid_edge(lr: float, grid: Sequence[float]) -> str | None:
     if not values:
         raise ValueError("grid_edge: la rejilla está vacía.")
     if not any(math.isclose(float(lr), g, rel_tol=1e-9) for g in values):
-        raise ValueError(f"la tasa {_fmt_lr(lr)} no está en su rejilla {{{', '.join(_fmt_lr(g) for g in values)}}}; "
-                         "pasa la rejilla que barriste.")
+        raise ValueError(
+            f"la tasa {_fmt_lr(lr)} no está en su rejilla {{{', '.join(_fmt_lr(g) for g in values)}}}; "
+            "pasa la rejilla que barriste."
+        )
     if len(values) == 1:
         return "la única"
     if math.isclose(float(lr), values[0], rel_tol=1e-9):
@@ -170,11 +182,18 @@ def _listing(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " y " + names[-1]
 
 
-def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = True,
-            curves: Mapping[str, Sequence[float]] | None = None, converge_tol: float = 0.01,
-            lr_grid: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
-            chosen_lr: Mapping[str, float] | None = None,
-            min_seeds: int = 3, metric: str = "pérdida de validación", repeats: str = "semillas") -> Verdict:
+def compare(
+    results: Mapping[str, Sequence[float]],
+    *,
+    lower_is_better: bool = True,
+    curves: Mapping[str, Sequence[float]] | None = None,
+    converge_tol: float = 0.01,
+    lr_grid: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+    chosen_lr: Mapping[str, float] | None = None,
+    min_seeds: int = 3,
+    metric: str = "pérdida de validación",
+    repeats: str = "semillas",
+) -> Verdict:
     """Compara opciones medidas con varias semillas y da un veredicto solo si los datos lo sostienen.
 
     ``results``: opción → valores finales, uno por semilla (p. ej. la pérdida de validación de
@@ -194,8 +213,10 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
     """
     options = {str(name): [float(v) for v in values] for name, values in results.items()}
     if len(options) < 2:
-        raise ValueError(f"compare necesita al menos dos opciones que comparar; recibí {len(options)}. "
-                         "Pásale un diccionario opción → lista de valores (uno por semilla).")
+        raise ValueError(
+            f"compare necesita al menos dos opciones que comparar; recibí {len(options)}. "
+            "Pásale un diccionario opción → lista de valores (uno por semilla)."
+        )
     empty = [name for name, values in options.items() if not values]
     if empty:
         raise ValueError(f"compare: {_listing(empty)} no tiene ningún valor; pon un valor por semilla.")
@@ -220,8 +241,10 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
         counts = sorted(set(few.values()))
         count_text = " o ".join(str(c) for c in counts)
         where = "" if len(few) == len(options) else f" en {_listing(list(few))}"
-        reasons["pocas_semillas"] = (f"{count_text} {one if counts == [1] else many} por opción{where} "
-                                     f"(hacen falta al menos {min_seeds} para medir la dispersión entre {many})")
+        reasons["pocas_semillas"] = (
+            f"{count_text} {one if counts == [1] else many} por opción{where} "
+            f"(hacen falta al menos {min_seeds} para medir la dispersión entre {many})"
+        )
 
     # La mejor opción (por la media) y su separación de cada una de las demás.
     sign = 1 if lower_is_better else -1
@@ -230,8 +253,9 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
     best = ranking[0] if ranking else None
     if best is not None and len(ranking) >= 2:
         worst_of_best = max(finite[best], key=lambda v: sign * v)
-        overlapping = [name for name in ranking[1:]
-                       if not sign * worst_of_best < sign * min(finite[name], key=lambda v: sign * v)]
+        overlapping = [
+            name for name in ranking[1:] if not sign * worst_of_best < sign * min(finite[name], key=lambda v: sign * v)
+        ]
         if overlapping:
             spread = max(max(finite[n]) - min(finite[n]) for n in [best, *overlapping])
             gap = abs(mean[overlapping[0]] - mean[best])
@@ -239,8 +263,10 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
                 detail = "no hay dispersión medida"
             else:
                 detail = f"dispersión entre {many} de hasta {_fmt(spread)}"
-            reasons["ruido"] = (f"{best} y {_listing(overlapping)} se solapan: la peor {one} de {best} no es mejor "
-                                f"que la mejor de {_listing(overlapping)} (diferencia de medias {_fmt(gap)}; {detail})")
+            reasons["ruido"] = (
+                f"{best} y {_listing(overlapping)} se solapan: la peor {one} de {best} no es mejor "
+                f"que la mejor de {_listing(overlapping)} (diferencia de medias {_fmt(gap)}; {detail})"
+            )
     elif best is not None and len(ranking) < 2:
         # Solo queda una opción finita: nada con qué compararla con garantías.
         pass
@@ -261,12 +287,16 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
                 parts = []
                 if falling:
                     everywhere = len(falling) == len(curves) and len(curves) > 1
-                    parts.append(f"la pérdida sigue bajando más de un {100 * converge_tol:g} % por paso al final de "
-                                 f"{'todas las curvas' if everywhere else 'la curva'}: {_listing(falling)}")
+                    parts.append(
+                        f"la pérdida sigue bajando más de un {100 * converge_tol:g} % por paso al final de "
+                        f"{'todas las curvas' if everywhere else 'la curva'}: {_listing(falling)}"
+                    )
                 if short:
                     everywhere = len(short) == len(curves) and len(curves) > 1
-                    parts.append(f"no se puede comprobar que {'ninguna curva' if everywhere else _listing(short)} haya "
-                                 f"convergido (hacen falta al menos {CONVERGE_MIN_POINTS} puntos finitos)")
+                    parts.append(
+                        f"no se puede comprobar que {'ninguna curva' if everywhere else _listing(short)} haya "
+                        f"convergido (hacen falta al menos {CONVERGE_MIN_POINTS} puntos finitos)"
+                    )
                 reasons["sin_converger"] = "; ".join(parts)
 
     # Tasa de aprendizaje en el borde de su rejilla.
@@ -290,13 +320,20 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
         parts = []
         if single:
             rates = sorted({lr for _, lr in single})
-            who = ("ninguna opción" if len(single) == len(chosen_lr) and len(single) > 1
-                   else _listing([name for name, _ in single]))
-            parts.append(f"no se ha barrido la tasa de aprendizaje en {who} (una sola tasa, "
-                         f"{' y '.join(_fmt_lr(r) for r in rates)}): la mejor para cada opción podría ser otra")
+            who = (
+                "ninguna opción"
+                if len(single) == len(chosen_lr) and len(single) > 1
+                else _listing([name for name, _ in single])
+            )
+            parts.append(
+                f"no se ha barrido la tasa de aprendizaje en {who} (una sola tasa, "
+                f"{' y '.join(_fmt_lr(r) for r in rates)}): la mejor para cada opción podría ser otra"
+            )
         if edges:
-            parts.append(f"la tasa de aprendizaje elegida está en el borde de su rejilla en {_listing(edges)}: la "
-                         "mejor podría estar fuera de lo probado")
+            parts.append(
+                f"la tasa de aprendizaje elegida está en el borde de su rejilla en {_listing(edges)}: la "
+                "mejor podría estar fuera de lo probado"
+            )
         if parts:
             reasons["borde_rejilla"] = "; ".join(parts)
 
@@ -306,9 +343,11 @@ def compare(results: Mapping[str, Sequence[float]], *, lower_is_better: bool = T
 
     runner_up = ranking[1]
     n_best = len(finite[best])
-    text = (f"{best} da la mejor {metric}: {_fmt(mean[best])} de media en {n_best} {many} "
-            f"(de {_fmt(min(finite[best]))} a {_fmt(max(finite[best]))}), frente a {_fmt(mean[runner_up])} de "
-            f"{runner_up}, la segunda (de {_fmt(min(finite[runner_up]))} a {_fmt(max(finite[runner_up]))}); "
-            f"cada {one} de {best} es mejor que cada {one} de las demás opciones (sin efecto real, "
-            f"esto pasaría por azar con probabilidad {seed_separation_chance([len(v) for v in finite.values()]):.2g}).")
+    text = (
+        f"{best} da la mejor {metric}: {_fmt(mean[best])} de media en {n_best} {many} "
+        f"(de {_fmt(min(finite[best]))} a {_fmt(max(finite[best]))}), frente a {_fmt(mean[runner_up])} de "
+        f"{runner_up}, la segunda (de {_fmt(min(finite[runner_up]))} a {_fmt(max(finite[runner_up]))}); "
+        f"cada {one} de {best} es mejor que cada {one} de las demás opciones (sin efecto real, "
+        f"esto pasaría por azar con probabilidad {seed_separation_chance([len(v) for v in finite.values()]):.2g})."
+    )
     return Verdict(True, text, (), best)

@@ -14,6 +14,7 @@
 Se lee de vuelta con ``AutoModelForCausalLM.from_pretrained(carpeta, gguf_file=nombre)``.
 Solo modelos Llama (SmolLM2 lo es) y sin adaptador: fusiona antes con ``merge_and_unload()``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,9 +29,15 @@ __all__ = ["QUANTIZATIONS", "export_gguf", "gguf_tensor_name"]
 QUANTIZATIONS = ("f16", "q8_0")
 
 _LAYER_NAMES = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
 }
 # Claves del GGUF de origen que no se copian: las escribe el propio escritor o dependen del modelo.
 _TOKENIZER_PREFIX = "tokenizer."
@@ -49,24 +56,33 @@ def gguf_tensor_name(hf_name: str) -> str | None:
         layer, module = parts[2], ".".join(parts[3:-1])
         if module in _LAYER_NAMES:
             return f"blk.{layer}.{_LAYER_NAMES[module]}.{parts[-1]}"
-    raise ValueError(f"No sé cómo se llama {hf_name!r} en GGUF: solo se exportan modelos Llama de transformers "
-                     "(SmolLM2 lo es) y sin adaptador; fusiona antes con merge_and_unload().")
+    raise ValueError(
+        f"No sé cómo se llama {hf_name!r} en GGUF: solo se exportan modelos Llama de transformers "
+        "(SmolLM2 lo es) y sin adaptador; fusiona antes con merge_and_unload()."
+    )
 
 
 def _permute_rows(weight: np.ndarray, n_head: int) -> np.ndarray:
     """La permutación de Q/K de ``convert_hf_to_gguf.py`` (``LlamaModel.permute``): por cabeza,
     las filas [mitad 1, mitad 2] pasan a ir intercaladas por pares."""
-    return (weight.reshape(n_head, 2, weight.shape[0] // n_head // 2, *weight.shape[1:])
-            .swapaxes(1, 2).reshape(weight.shape))
+    return (
+        weight.reshape(n_head, 2, weight.shape[0] // n_head // 2, *weight.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weight.shape)
+    )
 
 
 def _check_model(model) -> None:
     if hasattr(model, "peft_config") or hasattr(model, "disable_adapter"):
-        raise TypeError("El modelo todavía tiene el adaptador aparte (es un PeftModel): fusiónalo antes con "
-                        "model = model.merge_and_unload() y exporta el resultado.")
+        raise TypeError(
+            "El modelo todavía tiene el adaptador aparte (es un PeftModel): fusiónalo antes con "
+            "model = model.merge_and_unload() y exporta el resultado."
+        )
     if getattr(model.config, "model_type", None) != "llama":
-        raise ValueError(f"Solo se exportan modelos Llama (SmolLM2 lo es); este es "
-                         f"{getattr(model.config, 'model_type', '?')!r}. Para otros, usa el conversor de llama.cpp.")
+        raise ValueError(
+            f"Solo se exportan modelos Llama (SmolLM2 lo es); este es "
+            f"{getattr(model.config, 'model_type', '?')!r}. Para otros, usa el conversor de llama.cpp."
+        )
 
 
 def _write_architecture(writer, config, file_type) -> None:
@@ -94,8 +110,11 @@ def _tokenizer_fields(source: Path) -> tuple:
     import gguf
 
     reader = gguf.GGUFReader(source)
-    return tuple((key, field.types[0], field.contents()) for key, field in reader.fields.items()
-                 if key.startswith(_TOKENIZER_PREFIX))
+    return tuple(
+        (key, field.types[0], field.contents())
+        for key, field in reader.fields.items()
+        if key.startswith(_TOKENIZER_PREFIX)
+    )
 
 
 def _copy_tokenizer(writer, source: Path) -> None:
@@ -110,8 +129,14 @@ def _copy_tokenizer(writer, source: Path) -> None:
             writer.add_key_value(key, value, kind)
 
 
-def export_gguf(model, path: str | Path, quantization: str = "f16", *, tokenizer_gguf: str | Path | None = None,
-                name: str = "curso-peft") -> Path:
+def export_gguf(
+    model,
+    path: str | Path,
+    quantization: str = "f16",
+    *,
+    tokenizer_gguf: str | Path | None = None,
+    name: str = "curso-peft",
+) -> Path:
     """Escribe ``model`` (un Llama de transformers ya fusionado) como GGUF en ``path``.
 
     ``quantization``: ``"f16"`` (media precisión, ~2 bytes por parámetro) o ``"q8_0"`` (bloques de 32

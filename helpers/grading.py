@@ -4,6 +4,7 @@ esperaba, sin revelar la respuesta de las pruebas ocultas.
 Todas devuelven ``None`` (una celda calificada nunca debe terminar en un valor: nbgrader lo
 tomaría como nota parcial).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,14 @@ def check_type(obj, types, what: str) -> None:
         raise AssertionError(f"{what}: esperaba un {names} y recibí {type(obj).__name__}.")
 
 
-def check_loss_decreases(history: Sequence[float], *, min_steps: int = 5, window: int = 3, margin: float = 0.05, what: str = "historial de pérdida") -> None:
+def check_loss_decreases(
+    history: Sequence[float],
+    *,
+    min_steps: int = 5,
+    window: int = 3,
+    margin: float = 0.05,
+    what: str = "historial de pérdida",
+) -> None:
     """Exige una pérdida que baja de verdad.
 
     - al menos ``min_steps`` valores, todos números finitos (ni NaN ni infinito);

@@ -2,6 +2,7 @@
 
 Usa ``filelock``, que funciona igual en Linux, macOS y Windows (no depende de ``fcntl``).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Medidas: parámetros (totales y entrenables), tiempo, memoria pico y tamaño del modelo."""
+
 from __future__ import annotations
 
 import contextlib
@@ -129,7 +130,9 @@ class PeakMemory:
             self.start_bytes = torch.cuda.memory_allocated()
         elif self.tensors:
             self.start_bytes = 0
-            self._profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
+            self._profiler = torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+            )
             with _quiet_stderr():
                 self._profiler.__enter__()
         else:
@@ -192,7 +195,9 @@ def _live_tensor_peak(profiler) -> int:
         cpu = torch.autograd.DeviceType.CPU
         changes = sorted((e.start_ns(), e.nbytes()) for e in raw if e.name() == "[memory]" and e.device_type() == cpu)
     except AttributeError:
-        changes = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in profiler.events() if e.self_cpu_memory_usage)
+        changes = sorted(
+            (e.time_range.start, e.self_cpu_memory_usage) for e in profiler.events() if e.self_cpu_memory_usage
+        )
     live = peak = 0
     for _, change in changes:
         live += change

@@ -10,6 +10,7 @@ Fórmulas (bytes por parámetro) según ``reference-figures``: fp32 4, fp16/bf16
 cuantización ≈ 0.516 (Dettmers et al. 2023, QLoRA, arXiv 2305.14314, §3); AdamW guarda dos
 estados fp32 (8 bytes) por parámetro entrenable, AdamW de 8 bits unos 2.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,7 +21,15 @@ from functools import lru_cache
 # (14.74 GiB); el contexto de CUDA se descuenta aparte (``CUDA_OVERHEAD_BYTES``). Las demás son
 # las cifras en GiB que se citaban antes (L4 y A10G 22.0, V100 15.8, A100/H100 39.4 y 79.2)
 # pasadas a GB (× 2³⁰ / 10⁹).
-GPUS_GB = {"T4": 15.83, "L4": 23.6, "V100-16GB": 17.0, "A10G": 23.6, "A100-40GB": 42.3, "A100-80GB": 85.0, "H100-80GB": 85.0}
+GPUS_GB = {
+    "T4": 15.83,
+    "L4": 23.6,
+    "V100-16GB": 17.0,
+    "A10G": 23.6,
+    "A100-40GB": 42.3,
+    "A100-80GB": 85.0,
+    "H100-80GB": 85.0,
+}
 GIB = 2**30
 # Fracción de la tarjeta que el plan deja para lo que no cuenta (fragmentación del asignador,
 # memoria de trabajo de las bibliotecas): una regla práctica del curso, no una medida. Por debajo,
@@ -35,16 +44,53 @@ CUDA_OVERHEAD_BYTES = 0.5e9  # contexto de CUDA y kernels, aproximado
 # Configuraciones públicas (los campos de su config.json en el Hub de Hugging Face): sirven para
 # planificar sin descargar nada. En Colab también puedes pasar ``AutoConfig.from_pretrained(id)``.
 PUBLIC_CONFIGS = {
-    "SmolLM2-1.7B": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32,
-                         num_key_value_heads=32, vocab_size=49152, tie_word_embeddings=True),
-    "Llama-3.2-1B": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                         num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True),
-    "Llama-3.2-3B": dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
-                         num_key_value_heads=8, head_dim=128, vocab_size=128256, tie_word_embeddings=True),
-    "Llama-2-7B": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                       num_key_value_heads=32, vocab_size=32000, tie_word_embeddings=False),
-    "Llama-3.1-8B": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                         num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False),
+    "SmolLM2-1.7B": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=24,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=49152,
+        tie_word_embeddings=True,
+    ),
+    "Llama-3.2-1B": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
+    "Llama-3.2-3B": dict(
+        hidden_size=3072,
+        intermediate_size=8192,
+        num_hidden_layers=28,
+        num_attention_heads=24,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
+    "Llama-2-7B": dict(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        tie_word_embeddings=False,
+    ),
+    "Llama-3.1-8B": dict(
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+    ),
 }
 
 
@@ -66,7 +112,9 @@ class Shape:
         get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
         hidden, heads = get("hidden_size"), get("num_attention_heads")
         if hidden is None or heads is None:
-            raise ValueError("La configuración necesita al menos hidden_size y num_attention_heads (modelo tipo Llama).")
+            raise ValueError(
+                "La configuración necesita al menos hidden_size y num_attention_heads (modelo tipo Llama)."
+            )
         return cls(
             hidden=hidden,
             intermediate=get("intermediate_size"),
@@ -81,8 +129,15 @@ class Shape:
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(d_in, d_out) de cada capa lineal de un bloque; k/v con atención de grupos (GQA)."""
         h, q, kv, i = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim, self.intermediate
-        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
-                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+        return {
+            "q_proj": (h, q),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (q, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
 
     def linear_params(self) -> int:
         return self.layers * sum(a * b for a, b in self.linear_shapes().values())
@@ -100,7 +155,9 @@ def resolve_targets(target_modules) -> tuple[str, ...]:
     targets = tuple(target_modules)
     unknown = set(targets) - set(LINEAR_MODULES)
     if unknown:
-        raise ValueError(f"Módulos desconocidos {sorted(unknown)}: usa algunos de {', '.join(LINEAR_MODULES)} o 'all-linear'.")
+        raise ValueError(
+            f"Módulos desconocidos {sorted(unknown)}: usa algunos de {', '.join(LINEAR_MODULES)} o 'all-linear'."
+        )
     return targets
 
 
@@ -121,11 +178,20 @@ def _peft_count(shape: Shape, r: int, targets: tuple[str, ...]) -> int:
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=shape.hidden, intermediate_size=shape.intermediate, num_hidden_layers=shape.layers,
-                         num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads, head_dim=shape.head_dim,
-                         vocab_size=shape.vocab, tie_word_embeddings=shape.tied)
+    config = LlamaConfig(
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        head_dim=shape.head_dim,
+        vocab_size=shape.vocab,
+        tie_word_embeddings=shape.tied,
+    )
     with torch.device("meta"):
-        skeleton = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(targets)))
+        skeleton = get_peft_model(
+            LlamaForCausalLM(config), LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(targets))
+        )
     trainable, _ = skeleton.get_nb_trainable_parameters()
     return int(trainable)
 
@@ -176,16 +242,29 @@ class Plan:
         lines = [f"Método: {self.method} · parámetros entrenables: {trainable}"]
         for part, value in self.breakdown.items():
             lines.append(f"  {part:<22} {value / 1e9:8.2f} GB")
-        lines.append(f"  {'pico estimado':<22} {self.total_bytes / 1e9:8.2f} GB  "
-                     "(cuenta el mayor de gradientes y activaciones + logits)")
-        verdict = {"sí": "sí cabe", "no": "no cabe",
-                   "justo": f"justo: cabe, pero deja solo un {100 * self.headroom(gpu):.0f} % libre (menos del "
-                            f"margen de seguridad del {100 * SAFETY_MARGIN:.0f} %)"}[self.verdict(gpu)]
+        lines.append(
+            f"  {'pico estimado':<22} {self.total_bytes / 1e9:8.2f} GB  "
+            "(cuenta el mayor de gradientes y activaciones + logits)"
+        )
+        verdict = {
+            "sí": "sí cabe",
+            "no": "no cabe",
+            "justo": f"justo: cabe, pero deja solo un {100 * self.headroom(gpu):.0f} % libre (menos del "
+            f"margen de seguridad del {100 * SAFETY_MARGIN:.0f} %)",
+        }[self.verdict(gpu)]
         lines.append(f"¿Cabe en una {gpu} ({GPUS_GB[gpu]} GB = {GPUS_GB[gpu] * 1e9 / GIB:.2f} GiB)? {verdict}.")
         return "\n".join(lines)
 
 
-def activation_bytes(shape: Shape, batch: int, seq_len: int, bytes_per_value: int, gradient_checkpointing: bool, lora_r: int = 0, n_lora: int = 0) -> float:
+def activation_bytes(
+    shape: Shape,
+    batch: int,
+    seq_len: int,
+    bytes_per_value: int,
+    gradient_checkpointing: bool,
+    lora_r: int = 0,
+    n_lora: int = 0,
+) -> float:
     """Activaciones de los bloques que se guardan para la retropropagación.
 
     Por token y bloque: entradas y salidas de las dos normas y el residuo (6·h), la consulta y
@@ -212,9 +291,20 @@ def logits_bytes(shape: Shape, batch: int, seq_len: int) -> float:
     return 3 * batch * seq_len * shape.vocab * 4
 
 
-def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linear", batch: int = 1, seq_len: int = 512,
-         precision: str = "fp16", storage: str | None = None, optimizer: str = "adamw", gradient_checkpointing: bool = False,
-         cuda_overhead: bool = True) -> Plan:
+def plan(
+    config,
+    method: str = "lora",
+    *,
+    r: int = 16,
+    target_modules="all-linear",
+    batch: int = 1,
+    seq_len: int = 512,
+    precision: str = "fp16",
+    storage: str | None = None,
+    optimizer: str = "adamw",
+    gradient_checkpointing: bool = False,
+    cuda_overhead: bool = True,
+) -> Plan:
     """Estima la memoria pico de entrenamiento.
 
     ``method``: 'full' (ajuste fino completo), 'lora' o 'qlora'. ``precision`` es la precisión del
@@ -253,7 +343,9 @@ def plan(config, method: str = "lora", *, r: int = 16, target_modules="all-linea
         "pesos": weights,
         "gradientes": trainable * 4,
         "estados del optimizador": trainable * OPTIMIZER_BYTES[optimizer],
-        "activaciones": activation_bytes(shape, batch, seq_len, e, gradient_checkpointing, r if method != "full" else 0, n_lora),
+        "activaciones": activation_bytes(
+            shape, batch, seq_len, e, gradient_checkpointing, r if method != "full" else 0, n_lora
+        ),
         "logits": logits_bytes(shape, batch, seq_len),
     }
     if cuda_overhead:

@@ -11,6 +11,7 @@ Un solo sitio decide el perfil (:func:`resolve_profile`): el argumento, si no la
 entorno ``CURSO_PEFT_PROFILE``, si no ``tiny`` bajo nbgrader, ``hub`` en Colab y ``embedded``
 en cualquier otro caso.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,9 +60,7 @@ class Profile:
 
     @property
     def model_name(self) -> str:
-        return {"embedded": EMBEDDED_NAME, "tiny": "Llama diminuto aleatorio", "hub": self.hub_id}[
-            self.name
-        ]
+        return {"embedded": EMBEDDED_NAME, "tiny": "Llama diminuto aleatorio", "hub": self.hub_id}[self.name]
 
     @property
     def label(self) -> str:
@@ -189,8 +188,13 @@ def _versions(*packages: str) -> dict[str, str]:
 def embedded_manifest() -> dict:
     """Lo que decide la copia descuantizada del modelo embebido: el GGUF y quién lo convierte."""
     gguf = embedded_gguf_path()
-    return {"formato": CACHE_FORMAT, "modelo": "embedded", "gguf": gguf.name, "gguf_sha256": file_sha256(gguf),
-            **_versions("transformers", "gguf", "torch")}
+    return {
+        "formato": CACHE_FORMAT,
+        "modelo": "embedded",
+        "gguf": gguf.name,
+        "gguf_sha256": file_sha256(gguf),
+        **_versions("transformers", "gguf", "torch"),
+    }
 
 
 def _build_embedded(out: Path) -> None:
@@ -253,9 +257,14 @@ def tiny_manifest() -> dict:
     embebido del que sale el tokenizador (por su manifiesto: no hace falta tener su copia)."""
     architecture = json.dumps(TINY_ARCHITECTURE, sort_keys=True)
     embedded = json.dumps(embedded_manifest(), sort_keys=True)
-    return {"formato": CACHE_FORMAT, "modelo": "tiny", "semilla": TINY_SEED,
-            "arquitectura_sha256": hashlib.sha256(architecture.encode()).hexdigest(),
-            "embedded_sha256": hashlib.sha256(embedded.encode()).hexdigest(), **_versions("transformers", "torch")}
+    return {
+        "formato": CACHE_FORMAT,
+        "modelo": "tiny",
+        "semilla": TINY_SEED,
+        "arquitectura_sha256": hashlib.sha256(architecture.encode()).hexdigest(),
+        "embedded_sha256": hashlib.sha256(embedded.encode()).hexdigest(),
+        **_versions("transformers", "torch"),
+    }
 
 
 def tiny_checkpoint() -> Path:
@@ -359,11 +368,14 @@ def load_model(
         with _no_progress_bar():  # la barra «Loading weights» de cada carga no le dice nada a quien lee
             if task == "seq-cls":
                 with _no_load_report():
-                    model, info = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config,
-                                                                output_loading_info=True, **kwargs)
+                    model, info = classes[task].from_pretrained(
+                        path, dtype=dtype, quantization_config=quantization_config, output_loading_info=True, **kwargs
+                    )
                 _report_new_head(info, verbose)
             else:
-                model = classes[task].from_pretrained(path, dtype=dtype, quantization_config=quantization_config, **kwargs)
+                model = classes[task].from_pretrained(
+                    path, dtype=dtype, quantization_config=quantization_config, **kwargs
+                )
     if cuda and quantization_config is None:
         model = model.to("cuda")
     if quantization_config is not None and not cuda:
@@ -395,11 +407,16 @@ def _report_new_head(info: dict, verbose: bool) -> None:
     head = [k for k in missing if k.split(".")[0] == "score"]
     other = [k for k in missing if k not in head] + sorted(info.get("unexpected_keys") or [])
     if other:
-        warnings.warn(f"Al cargar el clasificador faltan o sobran pesos además de la cabeza «score»: {other}. "
-                      "Comprueba que el modelo guardado es el del perfil.", stacklevel=3)
+        warnings.warn(
+            f"Al cargar el clasificador faltan o sobran pesos además de la cabeza «score»: {other}. "
+            "Comprueba que el modelo guardado es el del perfil.",
+            stacklevel=3,
+        )
     if head and verbose:
-        print(f"Cabeza de clasificación nueva ({', '.join(head)}): no está en el modelo guardado, empieza con "
-              "pesos aleatorios y se entrena (transformers la llamaría «MISSING»).")
+        print(
+            f"Cabeza de clasificación nueva ({', '.join(head)}): no está en el modelo guardado, empieza con "
+            "pesos aleatorios y se entrena (transformers la llamaría «MISSING»)."
+        )
 
 
 def load_model_and_tokenizer(profile: str | Profile | None = None, **kwargs):
@@ -416,8 +433,12 @@ def show_environment() -> None:
     """
     import platform
 
-    info = [("entorno", where()), ("python", platform.python_version()), *hardware_lines(),
-            ("perfil del modelo", resolve_profile().label)]
+    info = [
+        ("entorno", where()),
+        ("python", platform.python_version()),
+        *hardware_lines(),
+        ("perfil del modelo", resolve_profile().label),
+    ]
     width = max(len(k) for k, _ in info)
     for key, value in info:
         print(f"{key:<{width}} : {value}")

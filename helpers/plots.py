@@ -1,4 +1,5 @@
 """Gráficas con etiquetas en español (matplotlib)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -6,7 +7,9 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 
 
-def plot_losses(histories: Mapping[str, Sequence[float]] | Sequence[float], title: str = "Pérdida de entrenamiento", ax=None):
+def plot_losses(
+    histories: Mapping[str, Sequence[float]] | Sequence[float], title: str = "Pérdida de entrenamiento", ax=None
+):
     """Curvas de pérdida por paso. ``histories``: una lista o ``{nombre: lista}``."""
     if not isinstance(histories, Mapping):
         histories = {"pérdida": list(histories)}
@@ -41,7 +44,16 @@ def plot_bars(values: Mapping[str, float], ylabel: str, title: str, *, log: bool
     return ax.figure
 
 
-def plot_xy(x: Sequence[float], ys: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, title: str, *, logx: bool = False, ax=None):
+def plot_xy(
+    x: Sequence[float],
+    ys: Mapping[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    *,
+    logx: bool = False,
+    ax=None,
+):
     """Una o varias series ``y`` frente a ``x`` (p. ej. parámetros frente al rango)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))

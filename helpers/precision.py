@@ -35,6 +35,7 @@ funcionan en CPU. Lo único que cambia en CPU es que bitsandbytes no puede pagin
 paginar), lo más parecido que se puede ejecutar. En una GPU de verdad la simulación además limita
 la memoria de CUDA a la de una T4 (:data:`T4_TOTAL_BYTES`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -149,13 +150,18 @@ class Precision:
 
     def describe(self) -> str:
         """Resumen en una línea, en español."""
-        sim = " (T4 simulada en la CPU)" if self.simulated and self.device == "cpu" else (
-            " (GPU en modo T4)" if self.simulated else "")
-        return (f"{self.hardware}{sim}: cálculo {self.compute}, pesos congelados "
-                f"{str(self.storage_dtype).replace('torch.', '')}, entrenables fp32, "
-                f"GradScaler {'sí' if self.grad_scaler else 'no'}, optimizador de QLoRA {self.optimizer_for(True)}, "
-                f"gradient checkpointing {'sí' if self.gradient_checkpointing else 'no'}, "
-                f"atención {self.attn_implementation}")
+        sim = (
+            " (T4 simulada en la CPU)"
+            if self.simulated and self.device == "cpu"
+            else (" (GPU en modo T4)" if self.simulated else "")
+        )
+        return (
+            f"{self.hardware}{sim}: cálculo {self.compute}, pesos congelados "
+            f"{str(self.storage_dtype).replace('torch.', '')}, entrenables fp32, "
+            f"GradScaler {'sí' if self.grad_scaler else 'no'}, optimizador de QLoRA {self.optimizer_for(True)}, "
+            f"gradient checkpointing {'sí' if self.gradient_checkpointing else 'no'}, "
+            f"atención {self.attn_implementation}"
+        )
 
 
 def simulation() -> str | None:
@@ -217,7 +223,7 @@ _BF16_TEXT = {
 _COMPUTE_TEXT = {
     "cpu": "fp32",
     "cpu-bf16": "fp32 (en CPU el curso entrena en fp32 aunque haya bf16 por hardware: así todas las máquinas "
-                "dan las mismas pérdidas)",
+    "dan las mismas pérdidas)",
     "t4": "fp16 (autocast con GradScaler; los pesos entrenables, en fp32)",
     "ampere": "bf16 (autocast; los pesos entrenables, en fp32)",
 }
@@ -231,8 +237,13 @@ def hardware_lines(decision: Precision | None = None) -> list[tuple[str, str]]:
     lines = [("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'no'})"), ("dispositivo", decision.device)]
     if gpu:
         count = torch.cuda.device_count()
-        lines.append(("GPU", f"{gpu.name}, capacidad {gpu.capability[0]}.{gpu.capability[1]}, {gpu.memory_gb:.1f} GB"
-                      + (f" (y {count - 1} más; mira docs/multi_gpu.md)" if count > 1 else "")))
+        lines.append(
+            (
+                "GPU",
+                f"{gpu.name}, capacidad {gpu.capability[0]}.{gpu.capability[1]}, {gpu.memory_gb:.1f} GB"
+                + (f" (y {count - 1} más; mira docs/multi_gpu.md)" if count > 1 else ""),
+            )
+        )
     else:
         lines.append(("GPU", "ninguna (se entrena en la CPU)"))
     bf16 = f"no (simulas una T4 con {SIMULATE_ENV}=t4)" if decision.simulated else _BF16_TEXT[decision.hardware]

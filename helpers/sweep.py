@@ -16,6 +16,7 @@ mismos lotes en el mismo orden y usar la misma semilla. Aquí están:
 El bucle del barrido lo escribes tú en el cuaderno 05 (y el enmascarado de un ejemplo, en el 03:
 aquí no hay una función que lo haga por ti).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,12 +32,21 @@ from .precision import decide
 from .quantization import check_no_cpu_inference_layout
 from .training import SEED, check_finite_losses
 
+__all__ = [
+    "SEED",
+    "encode_batches",
+    "final_loss",
+    "fixed_batches",
+    "prepare_for_training",
+    "memory_in_use",
+    "train_adapter",
+    "train_steps",
+]
 
-__all__ = ["SEED", "encode_batches", "final_loss", "fixed_batches", "prepare_for_training", "memory_in_use", "train_adapter", "train_steps"]
 
-
-def fixed_batches(tokenizer, steps: int, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED,
-                  split: str = "train") -> list[dict]:
+def fixed_batches(
+    tokenizer, steps: int, *, batch_size: int = 4, max_length: int = 64, seed: int = SEED, split: str = "train"
+) -> list[dict]:
     """``steps`` lotes de instrucciones de geografía, todos de ``batch_size × max_length`` tokens.
 
     Se rellenan (y se recortan) a ``max_length`` para que cada paso cueste lo mismo. El relleno
@@ -57,26 +67,34 @@ def encode_batches(tokenizer, examples: Sequence[dict], *, batch_size: int = 4, 
     último puede tener menos filas. La pérdida se calcula sobre la respuesta del asistente (y el
     fin de turno): la pregunta y el relleno llevan -100.
     """
+
     def chat(example):
-        return [{"role": "user", "content": example["instruction"]},
-                {"role": "assistant", "content": example["response"]}]
+        return [
+            {"role": "user", "content": example["instruction"]},
+            {"role": "assistant", "content": example["response"]},
+        ]
 
     pad = tokenizer.pad_token_id
     batches = []
     for start in range(0, len(examples), batch_size):
         ids, labels, mask = [], [], []
-        for example in examples[start:start + batch_size]:
+        for example in examples[start : start + batch_size]:
             conversation = chat(example)
             full = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
-            asked = len(tokenizer.apply_chat_template(conversation[:1], add_generation_prompt=True, tokenize=True,
-                                                      return_dict=True)["input_ids"])
+            asked = len(
+                tokenizer.apply_chat_template(
+                    conversation[:1], add_generation_prompt=True, tokenize=True, return_dict=True
+                )["input_ids"]
+            )
             x = full[:max_length]
             y = [-100] * min(asked, len(x)) + x[asked:]
             fill = max_length - len(x)
             ids.append(x + [pad] * fill)
             labels.append(y + [-100] * fill)
             mask.append([1] * len(x) + [0] * fill)
-        batches.append({"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)})
+        batches.append(
+            {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
+        )
     return batches
 
 
@@ -95,8 +113,14 @@ def prepare_for_training(model) -> list[torch.nn.Parameter]:
     return params
 
 
-def train_steps(model, batches: Sequence[dict], learning_rate: float | None = None, *,
-                optimizer: torch.optim.Optimizer | None = None, progress: bool = False) -> tuple[list[float], list[float]]:
+def train_steps(
+    model,
+    batches: Sequence[dict],
+    learning_rate: float | None = None,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    progress: bool = False,
+) -> tuple[list[float], list[float]]:
     """Un paso de AdamW por lote sobre los parámetros entrenables; devuelve ``(pérdidas, segundos de cada paso)``.
 
     Con ``optimizer`` usa ese optimizador en vez de AdamW (por ejemplo, el de LoRA+, con una tasa

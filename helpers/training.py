@@ -1,5 +1,6 @@
 """Entrenamiento con ``trl``: una configuración razonable para CPU, T4 o GPU moderna, y la
 lectura del historial de pérdida."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,9 +16,21 @@ SEED = 0
 LOSS_LOG_ENV = "CURSO_PEFT_REGISTRO_PERDIDAS"
 
 
-def sft_config(output_dir: str, max_steps: int, *, learning_rate: float = 2e-4, batch_size: int = 4, grad_accum: int = 1,
-               max_length: int = 128, seed: int = SEED, scheduler: str = "constant", warmup_steps: int = 0,
-               eval_every: int | None = None, eval_batch_size: int = 16, **overrides):
+def sft_config(
+    output_dir: str,
+    max_steps: int,
+    *,
+    learning_rate: float = 2e-4,
+    batch_size: int = 4,
+    grad_accum: int = 1,
+    max_length: int = 128,
+    seed: int = SEED,
+    scheduler: str = "constant",
+    warmup_steps: int = 0,
+    eval_every: int | None = None,
+    eval_batch_size: int = 16,
+    **overrides,
+):
     """``trl.SFTConfig`` para un ajuste fino corto y reproducible.
 
     La precisión y el *gradient checkpointing* salen de :func:`helpers.precision.decide` (fp16 en
@@ -100,9 +113,9 @@ def check_finite_losses(losses: list[float], where: str = "entrenamiento") -> li
     return values
 
 
-
-def run_sft(model, tokenizer, train_dataset, output_dir: str, max_steps: int, *, peft_config=None, eval_dataset=None,
-            **config):
+def run_sft(
+    model, tokenizer, train_dataset, output_dir: str, max_steps: int, *, peft_config=None, eval_dataset=None, **config
+):
     """Entrena con ``trl.SFTTrainer`` y devuelve ``(trainer, historial_de_pérdida)``.
 
     ``train_dataset`` (y ``eval_dataset``, si lo pasas) en formato conversacional o
@@ -140,7 +153,6 @@ def train_with_precision(trainer):
     return trainer, loss_history(trainer)
 
 
-
 @torch.no_grad()
 def generate(model, tokenizer, question: str, max_new_tokens: int = 40) -> str:
     """Respuesta del modelo (decodificación voraz, reproducible) a una pregunta de usuario."""
@@ -149,10 +161,12 @@ def generate(model, tokenizer, question: str, max_new_tokens: int = 40) -> str:
     inputs = {k: v.to(model.device) for k, v in inputs.items()}
     was_training = model.training
     model.eval()
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    output = model.generate(
+        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
     if was_training:
         model.train()
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
 
 @torch.no_grad()
@@ -171,13 +185,20 @@ def generate_batch(model, tokenizer, questions, max_new_tokens: int = 40, batch_
     answers = []
     try:
         for start in range(0, len(questions), batch_size):
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
-                                                   tokenize=False) for q in questions[start:start + batch_size]]
+            texts = [
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False
+                )
+                for q in questions[start : start + batch_size]
+            ]
             inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id)
-            answers += [text.strip() for text in
-                        tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)]
+            output = model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+            answers += [
+                text.strip()
+                for text in tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+            ]
     finally:
         tokenizer.padding_side = side
         model.train(was_training)

@@ -21,6 +21,7 @@ soluciones ni pruebas ocultas) están en ``helpers/data/cuadernos_publicados.jso
 
 Dentro del calificador, de ``make curso`` o de su propia ejecución no hace nada (una línea).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -122,8 +123,9 @@ class Report:
 
     def text(self) -> str:
         if not self.exercises:  # no se llegó a ejecutar: solo los problemas
-            return "\n".join([f"Validación de {self.notebook}: no se puede comprobar.", "",
-                              *[f"  ⚠️  {p}" for p in self.problems]])
+            return "\n".join(
+                [f"Validación de {self.notebook}: no se puede comprobar.", "", *[f"  ⚠️  {p}" for p in self.problems]]
+            )
         lines = [f"Validación de {self.notebook} (perfil del modelo: {self.profile}; {self.seconds:.0f} s)", ""]
         total = sum(e.points for e in self.exercises)
         got = sum(e.points for e in self.exercises if e.passed)
@@ -163,18 +165,20 @@ def _points(value: float) -> str:
 
 _PROBLEMS = {
     "ausente_pruebas": "falta la celda de pruebas «{gid}» (¿la borraste?). El calificador la vuelve a poner desde "
-                       "el original, pero ponla tú también: copia esa celda del cuaderno publicado en su sitio.",
+    "el original, pero ponla tú también: copia esa celda del cuaderno publicado en su sitio.",
     "ausente_solucion": "falta tu celda de respuesta «{gid}» (¿la borraste?): el calificador la califica vacía. "
-                        "Copia la celda del cuaderno publicado en su sitio y escribe en ella tu respuesta.",
+    "Copia la celda del cuaderno publicado en su sitio y escribe en ella tu respuesta.",
     "modificada": "la celda de pruebas «{gid}» está modificada. El calificador usa la original: tus cambios no "
-                  "cuentan y la entrega queda para revisar.",
-    "tipo": "la celda calificada «{gid}» ya no es de código (¿la convertiste en Markdown?). Vuelve a hacerla de código.",
+    "cuentan y la entrega queda para revisar.",
+    "tipo": (
+        "la celda calificada «{gid}» ya no es de código (¿la convertiste en Markdown?). Vuelve a hacerla de código."
+    ),
     "duplicada": "la celda calificada «{gid}» está repetida o dividida: el calificador cuenta solo la primera. "
-                 "Deja una sola.",
+    "Deja una sola.",
     "indicadores": "los metadatos de nbgrader de la celda «{gid}» están cambiados: el calificador usa los "
-                   "originales y la entrega queda para revisar.",
+    "originales y la entrega queda para revisar.",
     "sin_metadatos": "la celda «{gid}» perdió sus metadatos de nbgrader (¿la copiaste o la pegaste?). El "
-                     "calificador la reconoce por su contenido, pero es más seguro usar el cuaderno original.",
+    "calificador la reconoce por su contenido, pero es más seguro usar el cuaderno original.",
     "reordenadas": "las celdas calificadas están en otro orden: el calificador las ejecuta en el original.",
 }
 
@@ -211,8 +215,10 @@ def _session_path() -> Path | None:
 
 def _how_to(name: str | None) -> str:
     file = f"{name}.ipynb" if name else "tu_cuaderno.ipynb"
-    return (f"Para comprobar tu cuaderno antes de entregarlo, guárdalo y ejecuta `helpers.validar(ruta=\"{file}\")` "
-            f"en una celda, o `python -m helpers.validar {file}` en una terminal.")
+    return (
+        f'Para comprobar tu cuaderno antes de entregarlo, guárdalo y ejecuta `helpers.validar(ruta="{file}")` '
+        f"en una celda, o `python -m helpers.validar {file}` en una terminal."
+    )
 
 
 # --- ejecutar como el calificador -------------------------------------------------------------
@@ -245,22 +251,30 @@ def _execute(nb, profile: str, workdir: Path) -> list[int]:
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
         from traitlets.config import Config
     except ImportError as exc:
-        raise RuntimeError(f"Para ejecutar el cuaderno hace falta nbclient ({exc}). Instálalo con "
-                           "`pip install nbclient` (Colab y `make install` ya lo traen).") from None
+        raise RuntimeError(
+            f"Para ejecutar el cuaderno hace falta nbclient ({exc}). Instálalo con "
+            "`pip install nbclient` (Colab y `make install` ya lo traen)."
+        ) from None
 
     from .course_files import ipc_kernel_settings
 
     config = Config({"KernelManager": ipc_kernel_settings()})  # sin red (ni el aviso de TCP sin cifrar)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
-                            shutdown_kernel="immediate", config=config,
-                            resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=True,
+        shutdown_kernel="immediate",
+        config=config,
+        resources={"metadata": {"path": str(workdir)}},
+    )
     not_run: list[int] = []
     start = time.monotonic()
     env = _kernel_env(profile)
     # Lo que va después de la última celda calificada no cambia ninguna nota: no se ejecuta.
     last = max((i for i, c in enumerate(nb.cells) if _repair.nbgrader_meta(c).get("grade_id")), default=-1)
     with client.setup_kernel(env=env):
-        for index, cell in enumerate(nb.cells[:last + 1]):
+        for index, cell in enumerate(nb.cells[: last + 1]):
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             if time.monotonic() - start > TOTAL_BUDGET or not_run:
@@ -269,11 +283,23 @@ def _execute(nb, profile: str, workdir: Path) -> list[int]:
             try:
                 client.execute_cell(cell, index)
             except CellTimeoutError:
-                cell.outputs.append({"output_type": "error", "ename": "CellTimeoutError",
-                                     "evalue": f"la celda superó {CELL_TIMEOUT} s", "traceback": []})
+                cell.outputs.append(
+                    {
+                        "output_type": "error",
+                        "ename": "CellTimeoutError",
+                        "evalue": f"la celda superó {CELL_TIMEOUT} s",
+                        "traceback": [],
+                    }
+                )
             except DeadKernelError:
-                cell.outputs.append({"output_type": "error", "ename": "DeadKernelError",
-                                     "evalue": "el núcleo murió (¿memoria?)", "traceback": []})
+                cell.outputs.append(
+                    {
+                        "output_type": "error",
+                        "ename": "DeadKernelError",
+                        "evalue": "el núcleo murió (¿memoria?)",
+                        "traceback": [],
+                    }
+                )
                 not_run.append(-1)
     return [i for i in not_run if i >= 0]
 
@@ -289,13 +315,16 @@ def _error(cell) -> str | None:
 # --- la validación ----------------------------------------------------------------------------
 def _identify(nb, manifest: dict[str, list[dict]]) -> tuple[str | None, int]:
     ids = set(_repair.grade_ids(nb))
-    scored = sorted(((len(ids & {c["nbgrader"]["grade_id"] for c in cells}), name) for name, cells in manifest.items()),
-                    reverse=True)
+    scored = sorted(
+        ((len(ids & {c["nbgrader"]["grade_id"] for c in cells}), name) for name, cells in manifest.items()),
+        reverse=True,
+    )
     return (scored[0][1], scored[0][0]) if scored and scored[0][0] else (None, 0)
 
 
-def check_notebook(data: bytes, expected: str | None = None, profile: str | None = None,
-                   workdir: Path | None = None) -> Report:
+def check_notebook(
+    data: bytes, expected: str | None = None, profile: str | None = None, workdir: Path | None = None
+) -> Report:
     """Valida el cuaderno ``data`` (bytes del .ipynb) y devuelve el informe (sin imprimirlo)."""
     manifest = _manifest()
     names = sorted(manifest)
@@ -305,26 +334,37 @@ def check_notebook(data: bytes, expected: str | None = None, profile: str | None
             raise ValueError(f"No conozco el cuaderno {expected!r}. Los del curso son: {', '.join(names)}.")
     problems: list[str] = []
     if len(data) > _repair.MAX_BYTES:
-        problems.append(f"el archivo ocupa {len(data) / 1e6:.1f} MB (10⁶ bytes) y el calificador no acepta más de "
-                        f"{_repair.MAX_BYTES / 1e6:.1f} MB: borra las salidas (Editar → Borrar todas las salidas) "
-                        "y guarda.")
+        problems.append(
+            f"el archivo ocupa {len(data) / 1e6:.1f} MB (10⁶ bytes) y el calificador no acepta más de "
+            f"{_repair.MAX_BYTES / 1e6:.1f} MB: borra las salidas (Editar → Borrar todas las salidas) "
+            "y guarda."
+        )
         return Report(expected or "este archivo", profile or "-", problems=problems)
     try:
         nb = _repair.load_notebook(data)
     except _repair.Ungradable as exc:
-        return Report(expected or "este archivo", profile or "-", problems=[f"el calificador no puede leer este archivo: {exc}."])
+        return Report(
+            expected or "este archivo", profile or "-", problems=[f"el calificador no puede leer este archivo: {exc}."]
+        )
     raw = json.loads(data.decode("utf-8-sig"))
     for i, cell in enumerate(raw.get("cells", [])):
         size = len(json.dumps(cell.get("outputs", []), ensure_ascii=False)) if isinstance(cell, dict) else 0
         if size > MAX_OUTPUT_CHARS:
-            problems.append(f"la salida de la celda {i + 1} es enorme ({size / 1e6:.1f} millones de caracteres): "
-                            "bórrala o imprime menos antes de entregar.")
+            problems.append(
+                f"la salida de la celda {i + 1} es enorme ({size / 1e6:.1f} millones de caracteres): "
+                "bórrala o imprime menos antes de entregar."
+            )
     found, _ = _identify(nb, manifest)
     name = expected or found
     if name is None:
-        return Report("este archivo", profile or "-", problems=[
-            "este archivo no tiene ninguna celda calificada del curso: no es un cuaderno del curso (o perdió sus "
-            "metadatos). Descarga el cuaderno del alumnado y escribe en él tus respuestas."])
+        return Report(
+            "este archivo",
+            profile or "-",
+            problems=[
+                "este archivo no tiene ninguna celda calificada del curso: no es un cuaderno del curso (o perdió sus "
+                "metadatos). Descarga el cuaderno del alumnado y escribe en él tus respuestas."
+            ],
+        )
     if found is not None and found != name:
         problems.append(f"este archivo es el cuaderno {found}, no {name}: ¿vas a subir el que no es? (no lo ejecuto)")
         return Report(name, profile or "-", problems=problems)
@@ -334,9 +374,11 @@ def check_notebook(data: bytes, expected: str | None = None, profile: str | None
     lost = [gid for kind, gid in fixed.problems if kind == "sin_metadatos"]
     if lost and not _repair.grade_ids(nb):
         # Ninguna celda tiene metadatos (otro editor los quitó): un solo aviso, no uno por celda.
-        problems.append("el cuaderno no tiene los metadatos de nbgrader (¿lo abriste o guardaste con un editor que "
-                        f"los quita?). El calificador reconoce {len(lost)} de {len(by_id)} celdas calificadas por su "
-                        "contenido; es más seguro escribir tus respuestas en el cuaderno publicado.")
+        problems.append(
+            "el cuaderno no tiene los metadatos de nbgrader (¿lo abriste o guardaste con un editor que "
+            f"los quita?). El calificador reconoce {len(lost)} de {len(by_id)} celdas calificadas por su "
+            "contenido; es más seguro escribir tus respuestas en el cuaderno publicado."
+        )
         fixed.problems = [(kind, gid) for kind, gid in fixed.problems if kind != "sin_metadatos"]
     for kind, gid in fixed.problems:
         if kind == "ausente":
@@ -353,8 +395,11 @@ def check_notebook(data: bytes, expected: str | None = None, profile: str | None
     with tempfile.TemporaryDirectory(prefix="validar-") as tmp:
         not_run = set(_execute(run, profile, Path(workdir or tmp)))
     report = Report(name, profile, problems=problems, seconds=time.monotonic() - start)
-    executed = {_repair.nbgrader_meta(c).get("grade_id"): (i, c) for i, c in enumerate(run.cells)
-                if _repair.nbgrader_meta(c).get("grade_id")}
+    executed = {
+        _repair.nbgrader_meta(c).get("grade_id"): (i, c)
+        for i, c in enumerate(run.cells)
+        if _repair.nbgrader_meta(c).get("grade_id")
+    }
     current: Exercise | None = None
     for item in manifest[name]:
         meta = item["nbgrader"]
@@ -383,13 +428,16 @@ def check_notebook(data: bytes, expected: str | None = None, profile: str | None
         current.checks.append(Check(meta["grade_id"], float(meta.get("points") or 0), status, message))
     for index, cell in enumerate(run.cells):
         if cell.cell_type == "code" and not _repair.nbgrader_meta(cell) and _error(cell):
-            report.cell_errors.append(f"celda {index + 1} ({cell.source.strip().splitlines()[0][:60]}…): {_error(cell)}")
+            report.cell_errors.append(
+                f"celda {index + 1} ({cell.source.strip().splitlines()[0][:60]}…): {_error(cell)}"
+            )
     report.cell_errors = report.cell_errors[:5]
     return report
 
 
-def validar(cuaderno: str | os.PathLike | None = None, *, ruta: str | os.PathLike | None = None,
-            perfil: str | None = None) -> Report | None:
+def validar(
+    cuaderno: str | os.PathLike | None = None, *, ruta: str | os.PathLike | None = None, perfil: str | None = None
+) -> Report | None:
     """Comprueba tu cuaderno como lo hará el calificador e imprime el informe en español.
 
     ``cuaderno``: el nombre del cuaderno del curso que debería ser (``"03_lora_sft"`` o ``"03"``) o la
@@ -414,15 +462,19 @@ def validar(cuaderno: str | os.PathLike | None = None, *, ruta: str | os.PathLik
     if ruta is not None:
         path = Path(ruta).expanduser()
         if not path.is_file():
-            print(f"No encuentro {path}. Comprueba la ruta (en Colab, monta Drive y usa "
-                  "/content/drive/MyDrive/Colab Notebooks/<nombre>.ipynb).")
+            print(
+                f"No encuentro {path}. Comprueba la ruta (en Colab, monta Drive y usa "
+                "/content/drive/MyDrive/Colab Notebooks/<nombre>.ipynb)."
+            )
             return None
         data, origin = path.read_bytes(), str(path)
     elif in_colab():
         nb = _colab_notebook()
         if nb is None:
-            print("Colab no me ha dado el cuaderno abierto. Guárdalo en Drive (Archivo → Guardar), monta Drive y "
-                  "ejecuta `helpers.validar(ruta=\"/content/drive/MyDrive/Colab Notebooks/<nombre>.ipynb\")`.")
+            print(
+                "Colab no me ha dado el cuaderno abierto. Guárdalo en Drive (Archivo → Guardar), monta Drive y "
+                'ejecuta `helpers.validar(ruta="/content/drive/MyDrive/Colab Notebooks/<nombre>.ipynb")`.'
+            )
             return None
         data, origin = json.dumps(nb, ensure_ascii=False).encode("utf-8"), "el cuaderno abierto en Colab"
     else:
@@ -432,8 +484,10 @@ def validar(cuaderno: str | os.PathLike | None = None, *, ruta: str | os.PathLik
             return None
         minutes = (time.time() - path.stat().st_mtime) / 60
         data, origin = path.read_bytes(), f"{path} (guardado hace {minutes:.0f} min: guarda antes si has cambiado algo)"
-    print(f"Validando {origin}: lo ejecuto entero en un núcleo aparte, como el calificador (tarda como ejecutarlo "
-          "todo)…", flush=True)
+    print(
+        f"Validando {origin}: lo ejecuto entero en un núcleo aparte, como el calificador (tarda como ejecutarlo todo)…",
+        flush=True,
+    )
     try:
         report = check_notebook(data, expected, perfil)
     except (ValueError, RuntimeError) as exc:
@@ -447,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.validar",
         description="Comprueba un cuaderno del curso antes de entregarlo, como lo hará el calificador "
-                    "(sin las pruebas ocultas).")
+        "(sin las pruebas ocultas).",
+    )
     parser.add_argument("archivo", type=Path, help="el .ipynb que vas a entregar")
     parser.add_argument("--cuaderno", help="el cuaderno del curso que debería ser (p. ej. 03 o 03_lora_sft)")
     parser.add_argument("--perfil", help="perfil del modelo (por defecto tiny, el del calificador)")

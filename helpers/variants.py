@@ -14,6 +14,7 @@
 La descomposición de DoRA, la escala de rsLoRA y la inicialización de LoftQ las escribes tú: aquí
 no hay una función que lo haga por ti.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -82,15 +83,19 @@ def set_lora_init(model, init: Callable, adapter: str = "default") -> int:
         lora_a, lora_b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
         for name, value, target in (("Q", q, weight), ("A", a, lora_a), ("B", b, lora_b)):
             if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(f"La inicialización devolvió {name} con forma {tuple(value.shape)}; "
-                                 f"la capa necesita {tuple(target.shape)}.")
+                raise ValueError(
+                    f"La inicialización devolvió {name} con forma {tuple(value.shape)}; "
+                    f"la capa necesita {tuple(target.shape)}."
+                )
         base.weight.data = q.to(weight.dtype)
         lora_a.data = a.to(lora_a.dtype)
         lora_b.data = (b / layer.scaling[adapter]).to(lora_b.dtype)
     return len(layers)
 
 
-def train_with_optimizer(model, batches: Sequence[dict], optimizer: torch.optim.Optimizer) -> tuple[list[float], list[float]]:
+def train_with_optimizer(
+    model, batches: Sequence[dict], optimizer: torch.optim.Optimizer
+) -> tuple[list[float], list[float]]:
     """Un paso de ``optimizer`` por lote; devuelve ``(pérdidas, segundos de cada paso)``.
 
     Sirve para optimizadores con grupos de parámetros propios, como el de LoRA+ (tasa mayor para
@@ -102,8 +107,15 @@ def train_with_optimizer(model, batches: Sequence[dict], optimizer: torch.optim.
     return train_steps(model, batches, optimizer=optimizer)
 
 
-def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequence[dict], *, learning_rate: float,
-                    make_optimizer: Callable | None = None) -> dict:
+def measure_variant(
+    name: str,
+    model,
+    batches: Sequence[dict],
+    held_out: Sequence[dict],
+    *,
+    learning_rate: float,
+    make_optimizer: Callable | None = None,
+) -> dict:
     """Entrena ``model`` (ya con su adaptador) con ``batches`` y mide una fila de la tabla.
 
     ``make_optimizer(model, lr)`` crea el optimizador (por defecto AdamW sobre los entrenables).
@@ -129,6 +141,12 @@ def measure_variant(name: str, model, batches: Sequence[dict], held_out: Sequenc
     else:
         timed = seconds[1:]
     losses = check_finite_losses(losses, f"variante {name}")
-    return {"variante": name, "entrenables": count_parameters(model).trainable, "s/paso": statistics.median(timed),
-            "memoria pico (bytes)": peak.peak_bytes, "pérdida final": held_out_loss(model, held_out), "pérdidas": losses,
-            "segundos": list(timed)}
+    return {
+        "variante": name,
+        "entrenables": count_parameters(model).trainable,
+        "s/paso": statistics.median(timed),
+        "memoria pico (bytes)": peak.peak_bytes,
+        "pérdida final": held_out_loss(model, held_out),
+        "pérdidas": losses,
+        "segundos": list(timed),
+    }

@@ -6,6 +6,7 @@ Lo usan las pruebas de los cuadernos (la solución saca la nota máxima, el cuad
 cada respuesta errónea un 0 justo en las celdas que rompe). El calificador de la clase
 (``helpers.classroom``) tiene su propio flujo; los dos comparten :mod:`helpers.course_files`.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -14,8 +15,18 @@ from pathlib import Path
 
 from helpers.course_files import ROOT, SOLUTIONS, copy_source, nbgrader_env, run_nbgrader, write_config
 
-__all__ = ["NotebookGrade", "autograde", "autograded_notebook", "copy_source", "make_course", "nbgrader_env",
-           "released_notebook", "write_config", "ROOT", "SOLUTIONS"]
+__all__ = [
+    "NotebookGrade",
+    "autograde",
+    "autograded_notebook",
+    "copy_source",
+    "make_course",
+    "nbgrader_env",
+    "released_notebook",
+    "write_config",
+    "ROOT",
+    "SOLUTIONS",
+]
 
 # La variable de entorno del perfil (la misma que helpers.models.ENV_VAR; sin importar torch aquí).
 ENV_VAR = "CURSO_PEFT_PROFILE"
@@ -44,8 +55,13 @@ def released_notebook(course: Path, name: str) -> Path:
     return Path(course) / "release" / name / f"{name}.ipynb"
 
 
-def autograde(course: Path, name: str, submissions: dict[str, Path], profile: str = "tiny",
-              student_env: dict[str, dict[str, str]] | None = None) -> dict[str, NotebookGrade]:
+def autograde(
+    course: Path,
+    name: str,
+    submissions: dict[str, Path],
+    profile: str = "tiny",
+    student_env: dict[str, dict[str, str]] | None = None,
+) -> dict[str, NotebookGrade]:
     """Califica las entregas ``{alumno: ruta del .ipynb}`` de ``name`` y devuelve sus notas.
 
     ``student_env`` da variables de entorno propias a algunas entregas (p. ej. la solución con la

@@ -3,6 +3,7 @@
 Un ``time.sleep(3)`` antes de comprobar que no quedan procesos falla en una máquina lenta (aún se
 están cerrando) y hace esperar de más a una rápida; preguntar cada poco hasta un plazo no.
 """
+
 import time
 
 

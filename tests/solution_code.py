@@ -3,6 +3,7 @@
 Las pruebas ejecutan las celdas de solución de un cuaderno por su ``grade_id`` en un espacio de
 nombres nuevo, y la prueba de arquitectura saca de aquí los nombres que definen las respuestas.
 """
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,11 @@ def notebook_path(name: str) -> Path:
 def solution_cells(name: str) -> dict[str, str]:
     """``{grade_id: código}`` de las celdas de respuesta (las que tienen ``### BEGIN SOLUTION``)."""
     nb = nbformat.read(notebook_path(name), as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") and BEGIN in c.source}
+    return {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in nb.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") and BEGIN in c.source
+    }
 
 
 def solution_namespace(name: str, *grade_ids: str, **extra) -> dict:
@@ -65,8 +69,10 @@ def training_functions(package: Path = ROOT / "helpers", sink: str = "check_fini
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.FunctionDef):
                 calls.setdefault(node.name, set()).update(
-                    c.func.id if isinstance(c.func, ast.Name) else c.func.attr for c in ast.walk(node)
-                    if isinstance(c, ast.Call) and isinstance(c.func, (ast.Name, ast.Attribute)))
+                    c.func.id if isinstance(c.func, ast.Name) else c.func.attr
+                    for c in ast.walk(node)
+                    if isinstance(c, ast.Call) and isinstance(c.func, (ast.Name, ast.Attribute))
+                )
     found = {sink}
     while new := {fn for fn, names in calls.items() if fn not in found and names & found}:
         found |= new
@@ -82,6 +88,9 @@ def trains(name: str) -> bool:
                 tree = ast.parse(cell.source)
             except SyntaxError:  # magias de IPython
                 continue
-            names |= {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(tree)
-                      if isinstance(n, (ast.Name, ast.Attribute))}
+            names |= {
+                n.id if isinstance(n, ast.Name) else n.attr
+                for n in ast.walk(tree)
+                if isinstance(n, (ast.Name, ast.Attribute))
+            }
     return bool(names & training_functions())

@@ -1,9 +1,10 @@
 """Guardia de deriva de la API: cada argumento con nombre que los cuadernos (solutions/) y helpers
 pasan a trl, peft, transformers y bitsandbytes existe en las versiones instaladas."""
+
 from helpers.maintainers import api_drift as ad
 
 # La rotura clásica: la API antigua de trl (antes de processing_class y SFTConfig.max_length).
-CLASSIC_BREAK = '''
+CLASSIC_BREAK = """
 from trl import SFTTrainer
 trainer = SFTTrainer(
     model=model,
@@ -11,7 +12,7 @@ trainer = SFTTrainer(
     train_dataset=dataset,
     max_seq_length=512,
 )
-'''
+"""
 
 
 def errors_of(source: str) -> set[tuple[str, str]]:
@@ -37,7 +38,7 @@ def test_la_version_corregida_pasa():
 
 
 def test_resuelve_alias_instancias_y_diccionarios():
-    source = '''
+    source = """
 import trl as t
 import transformers
 from transformers import BitsAndBytesConfig as BNB, AutoModelForCausalLM
@@ -54,7 +55,7 @@ opciones = dict(r=8, lora_alpha=16, lora_dropuot=0.1)
 LoraConfig(**opciones)
 helpers.sft_config("salidas", 3, max_seq_length=64, learning_rate=1e-3)
 helpers.load_model("tiny", quantization_config=q, load_in_8bit=True)
-'''
+"""
     assert errors_of(source) == {
         ("trl.SFTConfig", "max_seq_length"),
         ("trl.SFTTrainer().train", "reanudar"),

@@ -3,6 +3,7 @@ funciona sin ``fcntl`` (Windows) y ninguna respuesta de un ejercicio calificado 
 
 Lee ``docs/arquitectura.md``.
 """
+
 import ast
 import os
 import re
@@ -21,6 +22,8 @@ from solution_code import answer_names, solution_cells  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(helpers.__file__).resolve().parent  # el paquete instalado (editable: esta copia)
+
+
 # El ciclo del calificador lo deshace la incidencia «Calificación en la que confiar» (otra rama).
 # Con strict=True esta prueba falla en cuanto desaparezca: entonces se borra esta línea.
 def room(module: str) -> str:
@@ -30,8 +33,6 @@ def room(module: str) -> str:
     if module.startswith("helpers.maintainers"):
         return "mantenimiento"
     return "alumnado"
-
-
 
 
 def test_el_grafo_ve_todas_las_importaciones():
@@ -63,8 +64,13 @@ def _lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
     """``lint-imports`` (import-linter) con los contratos de pyproject.toml sobre el ``helpers`` de
     ``package_parent`` (la carpeta desde la que se ejecuta va primero en ``sys.path``)."""
     lint = Path(sys.executable).with_name("lint-imports")
-    return subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=package_parent,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=package_parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cada_habitacion_importa_solo_lo_permitido():
@@ -74,10 +80,13 @@ def test_cada_habitacion_importa_solo_lo_permitido():
     assert "1 kept, 0 broken" in result.stdout
 
 
-@pytest.mark.parametrize(("module", "line"), [
-    ("helpers/plots.py", "from .classroom import grading"),  # la caja de herramientas importa el calificador
-    ("helpers/classroom/export.py", "def f():\n    from ..maintainers import pins"),  # diferida, también cuenta
-])
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [
+        ("helpers/plots.py", "from .classroom import grading"),  # la caja de herramientas importa el calificador
+        ("helpers/classroom/export.py", "def f():\n    from ..maintainers import pins"),  # diferida, también cuenta
+    ],
+)
 def test_los_contratos_de_las_habitaciones_pueden_fallar(tmp_path, module, line):
     """En una copia con una importación prohibida (también dentro de una función), lint-imports falla."""
     copy = tmp_path / "helpers"
@@ -99,16 +108,19 @@ def test_un_modulo_sin_habitacion_rompe_el_contrato(tmp_path):
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
 
 
 def test_importar_helpers_no_carga_nada_pesado():
     """``import helpers`` (y las herramientas que deben ir aunque torch esté roto) no carga torch;
     el primer uso de una función sí carga su módulo."""
-    code = ("import sys, helpers, helpers.maintainers.pins, helpers.doctor; "
-            "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'peft') if m in sys.modules)); "
-            "helpers.load_model; print('torch' in sys.modules)")
+    code = (
+        "import sys, helpers, helpers.maintainers.pins, helpers.doctor; "
+        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'peft') if m in sys.modules)); "
+        "helpers.load_model; print('torch' in sys.modules)"
+    )
     out = _run(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["[]", "True"]
@@ -142,10 +154,16 @@ def test_sin_fcntl_como_en_windows(tmp_path):
 
 # --- ninguna respuesta en el paquete instalado ---------------------------------------------
 # Nombres que tuvo en el paquete alguna respuesta con otro nombre (no pueden volver).
-FORMER_ANSWERS = {"count_params": ["param_count"], "tokenize_with_mask": ["encode_example"],
-                  "build_qlora_model": ["build_model"], "add_lora": ["inject_lora"],
-                  "copy_to_peft": ["copy_lora_to_peft"], "merge": ["merge_lora"],
-                  "lora_params": ["lora_param_count"], "model_lora_params": ["model_lora_param_count"]}
+FORMER_ANSWERS = {
+    "count_params": ["param_count"],
+    "tokenize_with_mask": ["encode_example"],
+    "build_qlora_model": ["build_model"],
+    "add_lora": ["inject_lora"],
+    "copy_to_peft": ["copy_lora_to_peft"],
+    "merge": ["merge_lora"],
+    "lora_params": ["lora_param_count"],
+    "model_lora_params": ["model_lora_param_count"],
+}
 
 
 def _package_definitions() -> dict[str, list[str]]:
@@ -198,19 +216,25 @@ def test_ninguna_respuesta_se_puede_importar_del_paquete():
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         for function in _functions(path.read_text(encoding="utf-8")):
             if len(function.body) >= 3:
-                shapes.setdefault(_shape(function), []).append(f"helpers/{path.relative_to(PACKAGE_DIR)}:{function.name}")
+                shapes.setdefault(_shape(function), []).append(
+                    f"helpers/{path.relative_to(PACKAGE_DIR)}:{function.name}"
+                )
     copies = []
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         for grade_id, source in solution_cells(path.stem).items():
             for function in _functions(source):
-                copies += [f"{path.stem[:2]}:{grade_id}:{function.name} = {w}" for w in shapes.get(_shape(function), [])]
+                copies += [
+                    f"{path.stem[:2]}:{grade_id}:{function.name} = {w}" for w in shapes.get(_shape(function), [])
+                ]
     assert copies == [], "funciones del paquete iguales a una solución: " + "; ".join(copies)
 
 
 def test_la_comparacion_de_cuerpos_detecta_una_copia():
     """La comparación de cuerpos puede fallar: la misma función con otros nombres es la misma."""
-    one = _functions("def f(model):\n    'doc'\n    total = 0\n"
-                     "    for p in model.parameters():\n        total += p.numel()\n    return total\n")[0]
+    one = _functions(
+        "def f(model):\n    'doc'\n    total = 0\n"
+        "    for p in model.parameters():\n        total += p.numel()\n    return total\n"
+    )[0]
     two = _functions("def g(m):\n    n = 0\n    for q in m.parameters():\n        n += q.numel()\n    return n\n")[0]
     other = _functions("def g(m):\n    n = 1\n    for q in m.parameters():\n        n += q.numel()\n    return n\n")[0]
     assert _shape(one) == _shape(two) != _shape(other)
@@ -230,8 +254,7 @@ def _checklist() -> list[str]:
 
 
 def _defined_tests(path: Path) -> set[str]:
-    return {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(n, ast.FunctionDef)}
+    return {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.FunctionDef)}
 
 
 def test_lista_para_el_cuaderno_11():

@@ -1,4 +1,5 @@
 """El banco de rendimiento (``helpers.maintainers.bench``): en modo rápido y siempre fuera de docs/."""
+
 import json
 import math
 
@@ -53,20 +54,50 @@ def test_numeros_sensatos(salida):
 
 
 def _entry(device, gpu, parts):
-    m = {"dispositivo": device, "cpu": "CPU de prueba", "nucleos": 2, "hilos_torch": 2, "gpu": gpu,
-         "torch": "9.9", "python": "3.11", "fecha": "2026-01-01T00:00:00"}
-    return {"dispositivo": device, "partes": {k: {**v, "maquina": m, "orden": f"make bench --solo {k}", "rapido": False}
-                                              for k, v in parts.items()}}
+    m = {
+        "dispositivo": device,
+        "cpu": "CPU de prueba",
+        "nucleos": 2,
+        "hilos_torch": 2,
+        "gpu": gpu,
+        "torch": "9.9",
+        "python": "3.11",
+        "fecha": "2026-01-01T00:00:00",
+    }
+    return {
+        "dispositivo": device,
+        "partes": {
+            k: {**v, "maquina": m, "orden": f"make bench --solo {k}", "rapido": False} for k, v in parts.items()
+        },
+    }
 
 
 def test_una_seccion_por_dispositivo(tmp_path):
-    course = {"cuadernos": [{"cuaderno": "01_x", "estado": "correcto", "segundos": 12.0, "perfil": "embedded"}],
-              "total_segundos": 12.0, "reutilizado": True, "fecha_resumen": "2026-01-01T00:00:00"}
-    grading = {"cuaderno": "01_x", "entregas": 2, "filas": [
-        {"trabajadores": 1, "entregas": 2, "segundos_calificando": 10.0, "segundos_por_entrega": 5.0,
-         "segundos_media_de_una_entrega": 5.0, "segundos_totales_con_preparacion": 12.0}]}
+    course = {
+        "cuadernos": [{"cuaderno": "01_x", "estado": "correcto", "segundos": 12.0, "perfil": "embedded"}],
+        "total_segundos": 12.0,
+        "reutilizado": True,
+        "fecha_resumen": "2026-01-01T00:00:00",
+    }
+    grading = {
+        "cuaderno": "01_x",
+        "entregas": 2,
+        "filas": [
+            {
+                "trabajadores": 1,
+                "entregas": 2,
+                "segundos_calificando": 10.0,
+                "segundos_por_entrega": 5.0,
+                "segundos_media_de_una_entrega": 5.0,
+                "segundos_totales_con_preparacion": 12.0,
+            }
+        ],
+    }
     (tmp_path / "bench").mkdir()
-    for device, gpu, parts in (("cpu", None, {"a": course, "e": grading}), ("cuda-nvidia-h200", "NVIDIA H200", {"a": course})):
+    for device, gpu, parts in (
+        ("cpu", None, {"a": course, "e": grading}),
+        ("cuda-nvidia-h200", "NVIDIA H200", {"a": course}),
+    ):
         (tmp_path / "bench" / f"{device}.json").write_text(json.dumps(_entry(device, gpu, parts)), encoding="utf-8")
     md = bench.render(tmp_path).read_text(encoding="utf-8")
     assert md.index("## CPU: CPU de prueba") < md.index("## GPU: NVIDIA H200")
@@ -103,7 +134,8 @@ def test_reusar_curso_lee_el_resumen(tmp_path, monkeypatch):
         bench.bench_course(opts)
     (tmp_path / "resumen.csv").write_text(
         "cuaderno,estado,segundos,figuras,perfil\n01_a,correcto,10.5,1,embedded\n02_b,correcto,4.5,0,embedded\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     data = bench.bench_course(opts)
     assert [r["cuaderno"] for r in data["cuadernos"]] == ["01_a", "02_b"]
     assert data["total_segundos"] == 15.0 and data["reutilizado"]

@@ -11,6 +11,7 @@ ella ``helpers.validar`` encuentra el archivo del cuaderno de la sesión).
 Deja una captura en build/pruebas/navegador/ (carpeta ignorada por git). Todo tiene tiempos
 máximos y el servidor, sus núcleos y el navegador se cierran siempre.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -125,7 +126,9 @@ class LabServer:
         self.log = open(home / "servidor.log", "w")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab",
+                sys.executable,
+                "-m",
+                "jupyterlab",
                 "--no-browser",
                 "--ServerApp.ip=127.0.0.1",
                 f"--ServerApp.port={self.port}",
@@ -136,8 +139,13 @@ class LabServer:
                 "--LabApp.news_url=",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
                 "--LabApp.extension_manager=readonly",
-            ] + (["--allow-root"] if os.geteuid() == 0 else []),
-            cwd=root_dir, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            ]
+            + (["--allow-root"] if os.geteuid() == 0 else []),
+            cwd=root_dir,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.children: set[int] = set()
         self.log_path = home / "servidor.log"
@@ -150,7 +158,9 @@ class LabServer:
         deadline = time.monotonic() + SERVER_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab terminó al arrancar (código {self.process.returncode}):\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"JupyterLab terminó al arrancar (código {self.process.returncode}):\n{self.log_tail()}"
+                )
             try:
                 _get(f"{self.url}/api/status", self.token, timeout=2)
                 return
@@ -264,7 +274,11 @@ def test_cuaderno_01_en_jupyterlab(tmp_path):
             server.remember_children()
             assert badge.count() == 1, "no se ve la insignia «Abrir en Colab»"
             href = first.locator("a:has(img[alt='Abrir en Colab'])").get_attribute("href")
-            assert href and href.startswith("https://colab.research.google.com/github/") and href.endswith(f"notebooks/{NAME}/{NAME}.ipynb")
+            assert (
+                href
+                and href.startswith("https://colab.research.google.com/github/")
+                and href.endswith(f"notebooks/{NAME}/{NAME}.ipynb")
+            )
             assert first.locator("h1").first.inner_text().strip().startswith(title.split("·")[0].strip())
             assert title in first.locator("h1").first.inner_text()
 
@@ -292,8 +306,9 @@ def test_cuaderno_01_en_jupyterlab(tmp_path):
             new_cell = cells.nth(setup_index + 1)
             new_cell.locator(".cm-content").click()
             # helpers.validar encuentra solo el archivo de la sesión de JupyterLab (JPY_SESSION_NAME).
-            page.keyboard.type("import helpers.validar as v; print(helpers.resolve_profile().name, 6 * 7, "
-                               "v._session_path().name)")
+            page.keyboard.type(
+                "import helpers.validar as v; print(helpers.resolve_profile().name, 6 * 7, v._session_path().name)"
+            )
             page.keyboard.press("Shift+Enter")
             new_cell.locator(".jp-OutputArea-output", has_text=f"tiny 42 {NAME}.ipynb").wait_for()
             assert new_cell.locator(".jp-InputPrompt").inner_text().strip() == "[2]:"
@@ -306,4 +321,8 @@ def test_cuaderno_01_en_jupyterlab(tmp_path):
         timings["cierre"] = time.perf_counter() - stopping
     assert shot.exists() and shot.stat().st_size > 10_000
     assert server.process.returncode is not None
-    print("Tiempos (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()) + f"; captura en {shot.relative_to(ROOT)}")
+    print(
+        "Tiempos (s): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+        + f"; captura en {shot.relative_to(ROOT)}"
+    )

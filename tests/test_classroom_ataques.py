@@ -8,6 +8,7 @@ carpeta de la clase, que no queda ningún proceso y que el libro de notas está 
 También: el calificador completo ejecutado por un usuario sin privilegios (``nobody``), y la caja
 de arena de bubblewrap creada sin root.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,16 +38,30 @@ from helpers.course_files import ROOT  # noqa: E402
 
 NB1 = "01_introduccion_peft"
 SECRET = "hf_secreto_del_profesorado_" + uuid.uuid4().hex[:8]
-OPTIONS = ["--perfil", "tiny", "--trabajadores", "2", "--tiempo-celda", "120", "--tiempo-total", "600",
-           "--memoria", "4"]
+OPTIONS = [
+    "--perfil",
+    "tiny",
+    "--trabajadores",
+    "2",
+    "--tiempo-celda",
+    "120",
+    "--tiempo-total",
+    "600",
+    "--memoria",
+    "4",
+]
 NO_SANDBOX = sandbox.available()
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ataques"),
-              pytest.mark.skipif(not NO_SANDBOX[0], reason=f"sin caja de arena en esta máquina: {NO_SANDBOX[1]}")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("ataques"),
+    pytest.mark.skipif(not NO_SANDBOX[0], reason=f"sin caja de arena en esta máquina: {NO_SANDBOX[1]}"),
+]
 
 
 def untracked() -> set[str]:
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     return {line[3:] for line in out.splitlines() if line.startswith("??")}
 
 
@@ -82,11 +97,24 @@ def lote(tmp_path_factory):
     token = "ataque" + uuid.uuid4().hex[:10]
     nbk = casos.Notebook(NB1)
     other = class_dir / "entregas" / "enlace" / f"{NB1}.ipynb"
-    reads = [str(class_dir / "curso" / "gradebook.db"), str(class_dir / ".plantillas" / NB1 / "source"),
-             str(other), str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"), "../../../gradebook.db",
-             f"../../../source/{NB1}", "../../../autograded", "/proc/1/environ", str(Path.home() / ".cache")]
-    writes = [str(class_dir / "curso" / "gradebook.db"), str(other.parent / f"{token}.txt"),
-              f"/tmp/{token}-escrito", str(ROOT / "helpers" / f"{token}.py"), "permitido.txt"]
+    reads = [
+        str(class_dir / "curso" / "gradebook.db"),
+        str(class_dir / ".plantillas" / NB1 / "source"),
+        str(other),
+        str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"),
+        "../../../gradebook.db",
+        f"../../../source/{NB1}",
+        "../../../autograded",
+        "/proc/1/environ",
+        str(Path.home() / ".cache"),
+    ]
+    writes = [
+        str(class_dir / "curso" / "gradebook.db"),
+        str(other.parent / f"{token}.txt"),
+        f"/tmp/{token}-escrito",
+        str(ROOT / "helpers" / f"{token}.py"),
+        "permitido.txt",
+    ]
     spy_code = probe.probe_source(reads, writes, [("1.1.1.1", 53), ("127.0.0.1", 22)])
     source = base / "entregas"
     expected = {}
@@ -98,23 +126,54 @@ def lote(tmp_path_factory):
         expected[student] = expect
     before = untracked()
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "helpers.classroom", "calificar", "--entregas", str(source),
-                          "--tarea", NB1, "--clase", str(class_dir), *OPTIONS], cwd=ROOT, capture_output=True,
-                         text=True, timeout=1500,
-                         env=dict(os.environ, HF_TOKEN=SECRET, HF_HUB_TOKEN=SECRET, CURSO_PEFT_LOTE=token))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers.classroom",
+            "calificar",
+            "--entregas",
+            str(source),
+            "--tarea",
+            NB1,
+            "--clase",
+            str(class_dir),
+            *OPTIONS,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=dict(os.environ, HF_TOKEN=SECRET, HF_HUB_TOKEN=SECRET, CURSO_PEFT_LOTE=token),
+    )
     seconds = time.monotonic() - started
     processes = wait_until_empty(lambda: live_processes(token))  # los que se cierran tras la orden
     rows = list(csv.DictReader(io.StringIO((class_dir / "calificaciones.csv").read_text(encoding="utf-8"))))
-    yield {"dir": class_dir, "run": run, "rows": {r["alumno"]: r for r in rows}, "expected": expected,
-           "token": token, "nb": nbk, "untracked_before": before, "untracked_after": untracked(),
-           "token_files": token_files(token), "processes": processes, "seconds": seconds,
-           "writes": writes, "reads": reads}
+    yield {
+        "dir": class_dir,
+        "run": run,
+        "rows": {r["alumno"]: r for r in rows},
+        "expected": expected,
+        "token": token,
+        "nb": nbk,
+        "untracked_before": before,
+        "untracked_after": untracked(),
+        "token_files": token_files(token),
+        "processes": processes,
+        "seconds": seconds,
+        "writes": writes,
+        "reads": reads,
+    }
 
 
 def graded_output(lote, student: str) -> str:
     nb = nbformat.read(lote["dir"] / "resultados" / NB1 / student / "calificado.ipynb", as_version=4)
-    return "\n".join(str(o.get("text", "")) + json.dumps(o.get("data", {}), ensure_ascii=False)
-                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    return "\n".join(
+        str(o.get("text", "")) + json.dumps(o.get("data", {}), ensure_ascii=False)
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def test_el_lote_termina(lote):
@@ -186,8 +245,11 @@ def test_el_espia_no_ve_ni_toca_nada(lote):
 def test_ni_pruebas_ocultas_ni_token_en_la_salida(lote):
     seen = re.search(r"OCULTAS=no cuadernos vistos: (\d+)", graded_output(lote, "inofensivos"))
     assert seen and int(seen.group(1)) >= 1  # vio su propia copia (sin pruebas ocultas), y nada más
-    hidden = [line for line in __import__("helpers.classroom.feedback", fromlist=["x"]).hidden_lines(lote["nb"].solution)
-              if len(line) >= 10 and line not in "\n".join(c.source for c in lote["nb"].released.cells)]
+    hidden = [
+        line
+        for line in __import__("helpers.classroom.feedback", fromlist=["x"]).hidden_lines(lote["nb"].solution)
+        if len(line) >= 10 and line not in "\n".join(c.source for c in lote["nb"].released.cells)
+    ]
     for student in lote["rows"]:
         folder = lote["dir"] / "resultados" / NB1 / student
         texts = [p.read_text(encoding="utf-8", errors="replace") for p in folder.iterdir() if p.is_file()]
@@ -198,7 +260,8 @@ def test_ni_pruebas_ocultas_ni_token_en_la_salida(lote):
             assert line not in page, f"{student}: la retroalimentación muestra una prueba oculta"
     out = graded_output(lote, "inofensivos")
     assert "HF_" not in out.split("VARIABLES=")[1].split("\n")[0].replace("HF_HOME", "").replace(
-        "HF_HUB_OFFLINE", "").replace("HF_DATASETS_OFFLINE", "")
+        "HF_HUB_OFFLINE", ""
+    ).replace("HF_DATASETS_OFFLINE", "")
 
 
 def _no_active_html(page: str) -> None:
@@ -224,9 +287,18 @@ def test_script_ni_en_la_retroalimentacion_ni_en_formgrader(lote):
     config.merge(extra)
     assert config.HTMLExporter.sanitize_html is True
     notebook = lote["dir"] / "curso" / "autograded" / "inofensivos" / NB1 / f"{NB1}.ipynb"
-    resources = {"assignment_id": NB1, "notebook_id": NB1, "submission_id": "x", "index": 0, "total": 1,
-                 "base_url": "/", "student": "inofensivos", "last_name": "", "first_name": "inofensivos",
-                 "notebook_path": "/x"}  # los de formgrader (handlers.SubmissionHandler)
+    resources = {
+        "assignment_id": NB1,
+        "notebook_id": NB1,
+        "submission_id": "x",
+        "index": 0,
+        "total": 1,
+        "base_url": "/",
+        "student": "inofensivos",
+        "last_name": "",
+        "first_name": "inofensivos",
+        "notebook_path": "/x",
+    }  # los de formgrader (handlers.SubmissionHandler)
     body, _ = HTMLExporter(config=config).from_filename(str(notebook), resources=resources)
     assert "hola" in body
     _no_active_html(body)
@@ -248,8 +320,10 @@ def _chown_nobody(path: Path) -> None:
         os.lchown(p, 65534, 65534)
 
 
-needs_root_to_switch = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                                          reason="hace falta root (y setpriv) para cambiar al usuario nobody")
+needs_root_to_switch = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="hace falta root (y setpriv) para cambiar al usuario nobody",
+)
 
 
 @needs_root_to_switch
@@ -260,14 +334,27 @@ def test_caja_de_arena_sin_root():
     try:
         sonda = base / "entrega"
         sonda.mkdir()
-        code = probe.probe_source([str(ROOT / "solutions"), "/root", "/etc/shadow"], ["/etc/x", "/usr/x", "bien.txt"],
-                                  [("1.1.1.1", 53)])
+        code = probe.probe_source(
+            [str(ROOT / "solutions"), "/root", "/etc/shadow"], ["/etc/x", "/usr/x", "bien.txt"], [("1.1.1.1", 53)]
+        )
         (sonda / "sonda.py").write_text(code, encoding="utf-8")
         spec = {"files": [[str(sonda / "sonda.py"), f"{sandbox.HOME}/s/sonda.py"]], "cwd": f"{sandbox.HOME}/s"}
         _chown_nobody(base)
-        proc = subprocess.run([*_as_nobody(), "/usr/bin/python3", sandbox.__file__, json.dumps(spec), "--",
-                               "/usr/bin/python3", "sonda.py"], capture_output=True, text=True, timeout=120,
-                              env={"PATH": "/usr/bin:/bin", "HF_TOKEN": SECRET})
+        proc = subprocess.run(
+            [
+                *_as_nobody(),
+                "/usr/bin/python3",
+                sandbox.__file__,
+                json.dumps(spec),
+                "--",
+                "/usr/bin/python3",
+                "sonda.py",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "HF_TOKEN": SECRET},
+        )
         result = probe.parse(proc.stdout)
         assert result is not None, proc.stdout + proc.stderr
         assert result["uid"] == 65534 and result["procesos_visibles"] <= 3
@@ -278,7 +365,7 @@ def test_caja_de_arena_sin_root():
         shutil.rmtree(base, ignore_errors=True)
 
 
-_NEIGHBOUR = r'''
+_NEIGHBOUR = r"""
 import ctypes, json, os, sys, threading
 secret, wanted = sys.argv[1].encode(), int(sys.argv[2])
 libc = ctypes.CDLL(None, use_errno=True)
@@ -307,7 +394,7 @@ for _ in range(wanted):
 r["hilos"] = len(threads)
 stop.set()
 print("VECINA=" + json.dumps(r), flush=True)
-'''
+"""
 
 
 @needs_root_to_switch
@@ -322,20 +409,50 @@ def test_entregas_vecinas_no_comparten_nada():
         _chown_nobody(base)
         limits = {"nproc": 512}
         hog_spec = {"cwd": f"{sandbox.HOME}/s", "rlimits": limits}
-        spec = {"files": [[str(base / "vecina.py"), f"{sandbox.HOME}/s/vecina.py"]], "cwd": f"{sandbox.HOME}/s",
-                "rlimits": limits, "uid": 65533}
+        spec = {
+            "files": [[str(base / "vecina.py"), f"{sandbox.HOME}/s/vecina.py"]],
+            "cwd": f"{sandbox.HOME}/s",
+            "rlimits": limits,
+            "uid": 65533,
+        }
         env = {"PATH": "/usr/bin:/bin", "HF_TOKEN": SECRET}
         for who in (_as_nobody(), []):  # sin root y como root
-            hog = subprocess.Popen([*who, "/usr/bin/python3", sandbox.__file__, json.dumps(hog_spec), "--", "/bin/sh",
-                                    "-c", "for i in $(seq 350); do sleep 300 & done; echo listo; wait"],
-                                   stdout=subprocess.PIPE, text=True, env=env)
+            hog = subprocess.Popen(
+                [
+                    *who,
+                    "/usr/bin/python3",
+                    sandbox.__file__,
+                    json.dumps(hog_spec),
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "for i in $(seq 350); do sleep 300 & done; echo listo; wait",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             try:
                 assert hog.stdout.readline().strip() == "listo"
                 results = []
                 for _ in range(2):  # la que escribe en el llavero y la que lo lee después
-                    proc = subprocess.run([*who, "/usr/bin/python3", sandbox.__file__, json.dumps(spec), "--",
-                                           "/usr/bin/python3", "vecina.py", SECRET, "300"],
-                                          capture_output=True, text=True, timeout=120, env=env)
+                    proc = subprocess.run(
+                        [
+                            *who,
+                            "/usr/bin/python3",
+                            sandbox.__file__,
+                            json.dumps(spec),
+                            "--",
+                            "/usr/bin/python3",
+                            "vecina.py",
+                            SECRET,
+                            "300",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=120,
+                        env=env,
+                    )
                     line = next((x for x in proc.stdout.splitlines() if x.startswith("VECINA=")), None)
                     assert line is not None, proc.stdout + proc.stderr
                     results.append(json.loads(line.removeprefix("VECINA=")))
@@ -373,15 +490,43 @@ def test_califica_sin_root():
         (base / "bin" / "alembic").write_text('#!/bin/sh\nexec /usr/bin/python3 -m alembic "$@"\n')
         os.chmod(base / "bin" / "alembic", 0o755)
         _chown_nobody(base)
-        env = {"PATH": f"{base / 'bin'}:/usr/bin:/bin", "HOME": str(base / "casa"), "LANG": "C.UTF-8",
-               "PYTHONPATH": f"{ROOT}:{site}", "JUPYTER_PATH": str(ROOT / ".venv" / "share" / "jupyter"),
-               "CURSO_PEFT_CACHE": str(base / "cache"), "OMP_NUM_THREADS": "1"}
-        proc = subprocess.run([*_as_nobody(), "/usr/bin/python3", "-m", "helpers.classroom", "calificar",
-                               "--entregas", str(base / "entregas"), "--tarea", NB1, "--clase", str(base / "clase"),
-                               "--perfil", "tiny", "--memoria", "4"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=900, env=env)
+        env = {
+            "PATH": f"{base / 'bin'}:/usr/bin:/bin",
+            "HOME": str(base / "casa"),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": f"{ROOT}:{site}",
+            "JUPYTER_PATH": str(ROOT / ".venv" / "share" / "jupyter"),
+            "CURSO_PEFT_CACHE": str(base / "cache"),
+            "OMP_NUM_THREADS": "1",
+        }
+        proc = subprocess.run(
+            [
+                *_as_nobody(),
+                "/usr/bin/python3",
+                "-m",
+                "helpers.classroom",
+                "calificar",
+                "--entregas",
+                str(base / "entregas"),
+                "--tarea",
+                NB1,
+                "--clase",
+                str(base / "clase"),
+                "--perfil",
+                "tiny",
+                "--memoria",
+                "4",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        rows = {r["alumno"]: r for r in csv.DictReader(io.StringIO((base / "clase" / "calificaciones.csv").read_text()))}
+        rows = {
+            r["alumno"]: r for r in csv.DictReader(io.StringIO((base / "clase" / "calificaciones.csv").read_text()))
+        }
         assert (rows["enlace"]["estado"], float(rows["enlace"]["puntuacion"])) == ("calificado", nbk.max_score), rows
         assert token_files(token) == []
         assert all(p.lstat().st_uid == 65534 for p in (base / "clase").rglob("*"))

@@ -9,6 +9,7 @@ Una clase de prueba (zip de Moodle) con una entrega por cada fallo de ``grading-
 
 Después se comprueba, caso a caso, el estado, la nota (también celda a celda) y las observaciones.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,20 +36,28 @@ from helpers.course_files import ROOT, notebook_names  # noqa: E402
 NB1 = "01_introduccion_peft"
 NB2 = "02_lora_matematicas"
 SANDBOX = sandbox.available()
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("clase"),
-              pytest.mark.skipif(not SANDBOX[0], reason=f"sin caja de arena en esta máquina: {SANDBOX[1]}")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("clase"),
+    pytest.mark.skipif(not SANDBOX[0], reason=f"sin caja de arena en esta máquina: {SANDBOX[1]}"),
+]
 # Ajustes de la prueba: perfil rápido, 2 trabajadores, celdas de hasta 30 s (el bucle infinito
 # consume exactamente eso; la celda legítima más lenta del 01 tarda unos 4 s), 4 GiB por núcleo (la
 # entrega espía pide 5).
-OPTIONS = ["--perfil", "tiny", "--trabajadores", "2", "--tiempo-celda", "30", "--tiempo-total", "600",
-           "--memoria", "4"]
+OPTIONS = ["--perfil", "tiny", "--trabajadores", "2", "--tiempo-celda", "30", "--tiempo-total", "600", "--memoria", "4"]
 DATE_OLD = (2025, 1, 10, 9, 0, 0)
 DATE_NEW = (2025, 1, 12, 18, 30, 0)
 
 
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpers.classroom", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1500, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "helpers.classroom", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        **kwargs,
+    )
 
 
 def batch_processes(token: str) -> list[str]:
@@ -78,12 +87,25 @@ def clase(tmp_path_factory):
     cases: dict[str, tuple[str, casos.Expect]] = {}
     other = class_dir / "entregas" / "ana-garcia-1001" / f"{NB1}.ipynb"
     zip_path = base / "descargar_todas_las_entregas.zip"
-    spy_reads = [str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"), str(ROOT / ".git" / "HEAD"),
-                 str(class_dir / "curso" / "gradebook.db"), str(other), str(class_dir / ".plantillas"),
-                 str(zip_path), "../../../gradebook.db", f"../../../source/{NB1}", "../../../submitted",
-                 "/root/.cache/curso-peft"]
-    spy_writes = [str(class_dir / "curso" / "gradebook.db"), "../../../gradebook.db",
-                  str(ROOT / "helpers" / "entrega_espia.py"), str(other.parent / "espia.txt"), "permitido.txt"]
+    spy_reads = [
+        str(ROOT / "solutions" / NB1 / f"{NB1}.ipynb"),
+        str(ROOT / ".git" / "HEAD"),
+        str(class_dir / "curso" / "gradebook.db"),
+        str(other),
+        str(class_dir / ".plantillas"),
+        str(zip_path),
+        "../../../gradebook.db",
+        f"../../../source/{NB1}",
+        "../../../submitted",
+        "/root/.cache/curso-peft",
+    ]
+    spy_writes = [
+        str(class_dir / "curso" / "gradebook.db"),
+        "../../../gradebook.db",
+        str(ROOT / "helpers" / "entrega_espia.py"),
+        str(other.parent / "espia.txt"),
+        "permitido.txt",
+    ]
     spy = casos.spy_cells(spy_reads, spy_writes, [("1.1.1.1", 53), ("127.0.0.1", 22)])
     # Varios fallos independientes por entrega (cada kernel cuesta ~15 s de CPU): la nota esperada
     # se comprueba celda a celda, así que cada caso sigue siendo identificable.
@@ -110,10 +132,26 @@ def clase(tmp_path_factory):
     # 1. Primera ejecución, cortada con SIGKILL en cuanto hay una entrega calificada.
     results = class_dir / "resultados" / NB1
     token = uuid.uuid4().hex
-    proc = subprocess.Popen([sys.executable, "-m", "helpers.classroom", "calificar", "--entregas", str(zip_path),
-                             "--tarea", NB1, "--clase", str(class_dir), *OPTIONS], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=dict(os.environ, CURSO_PEFT_LOTE=token))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "helpers.classroom",
+            "calificar",
+            "--entregas",
+            str(zip_path),
+            "--tarea",
+            NB1,
+            "--clase",
+            str(class_dir),
+            *OPTIONS,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(os.environ, CURSO_PEFT_LOTE=token),
+    )
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and proc.poll() is None:
         if len(list(results.glob("*/resultado.json"))) >= 1:
@@ -196,15 +234,26 @@ def test_una_fila_por_alumno_y_cuaderno(clase):
     assert {(r["alumno"], r["cuaderno"]) for r in clase["rows"]} == {(s, n) for s in students for n in notebooks}
     assert list(clase["rows"][0]) == export.COLUMNS
     for r in clase["rows"]:
-        assert r["estado"] in ("calificado", "falta la entrega", "revisar: posible manipulación de las pruebas") \
-            or r["estado"].startswith("no calificable: ")
+        assert r["estado"] in ("calificado", "falta la entrega", "revisar: posible manipulación de las pruebas") or r[
+            "estado"
+        ].startswith("no calificable: ")
         if r["puntuacion"] == "":
             assert r["estado"] != "calificado", r  # nunca un 0 (ni un vacío) sin motivo
         assert r["puntuacion_maxima"] != ""
 
 
-@pytest.mark.parametrize("student", ["ana-garcia-1001", "beto-ruiz-1002", "carla-diaz-1003", "elena-mora-1005",
-                                     "fran-gil-1006", "gabi-leon-1007", "ines-pena-1009"])
+@pytest.mark.parametrize(
+    "student",
+    [
+        "ana-garcia-1001",
+        "beto-ruiz-1002",
+        "carla-diaz-1003",
+        "elena-mora-1005",
+        "fran-gil-1006",
+        "gabi-leon-1007",
+        "ines-pena-1009",
+    ],
+)
 def test_caso(clase, student):
     expect: casos.Expect = clase["cases"][student]
     r = row(clase, student)
@@ -241,7 +290,7 @@ def test_bucle_infinito_salida_enorme_y_stderr(clase):
     nb = graded(clase, "elena-mora-1005")
     last = [c for c in nb.cells if casos.is_solution(c)][-1]
     assert any(o.get("ename") == "CellTimeoutError" for o in last.outputs), last.outputs
-    after = nb.cells[nb.cells.index(last) + 1:]
+    after = nb.cells[nb.cells.index(last) + 1 :]
     assert any(c.cell_type == "code" and c.get("execution_count") for c in after), "el cuaderno no siguió"
     huge = next(c for c in nb.cells if c.cell_type == "code" and "200_000" in c.source)
     text = "".join(o.get("text", "") for o in huge.outputs)
@@ -326,8 +375,19 @@ def test_tiempo_total_del_cuaderno(tmp_path):
     folder = tmp_path / "entregas" / "ana"
     folder.mkdir(parents=True)
     (folder / f"{NB1}.ipynb").write_bytes(casos.slow_on_purpose(nb1, 120))
-    run = cli("calificar", "--entregas", str(tmp_path / "entregas"), "--tarea", NB1, "--clase",
-              str(tmp_path / "clase"), "--tiempo-total", "20", "--tiempo-celda", "300")
+    run = cli(
+        "calificar",
+        "--entregas",
+        str(tmp_path / "entregas"),
+        "--tarea",
+        NB1,
+        "--clase",
+        str(tmp_path / "clase"),
+        "--tiempo-total",
+        "20",
+        "--tiempo-celda",
+        "300",
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     rows = list(csv.DictReader(io.StringIO((tmp_path / "clase" / "calificaciones.csv").read_text(encoding="utf-8"))))
     assert rows[0]["estado"] == "no calificable: tiempo total agotado", rows

@@ -1,5 +1,6 @@
 """Las órdenes del curso hablan español con la API pública de argparse (``helpers.cli``), sin tocar
 ``argparse._``; y las tres que antes leían ``sys.argv`` a mano van con argparse."""
+
 import argparse
 import re
 
@@ -10,9 +11,19 @@ from helpers.maintainers import import_graph, pins, release
 
 # Frases de argparse que no deben llegar a quien lee: si una versión nueva de Python las cambia,
 # la traducción deja de aplicarse y esta lista lo detecta.
-ENGLISH = ("usage:", "options:", "positional arguments", "show this help message", "the following arguments",
-           "unrecognized arguments", "invalid choice", "choose from", "invalid int value", "expected one argument",
-           "argument --")
+ENGLISH = (
+    "usage:",
+    "options:",
+    "positional arguments",
+    "show this help message",
+    "the following arguments",
+    "unrecognized arguments",
+    "invalid choice",
+    "choose from",
+    "invalid int value",
+    "expected one argument",
+    "argument --",
+)
 
 
 def _parser() -> cli.ArgumentParser:
@@ -46,14 +57,17 @@ def test_ayuda_en_espanol(capsys):
     _no_english(text)
 
 
-@pytest.mark.parametrize(("argv", "spanish"), [
-    ([], "faltan estos argumentos: tarea"),
-    (["x", "--sobra"], "argumentos no reconocidos: --sobra"),
-    (["x", "--perfil", "grande"], "argumento --perfil: opción no válida: 'grande' (elige entre"),
-    (["x", "--trabajadores", "dos"], "argumento --trabajadores: valor no válido (int): 'dos'"),
-    (["x", "--perfil"], "argumento --perfil: falta el valor"),
-    (["x", "calificar"], "faltan estos argumentos: --entregas"),
-])
+@pytest.mark.parametrize(
+    ("argv", "spanish"),
+    [
+        ([], "faltan estos argumentos: tarea"),
+        (["x", "--sobra"], "argumentos no reconocidos: --sobra"),
+        (["x", "--perfil", "grande"], "argumento --perfil: opción no válida: 'grande' (elige entre"),
+        (["x", "--trabajadores", "dos"], "argumento --trabajadores: valor no válido (int): 'dos'"),
+        (["x", "--perfil"], "argumento --perfil: falta el valor"),
+        (["x", "calificar"], "faltan estos argumentos: --entregas"),
+    ],
+)
 def test_errores_en_espanol(argv, spanish, capsys):
     err = _error(_parser(), argv, capsys)
     assert spanish in err, err

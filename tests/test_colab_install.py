@@ -10,6 +10,7 @@ funciona, el perfil por defecto es ``hub`` y el diagnóstico que el README de es
 ejecutar en Colab (``!python -m helpers.doctor``) termina bien, sin descargar nada
 (``HF_HUB_OFFLINE=1``).
 """
+
 import os
 import re
 import subprocess
@@ -60,18 +61,22 @@ def test_instalacion_como_en_colab(tmp_path):
     # --no-compile: sin precompilar miles de .py de transformers y compañía (lo caro de instalar).
     _run([python, "-m", "pip", "install", "-q", "--no-compile", requirement], cwd=tmp_path)
     listed = _run([python, "-m", "pip", "show", "torch"], cwd=tmp_path).stdout
-    assert f"Version: {torch_version}" in listed and str(tmp_path / "torch-de-colab") in listed, \
+    assert f"Version: {torch_version}" in listed and str(tmp_path / "torch-de-colab") in listed, (
         "pip no debía instalar otro torch: Colab ya lo trae"
+    )
 
     stub = tmp_path / "stub"
     (stub / "google" / "colab").mkdir(parents=True)  # google/ sin __init__: no tapa otros google.*
     (stub / "google" / "colab" / "__init__.py").write_text('"""google.colab de mentira para la prueba."""\n')
     (stub / "sitecustomize.py").write_text("import google.colab  # Colab lo importa al arrancar\n")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CURSO_PEFT_", "NBGRADER", "PYTHON", "VIRTUAL_ENV"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("CURSO_PEFT_", "NBGRADER", "PYTHON", "VIRTUAL_ENV"))
+    }
     env.update(PYTHONPATH=str(stub), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    probe = ("import sys, helpers; from helpers.models import resolve_profile; "
-             "print(helpers.__file__); print(helpers.in_colab(), resolve_profile().name)")
+    probe = (
+        "import sys, helpers; from helpers.models import resolve_profile; "
+        "print(helpers.__file__); print(helpers.in_colab(), resolve_profile().name)"
+    )
     out = _run([python, "-c", probe], cwd=tmp_path, env=env).stdout.split("\n")
     assert out[0].startswith(str(venv)), f"helpers no viene del entorno nuevo: {out[0]}"
     assert out[1] == "True hub"

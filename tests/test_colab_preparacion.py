@@ -1,5 +1,6 @@
 """La celda de preparación en Colab: pide reiniciar la sesión solo si la instalación cambió un paquete
 que la sesión ya tenía importado (:mod:`helpers.colab`), y entonces no sigue."""
+
 from helpers import colab
 from helpers.maintainers.release import setup_cell_source
 
@@ -18,8 +19,10 @@ def test_pide_reiniciar_solo_si_cambio_algo_importado(capsys):
     # Nada importado cambió (p. ej. la segunda vez, tras reiniciar): ni una palabra.
     assert colab.restart_notice(after, after=after, modules=modules, top_levels=TOP_LEVELS) is False
     modules = {"json": None, "peft": None}
-    assert colab.restart_notice(before, after=dict(before, **{"numpy": "9"}), modules=modules,
-                                top_levels=TOP_LEVELS) is False
+    assert (
+        colab.restart_notice(before, after=dict(before, **{"numpy": "9"}), modules=modules, top_levels=TOP_LEVELS)
+        is False
+    )
     assert capsys.readouterr().out == ""
 
 
@@ -37,14 +40,20 @@ def test_la_celda_no_sigue_si_hay_que_reiniciar(tmp_path):
 
     cell = setup_cell_source()
     assert "restart_notice(antes)" in cell and "if not reiniciar:" in cell
-    fake = ("import sys, types, subprocess\n"
-            "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
-            "import numpy\n"
-            "subprocess.run = lambda *a, **k: None\n"
-            "import helpers.colab as hc\n"
-            "real = hc.installed_versions\n"
-            "hc.installed_versions = lambda: dict(real(), numpy='0.0.0-otra')\n")
-    result = subprocess.run([sys.executable, "-c", fake + cell + "\nprint('ENTORNO' if not reiniciar else 'PARADO')"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    fake = (
+        "import sys, types, subprocess\n"
+        "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+        "import numpy\n"
+        "subprocess.run = lambda *a, **k: None\n"
+        "import helpers.colab as hc\n"
+        "real = hc.installed_versions\n"
+        "hc.installed_versions = lambda: dict(real(), numpy='0.0.0-otra')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", fake + cell + "\nprint('ENTORNO' if not reiniciar else 'PARADO')"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "REINICIA LA SESIÓN" in result.stdout and "numpy" in result.stdout and "PARADO" in result.stdout

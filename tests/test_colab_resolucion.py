@@ -8,6 +8,7 @@ Las cuatro resoluciones se lanzan a la vez (casi todo su tiempo es esperar a la 
 - un pin que no cabe en Colab (el torch 2.13 de la máquina local) hace fallar la resolución;
 - ``requires-python`` dice la verdad: se resuelve con su versión mínima y no con la anterior.
 """
+
 import re
 import tempfile
 from pathlib import Path
@@ -79,8 +80,12 @@ def test_requires_python_dice_la_verdad(resolutions):
 
 def test_cambios_de_colab_cuenta_solo_lo_que_cambia():
     runtime = {"paquetes": ["numpy==2.1.3", "torch==2.11.0+cu128", "nvidia-nccl-cu12==2.0", "pandas==2.2.3"]}
-    result = cr.Resolution(True, "", "3.13", {"numpy": "2.5.5", "torch": "2.11.0", "nvidia-nccl-cu12": "3.0",
-                                             "pandas": "2.2.3", "peft": "0.21.2"})
+    result = cr.Resolution(
+        True,
+        "",
+        "3.13",
+        {"numpy": "2.5.5", "torch": "2.11.0", "nvidia-nccl-cu12": "3.0", "pandas": "2.2.3", "peft": "0.21.2"},
+    )
     assert cr.changes(result, runtime) == [("numpy", "2.1.3", "2.5.5")]
     assert cr.held_constraints(runtime) == ["torch==2.11.0"]
 

@@ -9,6 +9,7 @@ pasos. Se comprueba que:
 - ese adaptador es distinto del inicial (que también es idéntico en los dos procesos);
 - el adaptador guardado por el proceso principal es justo ese.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,32 @@ def free_port() -> int:
 def launch_command(out: Path) -> list[str]:
     """La misma orden que docs/multi_gpu.md, con 2 procesos en la CPU y el perfil diminuto."""
     return [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--multi_gpu", "--num_processes", str(PROCESSES), "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
-        "-m", "helpers.ddp_sft",
-        "--perfil", "tiny", "--pasos", str(STEPS), "--ejemplos", "64", "--salida", str(out),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(PROCESSES),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "helpers.ddp_sft",
+        "--perfil",
+        "tiny",
+        "--pasos",
+        str(STEPS),
+        "--ejemplos",
+        "64",
+        "--salida",
+        str(out),
     ]
 
 
@@ -52,8 +73,13 @@ def run_ddp(out: Path) -> str:
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.pop("CURSO_PEFT_PROFILE", None)
     proc = subprocess.Popen(
-        launch_command(out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        launch_command(out),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         log, _ = proc.communicate(timeout=TIMEOUT)
@@ -68,7 +94,11 @@ def run_ddp(out: Path) -> str:
 def rank_files(out: Path, rank: int):
     folder = out / f"rango_{rank}"
     summary = json.loads((folder / "resumen.json").read_text(encoding="utf-8"))
-    return summary, load_file(folder / "adaptador_inicial.safetensors"), load_file(folder / "adaptador_final.safetensors")
+    return (
+        summary,
+        load_file(folder / "adaptador_inicial.safetensors"),
+        load_file(folder / "adaptador_final.safetensors"),
+    )
 
 
 def assert_same(a: dict, b: dict, what: str) -> None:

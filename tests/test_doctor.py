@@ -1,5 +1,6 @@
 """``python -m helpers.doctor``: diagnóstico en español; código distinto de 0 si una versión no
 coincide con la fijada."""
+
 import os
 import subprocess
 import sys
@@ -22,10 +23,13 @@ def run_doctor(**env_extra) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("error", [
-    'raise ImportError("libtorch_cpu.so: cannot open shared object file: No such file or directory")',
-    'raise OSError("[WinError 126] No se encontró el módulo: c10.dll")',
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        'raise ImportError("libtorch_cpu.so: cannot open shared object file: No such file or directory")',
+        'raise OSError("[WinError 126] No se encontró el módulo: c10.dll")',
+    ],
+)
 def test_doctor_con_torch_roto(tmp_path, error):
     """El primer paso del README ante cualquier problema funciona aunque ``import torch`` falle: dice
     dónde se ejecuta, las versiones, que torch no se importa y cómo arreglarlo (código 1), sin traza."""
@@ -53,9 +57,19 @@ def test_doctor_en_este_entorno():
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "Todo en orden" in out
-    for needed in ("entorno", "local", "Versiones", "GPU", "bf16 real", "precisión de entrenamiento",
-                   "perfil del modelo", "diminuto", f"la variable {ENV_VAR}", "modelo embebido (GGUF)",
-                   "caché del modelo embebido"):
+    for needed in (
+        "entorno",
+        "local",
+        "Versiones",
+        "GPU",
+        "bf16 real",
+        "precisión de entrenamiento",
+        "perfil del modelo",
+        "diminuto",
+        f"la variable {ENV_VAR}",
+        "modelo embebido (GGUF)",
+        "caché del modelo embebido",
+    ):
         assert needed in out, f"falta «{needed}» en la salida:\n{out}"
     # Cada versión fijada aparece con su versión instalada.
     for req in pins.pinned_requirements(extras=("local",)) + pins.no_deps_requirements():
@@ -71,7 +85,9 @@ def test_doctor_falla_con_una_version_distinta(monkeypatch, capsys):
     assert doctor.main([]) == 1
     out = capsys.readouterr().out
     assert "✘ peft" in out and "0.20.0       ≠ 0.21.2" in out
-    assert "Problema: 1 paquete(s) no coinciden con las versiones fijadas: peft (instalada 0.20.0, fijada 0.21.2)" in out
+    assert (
+        "Problema: 1 paquete(s) no coinciden con las versiones fijadas: peft (instalada 0.20.0, fijada 0.21.2)" in out
+    )
     assert "make install" in out
 
 
@@ -93,8 +109,13 @@ def test_faltar_las_de_pruebas_solo_avisa(monkeypatch, capsys):
 
 @pytest.mark.parametrize(
     ("installed", "pinned", "ok"),
-    [("2.13.0+cpu", "2.13.0", True), ("2.13.0+cu126", "2.13.0", True), ("2.13.1", "2.13.0", False),
-     ("5.23.0rc1", "5.23.0", False), ("no-es-una-versión", "1.0", False)],
+    [
+        ("2.13.0+cpu", "2.13.0", True),
+        ("2.13.0+cu126", "2.13.0", True),
+        ("2.13.1", "2.13.0", False),
+        ("5.23.0rc1", "5.23.0", False),
+        ("no-es-una-versión", "1.0", False),
+    ],
 )
 def test_comparacion_de_versiones(installed, pinned, ok):
     assert doctor.PinStatus("x", pinned, installed, "curso", True).matches is ok
@@ -131,19 +152,25 @@ def test_calificador(monkeypatch, capsys):
 
 def test_opciones_de_uv_salen_de_la_configuracion_de_pip():
     """make install usa uv con los mismos índices, ruedas locales y restricciones que pip."""
-    config = ("global.cert='/etc/ssl/certs/ca.crt'\n"
-              "global.constraint='/etc/pip/constraints.txt'\n"
-              "global.extra-index-url='file:///opt/a/simple file:///opt/b/simple'\n"
-              "global.find-links='/opt/wheels'\n"
-              ":env:.find-links='/opt/wheels'\n"
-              ":env:.default-timeout='180'\n"
-              "user.index-url='https://example.org/simple'\n")
+    config = (
+        "global.cert='/etc/ssl/certs/ca.crt'\n"
+        "global.constraint='/etc/pip/constraints.txt'\n"
+        "global.extra-index-url='file:///opt/a/simple file:///opt/b/simple'\n"
+        "global.find-links='/opt/wheels'\n"
+        ":env:.find-links='/opt/wheels'\n"
+        ":env:.default-timeout='180'\n"
+        "user.index-url='https://example.org/simple'\n"
+    )
     args = pins.uv_arguments(config)
     assert args[:2] == ["--index-strategy", "unsafe-best-match"] and "--native-tls" in args
     pairs = list(zip(args, args[1:]))
     assert pairs.count(("--find-links", "/opt/wheels")) == 1  # repetido en pip config, una vez aquí
-    for pair in [("--extra-index-url", "file:///opt/a/simple"), ("--extra-index-url", "file:///opt/b/simple"),
-                 ("--constraint", "/etc/pip/constraints.txt"), ("--index-url", "https://example.org/simple")]:
+    for pair in [
+        ("--extra-index-url", "file:///opt/a/simple"),
+        ("--extra-index-url", "file:///opt/b/simple"),
+        ("--constraint", "/etc/pip/constraints.txt"),
+        ("--index-url", "https://example.org/simple"),
+    ]:
         assert pair in pairs
     assert "180" not in args
     assert pins.uv_arguments("") == ["--index-strategy", "unsafe-best-match"]
@@ -160,5 +187,6 @@ def test_paquetes_instalados_con_bytecode():
 
     for name in ("torch", "transformers", "peft", "nbgrader"):
         source = importlib.util.find_spec(name).origin  # sin importarlo: importar torch y peft cuesta segundos
-        assert Path(importlib.util.cache_from_source(source)).exists(), \
+        assert Path(importlib.util.cache_from_source(source)).exists(), (
             f"{name} no tiene bytecode compilado ({source}): reinstala con `rm -f .venv/.instalado && make install`"
+        )

@@ -4,6 +4,7 @@ Cada caso sintético tiene el veredicto correcto escrito a mano; varios están h
 a una implementación ingenua (comparar solo medias, solo con la segunda, mirar el primer y el
 último punto de una curva ruidosa, una diferencia relativa fija...).
 """
+
 import math
 import random
 import subprocess
@@ -25,8 +26,12 @@ def _curves(names):
 def test_efecto_real_da_veredicto_concluyente():
     # El efecto es pequeño en términos relativos (≈1 %) pero todas las semillas de A ganan a todas las de B:
     # un umbral relativo fijo (p. ej. «más de un 5 %») lo llamaría ruido.
-    v = compare({"A": [1.000, 1.002, 1.001], "B": [1.010, 1.012, 1.011]}, curves=_curves("AB"),
-                lr_grid=(1e-4, 3e-4, 1e-3), chosen_lr={"A": 3e-4, "B": 3e-4})
+    v = compare(
+        {"A": [1.000, 1.002, 1.001], "B": [1.010, 1.012, 1.011]},
+        curves=_curves("AB"),
+        lr_grid=(1e-4, 3e-4, 1e-3),
+        chosen_lr={"A": 3e-4, "B": 3e-4},
+    )
     assert isinstance(v, Verdict)
     assert v.conclusive and v.failed == () and v.best == "A"
     assert str(v) == v.text and v.text.startswith("A da la mejor pérdida de validación")
@@ -139,8 +144,12 @@ def test_pocas_semillas():
 
 def test_cada_condicion_que_falla_aparece():
     # Una ejecución en vivo típica: 1 semilla, pocos pasos, la tasa en el borde.
-    v = compare({"A": [1.62], "B": [1.62]}, curves={"A": FALLING, "B": [2.0, 1.9]},
-                lr_grid=(1e-4, 3e-4, 1e-3), chosen_lr={"A": 1e-3, "B": 1e-4})
+    v = compare(
+        {"A": [1.62], "B": [1.62]},
+        curves={"A": FALLING, "B": [2.0, 1.9]},
+        lr_grid=(1e-4, 3e-4, 1e-3),
+        chosen_lr={"A": 1e-3, "B": 1e-4},
+    )
     assert v.failed == ("pocas_semillas", "ruido", "sin_converger", "borde_rejilla")
     assert v.text.startswith("no concluyente: ")
     for words in ("semilla", "se solapan", "sigue bajando", "borde"):
@@ -181,7 +190,10 @@ def test_no_importa_torch():
 def test_una_sola_tasa_es_un_borde():
     # Sin barrer la tasa (una rejilla de un valor) no se sabe si es buena para cada opción.
     v = compare({"A": [1.0, 1.001, 1.002], "B": [1.1, 1.101, 1.102]}, lr_grid=(1e-3,), chosen_lr={"A": 1e-3, "B": 1e-3})
-    assert v.failed == ("borde_rejilla",) and "no se ha barrido la tasa de aprendizaje en ninguna opción (una sola tasa, 0.001)" in v.text
+    assert (
+        v.failed == ("borde_rejilla",)
+        and "no se ha barrido la tasa de aprendizaje en ninguna opción (una sola tasa, 0.001)" in v.text
+    )
 
 
 def test_repeticiones_con_otro_nombre():

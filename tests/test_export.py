@@ -1,4 +1,5 @@
 """Exportar a GGUF (helpers.export): ida y vuelta con transformers, y la permutación de llama.cpp."""
+
 import numpy as np
 import pytest
 import torch
@@ -49,8 +50,10 @@ def test_nombres_y_permutacion_como_el_conversor_de_llama_cpp():
     assert ours == set(original)
     cfg = model.config
     layer = model.model.layers[3].self_attn
-    for hf, name, heads in [(layer.q_proj, "blk.3.attn_q.weight", cfg.num_attention_heads),
-                            (layer.k_proj, "blk.3.attn_k.weight", cfg.num_key_value_heads)]:
+    for hf, name, heads in [
+        (layer.q_proj, "blk.3.attn_q.weight", cfg.num_attention_heads),
+        (layer.k_proj, "blk.3.attn_k.weight", cfg.num_key_value_heads),
+    ]:
         tensor = original[name]
         theirs = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(hf.weight.shape)
         permuted = _permute_rows(hf.weight.detach().numpy(), heads)

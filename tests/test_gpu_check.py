@@ -1,4 +1,5 @@
 """``make gpu`` (helpers.maintainers.gpu_check): sin CUDA se niega con un mensaje claro; el banco separa el modo T4."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Pruebas unitarias de helpers: perfiles sin internet, recuentos, comprobaciones, entorno."""
+
 import json
 import math
 import subprocess
@@ -80,7 +81,13 @@ def test_count_parameters_modelo_de_transformers():
     """Con una parte congelada y los embeddings atados (cuentan una vez): la fórmula, no otra función."""
     model = helpers.load_model("tiny", verbose=False)
     cfg = model.config
-    d, L, V, ff, kv = cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, cfg.intermediate_size, cfg.num_key_value_heads
+    d, L, V, ff, kv = (
+        cfg.hidden_size,
+        cfg.num_hidden_layers,
+        cfg.vocab_size,
+        cfg.intermediate_size,
+        cfg.num_key_value_heads,
+    )
     d_kv = kv * (d // cfg.num_attention_heads)
     expected = V * d + L * (2 * d * d + 2 * d * d_kv + 3 * d * ff + 2 * d) + d  # tie_word_embeddings=True
     model.model.layers[0].requires_grad_(False)
@@ -248,8 +255,12 @@ def test_datos_regenerables(tmp_path):
 
     El generador escribe en ``tmp_path``: la prueba no toca nunca los archivos del repositorio."""
     packaged = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE, hd.GENERAL_FILE)}
-    out = subprocess.run([sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(tmp_path)],
-                         capture_output=True, text=True, cwd=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+    )
     assert out.returncode == 0, out.stderr
     written = {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl")}
     assert set(written) == set(packaged)
@@ -257,8 +268,12 @@ def test_datos_regenerables(tmp_path):
         assert written[name] == data, f"{name} no es lo que genera build_datasets: regenéralo con el generador"
     # Y es determinista de verdad: una segunda ejecución da los mismos bytes.
     again = tmp_path / "otra"
-    subprocess.run([sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(again)], check=True,
-                   capture_output=True, cwd=str(ROOT))
+    subprocess.run(
+        [sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(again)],
+        check=True,
+        capture_output=True,
+        cwd=str(ROOT),
+    )
     assert {p.name: p.read_bytes() for p in again.glob("*.jsonl")} == written
 
 

@@ -7,6 +7,7 @@
 - Toda insignia «Abrir en Colab» (y todo enlace a archivos de este repositorio en GitHub) apunta a
   este repositorio, a la rama fijada en pyproject.toml y a un archivo que existe.
 """
+
 from __future__ import annotations
 
 import json
@@ -93,7 +94,9 @@ def heading_slugs(markdown: str) -> set[str]:
 
 
 def _own_repo() -> tuple[str, str]:
-    return repository_url().removeprefix("https://github.com/").strip("/"), read_pyproject()["tool"]["curso-peft"]["branch"]
+    return repository_url().removeprefix("https://github.com/").strip("/"), read_pyproject()["tool"]["curso-peft"][
+        "branch"
+    ]
 
 
 def _repo_file(relative: str) -> str | None:
@@ -193,8 +196,11 @@ def test_cada_cuaderno_tiene_su_insignia_de_colab():
     notebooks = sorted(ROOT.glob("notebooks/*/*.ipynb"))
     assert notebooks
     for path in notebooks:
-        badges = [link.target for link in links_in(path)
-                  if urlsplit(link.target).hostname == COLAB_HOST and "/github/" in link.target]
+        badges = [
+            link.target
+            for link in links_in(path)
+            if urlsplit(link.target).hostname == COLAB_HOST and "/github/" in link.target
+        ]
         assert any(b.endswith(str(path.relative_to(ROOT))) for b in badges), f"{path.name}: sin insignia hacia sí mismo"
 
 
@@ -250,9 +256,17 @@ def _problems(text: str) -> list[str]:
 
 def test_el_comprobador_encuentra_cada_error():
     problems = _problems(BAD)
-    expected = ["tiene espacios", "sin un nombre de máquina", "sin un nombre de máquina", "esquema no permitido",
-                "no existe en el repositorio: docs/no_existe.md", "el ancla #no-hay-tal-titulo",
-                "no existe en el repositorio: notebooks/99_no", "apunta a otro/repo@main", "sin un nombre de máquina"]
+    expected = [
+        "tiene espacios",
+        "sin un nombre de máquina",
+        "sin un nombre de máquina",
+        "esquema no permitido",
+        "no existe en el repositorio: docs/no_existe.md",
+        "el ancla #no-hay-tal-titulo",
+        "no existe en el repositorio: notebooks/99_no",
+        "apunta a otro/repo@main",
+        "sin un nombre de máquina",
+    ]
     assert len(problems) == len(expected), "\n".join(problems)
     for needle, problem in zip(expected, problems):
         assert needle in problem, (needle, problem)

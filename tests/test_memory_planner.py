@@ -1,4 +1,5 @@
 """El planificador de memoria: el esqueleto que cuenta con peft es el modelo de verdad, y cifras publicadas."""
+
 import pytest
 from peft import LoraConfig, get_peft_model
 
@@ -10,13 +11,36 @@ from helpers.memory_planner import GPUS_GB, NF4_DQ_BYTES, Shape, peft_lora_param
 # - Llama-2-7B: r=8 en q,v → 4 194 304; r=16 en q,k,v,o → 16 777 216; el modelo base 6 738 415 616
 #   (el fragmento famoso imprime 6 742 609 920 = base + 4 194 304).
 # - NF4 con doble cuantización ≈ 0.516 bytes/parámetro (Dettmers et al. 2023, QLoRA, §3).
-LLAMA32_1B = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                  num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True)
-LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                 num_key_value_heads=32, vocab_size=32000, tie_word_embeddings=False)
+LLAMA32_1B = dict(
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=64,
+    vocab_size=128256,
+    tie_word_embeddings=True,
+)
+LLAMA2_7B = dict(
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    vocab_size=32000,
+    tie_word_embeddings=False,
+)
 
 
-@pytest.mark.parametrize("r,targets", [(1, "all-linear"), (8, ["q_proj", "v_proj"]), (16, ["k_proj", "down_proj"]), (4, ["o_proj", "gate_proj", "up_proj"])])
+@pytest.mark.parametrize(
+    "r,targets",
+    [
+        (1, "all-linear"),
+        (8, ["q_proj", "v_proj"]),
+        (16, ["k_proj", "down_proj"]),
+        (4, ["o_proj", "gate_proj", "up_proj"]),
+    ],
+)
 def test_esqueleto_meta_igual_que_el_modelo_cargado(r, targets):
     """El recuento sobre el esqueleto meta (reconstruido desde Shape) es el de peft sobre el modelo con pesos."""
     model = helpers.load_model("tiny", verbose=False)
@@ -65,23 +89,30 @@ def test_errores_en_espanol():
     assert "T4" in GPUS_GB
 
 
-
 def test_estimacion_dentro_del_20_por_ciento_de_lo_medido():
     """El pico estimado frente al medido (pesos + tensores vivos al entrenar) con el mismo lote."""
     from helpers.compare import compare_methods
 
     model = helpers.load_model("tiny", verbose=False)
-    for record in compare_methods(methods=("full", "lora", "qlora"), steps=2, batch_size=4, max_length=64, profile="tiny"):
+    for record in compare_methods(
+        methods=("full", "lora", "qlora"), steps=2, batch_size=4, max_length=64, profile="tiny"
+    ):
         estimate = plan(model.config, record.method, r=8, batch=4, seq_len=64, precision="fp32", cuda_overhead=False)
         error = (estimate.total_bytes - record.peak_memory_bytes) / record.peak_memory_bytes
-        assert abs(error) < 0.20, f"{record.method}: estimado {estimate.total_bytes:.3g} B, medido {record.peak_memory_bytes:.3g} B"
+        assert abs(error) < 0.20, (
+            f"{record.method}: estimado {estimate.total_bytes:.3g} B, medido {record.peak_memory_bytes:.3g} B"
+        )
 
 
 def test_gradientes_y_activaciones_no_se_suman():
     full = plan(LLAMA32_1B, "full", batch=8, seq_len=2048, precision="fp32")
     b = full.breakdown
-    assert full.total_bytes == pytest.approx(b["pesos"] + b["estados del optimizador"] + b["contexto CUDA"]
-                                             + max(b["gradientes"], b["activaciones"] + b["logits"]))
+    assert full.total_bytes == pytest.approx(
+        b["pesos"]
+        + b["estados del optimizador"]
+        + b["contexto CUDA"]
+        + max(b["gradientes"], b["activaciones"] + b["logits"])
+    )
     assert full.total_bytes < sum(b.values())
 
 
@@ -97,18 +128,43 @@ def test_qlora_cuenta_lo_no_cuantizado_en_fp32():
     from helpers.memory_planner import PUBLIC_CONFIGS
 
     config = PUBLIC_CONFIGS["Llama-3.1-8B"]
-    p = plan(config, "qlora", r=16, batch=2, seq_len=512, precision="fp16", gradient_checkpointing=True,
-             optimizer="paged_adamw_8bit")
+    p = plan(
+        config,
+        "qlora",
+        r=16,
+        batch=2,
+        seq_len=512,
+        precision="fp16",
+        gradient_checkpointing=True,
+        optimizer="paged_adamw_8bit",
+    )
     assert p.total_bytes / 1e9 == pytest.approx(LLAMA31_8B_QLORA_GB, abs=0.1)
     shape = Shape.from_config(config)
     kept = shape.total_params() - shape.linear_params()  # embeddings, lm_head y normas
-    fp16_kept = plan(config, "qlora", r=16, batch=2, seq_len=512, precision="fp16", storage="fp16",
-                     gradient_checkpointing=True, optimizer="paged_adamw_8bit")
+    fp16_kept = plan(
+        config,
+        "qlora",
+        r=16,
+        batch=2,
+        seq_len=512,
+        precision="fp16",
+        storage="fp16",
+        gradient_checkpointing=True,
+        optimizer="paged_adamw_8bit",
+    )
     assert p.breakdown["pesos"] - fp16_kept.breakdown["pesos"] == pytest.approx(2 * kept)
     # El cálculo (activaciones) no depende de cómo se guardan los pesos congelados.
     assert p.breakdown["activaciones"] == fp16_kept.breakdown["activaciones"]
-    fp32_compute = plan(config, "qlora", r=16, batch=2, seq_len=512, precision="fp32", gradient_checkpointing=True,
-                        optimizer="paged_adamw_8bit")
+    fp32_compute = plan(
+        config,
+        "qlora",
+        r=16,
+        batch=2,
+        seq_len=512,
+        precision="fp32",
+        gradient_checkpointing=True,
+        optimizer="paged_adamw_8bit",
+    )
     assert fp32_compute.breakdown["pesos"] == p.breakdown["pesos"]
     assert fp32_compute.breakdown["activaciones"] == 2 * p.breakdown["activaciones"]
 
@@ -134,7 +190,13 @@ def test_veredicto_con_margen_de_seguridad():
 
     p = plan(LLAMA32_1B, "lora", batch=1, seq_len=128)
     card = GPUS_GB["T4"] * 1e9
-    for used, expected in ((0.5, "sí"), (1 - SAFETY_MARGIN - 0.001, "sí"), (0.97, "justo"), (1.0, "justo"), (1.01, "no")):
+    for used, expected in (
+        (0.5, "sí"),
+        (1 - SAFETY_MARGIN - 0.001, "sí"),
+        (0.97, "justo"),
+        (1.0, "justo"),
+        (1.01, "no"),
+    ):
         p.breakdown = {"pesos": used * card}
         assert p.verdict("T4") == expected, (used, p.verdict("T4"))
         assert p.fits("T4") == (used <= 1.0)

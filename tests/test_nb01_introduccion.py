@@ -3,6 +3,7 @@
 Las soluciones de los ejercicios (sacadas del cuaderno del profesorado) tienen que ser coherentes
 entre sí y con ``helpers``, y el cuaderno publicado no debe filtrar nada de ellas.
 """
+
 import re
 from pathlib import Path
 
@@ -71,7 +72,14 @@ def test_congelar_y_contar(solved, tiny):
 
 def test_publicado_sin_soluciones():
     text = RELEASED.read_text(encoding="utf-8")
-    for leak in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "states_per_weight", "states_per_param", "MixedNet", "TiedNet"):
+    for leak in (
+        "BEGIN SOLUTION",
+        "BEGIN HIDDEN TESTS",
+        "states_per_weight",
+        "states_per_param",
+        "MixedNet",
+        "TiedNet",
+    ):
         assert leak not in text, f"el cuaderno publicado contiene «{leak}»"
     assert text.count("raise NotImplementedError()") == len(FUNCTIONS)
 

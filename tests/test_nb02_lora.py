@@ -4,6 +4,7 @@ identidad al inicio, recuentos exactos con las formas GQA de k/v y acuerdo con p
 Las respuestas solo existen en solutions/ (el paquete ``helpers`` no las trae): estas pruebas
 ejecutan las celdas de la solución y comparan lo que hacen con ``peft``.
 """
+
 import copy
 import math
 import sys
@@ -23,8 +24,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from solution_code import solution_namespace  # noqa: E402
 
 ALL = list(LINEAR_MODULES)
-SOL = solution_namespace("02", "lora_params", "model_lora_params", "lora_linear", "add_lora", "merge",
-                         "lora_from_update", torch=torch, nn=nn, math=math, helpers=helpers)
+SOL = solution_namespace(
+    "02",
+    "lora_params",
+    "model_lora_params",
+    "lora_linear",
+    "add_lora",
+    "merge",
+    "lora_from_update",
+    torch=torch,
+    nn=nn,
+    math=math,
+    helpers=helpers,
+)
 LoRALinear, add_lora, copy_to_peft, merge = SOL["LoRALinear"], SOL["add_lora"], SOL["copy_to_peft"], SOL["merge"]
 lora_params, model_lora_params = SOL["lora_params"], SOL["model_lora_params"]
 
@@ -35,6 +47,8 @@ def lora_layers(model):
 
 def delta_weight(layer):
     return (layer.B @ layer.A) * layer.scaling
+
+
 TOL = 1e-5
 
 
@@ -51,8 +65,17 @@ def real_config():
 
 def gqa_config(**overrides):
     """Llama pequeño con head_dim ≠ hidden/heads, una cabeza de clave/valor y sesgo en la atención."""
-    fields = dict(vocab_size=128, hidden_size=48, intermediate_size=80, num_hidden_layers=3, num_attention_heads=4,
-                  num_key_value_heads=1, head_dim=16, attention_bias=True, tie_word_embeddings=False)
+    fields = dict(
+        vocab_size=128,
+        hidden_size=48,
+        intermediate_size=80,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        attention_bias=True,
+        tie_word_embeddings=False,
+    )
     fields.update(overrides)
     return LlamaConfig(**fields)
 
@@ -115,7 +138,9 @@ def test_formas_del_modelo_diminuto_con_gqa(tiny):
     assert Shape.from_config(tok_cfg).linear_shapes() == shapes
 
 
-@pytest.mark.parametrize("targets", [["q_proj", "v_proj"], ["k_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"], ALL])
+@pytest.mark.parametrize(
+    "targets", [["q_proj", "v_proj"], ["k_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"], ALL]
+)
 def test_recuento_igual_que_peft_diminuto(tiny, targets):
     for r in (1, 8):
         assert model_lora_params(tiny.config, r, targets) == peft_trainable(tiny, r, targets)
@@ -149,12 +174,19 @@ def test_recuento_configuracion_real(real_config):
 
 def test_cifras_publicadas_de_referencia():
     """Las cifras de reference-figures.md salen de la fórmula (y el fragmento de 4 194 304 es r = 8 en q, v)."""
-    llama2_7b = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                            num_attention_heads=32, num_key_value_heads=32)
+    llama2_7b = LlamaConfig(
+        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32
+    )
     assert model_lora_params(llama2_7b, 8, ["q_proj", "v_proj"]) == 4_194_304
     assert model_lora_params(llama2_7b, 16, ["q_proj", "k_proj", "v_proj", "o_proj"]) == 16_777_216
-    llama32_1b = LlamaConfig(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                             num_attention_heads=32, num_key_value_heads=8, head_dim=64)
+    llama32_1b = LlamaConfig(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+    )
     assert model_lora_params(llama32_1b, 16, ALL) == 11_272_192
 
 
@@ -184,14 +216,16 @@ def test_acuerdo_con_peft_fp32(tiny):
     ours, theirs = copy.deepcopy(tiny), copy.deepcopy(tiny)
     add_lora(ours, ["q_proj", "v_proj"], r=4, alpha=8)
     _randomize(ours)
-    theirs = get_peft_model(theirs, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)).eval()
+    theirs = get_peft_model(
+        theirs, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+    ).eval()
     assert helpers.count_parameters(ours).trainable == helpers.count_parameters(theirs).trainable
     copy_to_peft(ours, theirs)
     assert len(lora_layers(ours)) == 2 * tiny.config.num_hidden_layers
     with torch.no_grad():
         a, b, base = ours(IDS).logits, theirs(IDS).logits, tiny(IDS).logits
     assert (a - base).abs().max() > 1e-3  # el adaptador cambia la salida...
-    assert (a - b).abs().max() <= TOL     # ...exactamente igual que peft
+    assert (a - b).abs().max() <= TOL  # ...exactamente igual que peft
 
 
 def test_acuerdo_con_peft_todas_las_capas_con_sesgo():
@@ -302,8 +336,17 @@ def test_lora_linear_que_fusiona_s_BA_aprueba_y_una_escala_mal_no(grade_id, monk
 
     source = _grade_cell(grade_id).replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
     for cls, passes in ((Merged, True), (WrongScale, False)):
-        namespace = solution_namespace("02", "add_lora", torch=torch, nn=nn, math=math, helpers=helpers,
-                                       LoRALinear=cls, get_peft_model=get_peft_model, LoraConfig=LoraConfig)
+        namespace = solution_namespace(
+            "02",
+            "add_lora",
+            torch=torch,
+            nn=nn,
+            math=math,
+            helpers=helpers,
+            LoRALinear=cls,
+            get_peft_model=get_peft_model,
+            LoraConfig=LoraConfig,
+        )
         if passes:
             exec(compile(source, grade_id, "exec"), namespace)
         else:

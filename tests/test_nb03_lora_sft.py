@@ -3,6 +3,7 @@
 Las celdas de la solución (y las de comprobación) se ejecutan por su grade_id en un espacio de
 nombres nuevo, con los mismos nombres que define el cuaderno.
 """
+
 import math
 import sys
 from pathlib import Path
@@ -28,9 +29,17 @@ def cell_sources():
 
 
 def base_namespace(tokenizer, **extra):
-    namespace = {"helpers": helpers, "torch": torch, "Path": Path, "LoraConfig": LoraConfig, "PeftModel": PeftModel,
-                 "get_peft_model": get_peft_model, "MAX_LENGTH": MAX_LENGTH, "tokenizer": tokenizer,
-                 "PROFILE": helpers.resolve_profile("tiny")}
+    namespace = {
+        "helpers": helpers,
+        "torch": torch,
+        "Path": Path,
+        "LoraConfig": LoraConfig,
+        "PeftModel": PeftModel,
+        "get_peft_model": get_peft_model,
+        "MAX_LENGTH": MAX_LENGTH,
+        "tokenizer": tokenizer,
+        "PROFILE": helpers.resolve_profile("tiny"),
+    }
     namespace.update(extra)
     return namespace
 
@@ -110,22 +119,36 @@ def test_la_erronea_conserva_la_firma(sources):
         exec(source, namespace)
         return inspect.signature(namespace[name])
 
-    assert str(signature(WRONG["tokenize_with_mask"], "tokenize_with_mask")) == \
-        str(signature(sources["tokenize_with_mask"], "tokenize_with_mask"))
+    assert str(signature(WRONG["tokenize_with_mask"], "tokenize_with_mask")) == str(
+        signature(sources["tokenize_with_mask"], "tokenize_with_mask")
+    )
 
 
 def test_perdida_finita_y_que_baja(tokenizer, sources, tmp_path):
     """LoRA de la solución en el modelo diminuto, datos de tokenize_with_mask: pérdida finita que baja,
     y trl usa nuestras etiquetas tal cual."""
     torch.manual_seed(0)
-    namespace = run_cells(base_namespace(tokenizer, model=helpers.load_model("tiny", verbose=False)),
-                          sources["lora_config"], sources["tokenize_with_mask"])
+    namespace = run_cells(
+        base_namespace(tokenizer, model=helpers.load_model("tiny", verbose=False)),
+        sources["lora_config"],
+        sources["tokenize_with_mask"],
+    )
     peft_model, tokenize = namespace["peft_model"], namespace["tokenize_with_mask"]
     assert isinstance(peft_model, PeftModel)
     rows = helpers.load_instructions("train", limit=8)
     data = rows.map(lambda e: tokenize(e, tokenizer, 64), remove_columns=rows.column_names)
-    trainer, losses = helpers.run_sft(peft_model, tokenizer, data, str(tmp_path), 8, learning_rate=2e-2,
-                                      scheduler="cosine", warmup_steps=1, max_length=64, disable_tqdm=True)
+    trainer, losses = helpers.run_sft(
+        peft_model,
+        tokenizer,
+        data,
+        str(tmp_path),
+        8,
+        learning_rate=2e-2,
+        scheduler="cosine",
+        warmup_steps=1,
+        max_length=64,
+        disable_tqdm=True,
+    )
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
     helpers.check_loss_decreases(losses, min_steps=8, margin=0.01)
     assert trainer.train_dataset[0]["labels"] == data[0]["labels"]
@@ -137,8 +160,13 @@ def test_adaptador_pequeno_y_recarga_identica(tokenizer, sources, tmp_path):
     save_adapter, load_for_inference = namespace["save_adapter"], namespace["load_for_inference"]
     torch.manual_seed(1)
     base = helpers.load_model("tiny", verbose=False)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                        init_lora_weights=False, task_type="CAUSAL_LM")  # B ≠ 0: el adaptador cambia la salida
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )  # B ≠ 0: el adaptador cambia la salida
     peft_model = get_peft_model(base, config).eval()
     folder = tmp_path / "adaptador"
     size = save_adapter(peft_model, folder)
@@ -151,8 +179,12 @@ def test_adaptador_pequeno_y_recarga_identica(tokenizer, sources, tmp_path):
 
     reloaded = load_for_inference(folder, profile="tiny")
     assert isinstance(reloaded, PeftModel) and not reloaded.training
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "¿Cuál es la capital de Perú?"}],
-                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "¿Cuál es la capital de Perú?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     with torch.no_grad():
         trained, again = peft_model(**inputs).logits, reloaded(**inputs).logits
         with peft_model.disable_adapter():
@@ -174,13 +206,23 @@ def test_limite_del_adaptador_crece_con_el_modelo():
     ocupa ≈ 6.6 MB y el límite fijo de antes (5 MiB) lo suspendía."""
     from helpers.memory_planner import peft_lora_params as lora_params
 
-    smollm2_360m = dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
-                        num_key_value_heads=5, vocab_size=49152, tie_word_embeddings=True)  # su config.json
+    smollm2_360m = dict(
+        hidden_size=960,
+        intermediate_size=2560,
+        num_hidden_layers=32,
+        num_attention_heads=15,
+        num_key_value_heads=5,
+        vocab_size=49152,
+        tie_word_embeddings=True,
+    )  # su config.json
     n_lora = lora_params(smollm2_360m, 8, ["q_proj", "k_proj", "v_proj", "o_proj"])
-    cell = next(c.source for c in nbformat.read(SOLUTION, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "test_adapter")
+    cell = next(
+        c.source
+        for c in nbformat.read(SOLUTION, as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "test_adapter"
+    )
     start = cell.index("assert adapter_bytes <=")
-    check = cell[start:cell.index("\n", cell.index("\n", start) + 1)]  # la aserción (dos líneas)
+    check = cell[start : cell.index("\n", cell.index("\n", start) + 1)]  # la aserción (dos líneas)
     namespace = {"helpers": helpers, "expected_lora": n_lora}
     exec(check, dict(namespace, adapter_bytes=4 * n_lora + 6_000))  # pesos fp32 + config y README
     assert 4 * n_lora + 6_000 > 5 * 2**20
@@ -211,14 +253,18 @@ def test_metrica_en_toda_la_particion_de_prueba(tokenizer):
     assert ns["task_metrics"](other, test)["dato"] < 0.2  # el dato de otro ejemplo casi nunca vale
     wrong = notebook_namespace(tokenizer)
     exec(WRONG["task_metrics"], wrong)
-    assert wrong["task_metrics"](["x 🌎 Dato: y"], test[:1])["formato"] == 1.0  # el error: el prefijo en cualquier sitio
+    assert (
+        wrong["task_metrics"](["x 🌎 Dato: y"], test[:1])["formato"] == 1.0
+    )  # el error: el prefijo en cualquier sitio
 
 
 @pytest.fixture(scope="module")
 def tiny_lora():
     torch.manual_seed(0)
-    model = get_peft_model(helpers.load_model("tiny", verbose=False),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model = get_peft_model(
+        helpers.load_model("tiny", verbose=False),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
     return model.train()
 
 
@@ -270,11 +316,14 @@ def test_sft_config_calentamiento_programacion_y_validacion(tmp_path):
         helpers.run_sft(None, None, None, str(tmp_path), 2, eval_every=1)  # sin eval_dataset
 
 
-@pytest.mark.parametrize("change, passes", [
-    ("", True),
-    ("lora_dropout=0.0", False),  # → lora_dropout=0.1: el enunciado pide sin dropout
-    ('task_type="CAUSAL_LM"', False),  # sin tipo de tarea: el enunciado pide un modelo de lenguaje causal
-])
+@pytest.mark.parametrize(
+    "change, passes",
+    [
+        ("", True),
+        ("lora_dropout=0.0", False),  # → lora_dropout=0.1: el enunciado pide sin dropout
+        ('task_type="CAUSAL_LM"', False),  # sin tipo de tarea: el enunciado pide un modelo de lenguaje causal
+    ],
+)
 def test_configuracion_de_lora_comprueba_dropout_y_tipo_de_tarea(tokenizer, sources, change, passes):
     solution = sources["lora_config"]
     if change:

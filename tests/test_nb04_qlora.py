@@ -1,4 +1,5 @@
 """Cuaderno 04 (QLoRA): el módulo helpers.quantization y lo que el cuaderno debe cumplir."""
+
 import math
 import re
 import sys
@@ -98,9 +99,21 @@ def test_run_qlora_sft_adaptadores_en_fp32_y_pierde(tmp_path):
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
-    data = helpers.load_instructions("train", limit=8).map(helpers.to_prompt_completion, remove_columns=["id", "instruction", "response", "split"])
-    _, losses = run_qlora_sft(model, helpers.load_tokenizer("tiny"), data, str(tmp_path), 2,
-                              learning_rate=1e-2, batch_size=2, max_length=48, activation_checkpointing=False, disable_tqdm=True)
+    data = helpers.load_instructions("train", limit=8).map(
+        helpers.to_prompt_completion, remove_columns=["id", "instruction", "response", "split"]
+    )
+    _, losses = run_qlora_sft(
+        model,
+        helpers.load_tokenizer("tiny"),
+        data,
+        str(tmp_path),
+        2,
+        learning_rate=1e-2,
+        batch_size=2,
+        max_length=48,
+        activation_checkpointing=False,
+        disable_tqdm=True,
+    )
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     if not torch.cuda.is_available():  # en CPU se entrena sin autocast: adaptadores en fp32
         assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
@@ -110,18 +123,32 @@ def test_cuaderno_deja_sitio_al_planificador_y_habla_de_la_t4():
     nb = nbformat.read(SOLUTION, as_version=4)
     markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
     text = "\n".join(markdown)
-    assert any(re.search(r"^## (\d+\. )?¿Cabe en una T4\?", s, re.M) for s in markdown), "falta la sección «¿Cabe en una T4?»"
+    assert any(re.search(r"^## (\d+\. )?¿Cabe en una T4\?", s, re.M) for s in markdown), (
+        "falta la sección «¿Cabe en una T4?»"
+    )
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert "plan(" in code and "PUBLIC_CONFIGS" in code and ".verdict(" in code, "la sección de la T4 debe usar el planificador"
-    for needed in ("paged_adamw_8bit", "sdpa", "is_bf16_supported", "prepare_model_for_kbit_training",
-                   "según", "2305.14314", "Unsloth", "20–30 %"):
+    assert "plan(" in code and "PUBLIC_CONFIGS" in code and ".verdict(" in code, (
+        "la sección de la T4 debe usar el planificador"
+    )
+    for needed in (
+        "paged_adamw_8bit",
+        "sdpa",
+        "is_bf16_supported",
+        "prepare_model_for_kbit_training",
+        "según",
+        "2305.14314",
+        "Unsloth",
+        "20–30 %",
+    ):
         assert needed in text, f"falta «{needed}» en el texto del cuaderno 04"
 
 
 def _packed_layers(model):
     """Pesos de 4 bits distintos con el formato de inferencia de CPU (la capa LoRA y su base comparten peso)."""
     weights = {id(w): w for w in (getattr(m, "weight", None) for m in model.modules()) if w is not None}
-    return sum(bool(getattr(getattr(w, "quant_state", None), "packing_format_for_cpu", False)) for w in weights.values())
+    return sum(
+        bool(getattr(getattr(w, "quant_state", None), "packing_format_for_cpu", False)) for w in weights.values()
+    )
 
 
 def test_generar_y_despues_entrenar(monkeypatch):
@@ -139,8 +166,9 @@ def test_generar_y_despues_entrenar(monkeypatch):
     from helpers.quantization import check_no_cpu_inference_layout, keep_4bit_trainable
 
     tokenizer = helpers.load_tokenizer("tiny")
-    model = prepare_model_for_kbit_training(helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False),
-                                            use_gradient_checkpointing=False)
+    model = prepare_model_for_kbit_training(
+        helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False), use_gradient_checkpointing=False
+    )
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
     layer = model.base_model.model.model.layers[0].mlp.down_proj.base_layer
@@ -151,7 +179,9 @@ def test_generar_y_despues_entrenar(monkeypatch):
 
     # La rama de AVX-512-BF16, forzada: la capa vuelve a pedir el atajo y sus pesos quedan en el formato de inferencia.
     layer.support_avx512bf16_for_cpu = True
-    layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+    layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(
+        layer.weight.data, layer.weight.quant_state
+    )
     assert _packed_layers(model) == 1
     with pytest.raises(RuntimeError, match="formato de inferencia"):
         check_no_cpu_inference_layout(model)  # lo que comprueban run_qlora_sft y train_steps al acabar
@@ -174,7 +204,9 @@ def test_si_bitsandbytes_cambia_su_api_privada_lo_dice(monkeypatch):
 
     model = helpers.load_model("tiny", quantization_config=nf4_config(), verbose=False)
     layer = model.model.layers[0].mlp.down_proj
-    layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+    layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(
+        layer.weight.data, layer.weight.quant_state
+    )
     monkeypatch.delattr(bnb_functional, quantization.CPU_PACKING_INVERSE)
     with pytest.raises(RuntimeError, match="bitsandbytes==0.50.2"):
         quantization.keep_4bit_trainable(model)
@@ -190,7 +222,9 @@ def test_cifras_de_unsloth_en_gib_y_en_gb():
     """Unsloth publica GiB con la etiqueta «GB»; el cuaderno las da como GiB y en GB (10⁹ bytes)."""
     nb = nbformat.read(SOLUTION, as_version=4)
     text = "\n".join(c.source for c in nb.cells)
-    rows = [line for line in text.splitlines() if line.startswith("|") and "Unsloth" in line and "con sus núcleos" in line]
+    rows = [
+        line for line in text.splitlines() if line.startswith("|") and "Unsloth" in line and "con sus núcleos" in line
+    ]
     assert len(rows) == 3
     for row in rows:
         found = re.search(r"([\d,]+) GiB = ([\d,]+) GB", row).groups()  # coma decimal en la prosa
@@ -222,8 +256,16 @@ def test_cuaderno_explica_el_lote_2x4_y_la_calidad_de_qlora():
     nb = nbformat.read(SOLUTION, as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for needed in ("acumulación de\ngradientes", "lote\nefectivo de 8", "LoftQ", "PiSSA", "2310.08659", "2404.02948",
-                   "08_variantes_lora", "rango alto"):
+    for needed in (
+        "acumulación de\ngradientes",
+        "lote\nefectivo de 8",
+        "LoftQ",
+        "PiSSA",
+        "2310.08659",
+        "2404.02948",
+        "08_variantes_lora",
+        "rango alto",
+    ):
         assert needed in text, f"falta «{needed}» en el texto del cuaderno 04"
     assert "grad_accum=4" in text and "helpers.held_out_loss" in code
     # «tú», nunca el «nosotros» de autor.

@@ -1,4 +1,5 @@
 """Cuaderno 05 (experimentos de rango): el módulo helpers.sweep y lo que el cuaderno debe cumplir."""
+
 import math
 import statistics
 import sys
@@ -23,9 +24,18 @@ SOLUTION = notebook_path("05")
 def namespace(*grade_ids):
     """Las celdas de solución del 05, con lo que importa el cuaderno y sus columnas."""
     columns = next(c.source for c in nbformat.read(SOLUTION, as_version=4).cells if c.source.startswith("COLUMNS ="))
-    extra = {"helpers": helpers, "torch": torch, "nn": nn, "math": math, "statistics": statistics, "pd": pd,
-             "LoraConfig": LoraConfig, "get_peft_model": get_peft_model, "final_loss": final_loss,
-             "train_steps": train_steps}
+    extra = {
+        "helpers": helpers,
+        "torch": torch,
+        "nn": nn,
+        "math": math,
+        "statistics": statistics,
+        "pd": pd,
+        "LoraConfig": LoraConfig,
+        "get_peft_model": get_peft_model,
+        "final_loss": final_loss,
+        "train_steps": train_steps,
+    }
     exec(columns, extra)
     return solution_namespace("05", *grade_ids, **extra)
 
@@ -82,7 +92,7 @@ def test_suelo_y_ajuste_de_la_solucion_con_rango_conocido():
     ns = namespace("rank_floor", "fit_lora_to_update")
     delta = low_rank(10, 12, [3.0, 1.0], seed=4)
     assert ns["rank_floor"](delta, 1) == pytest.approx(0.1, abs=1e-5)
-    W = torch.randn(10, 12, generator=torch.Generator().manual_seed(1)) / 12 ** 0.5
+    W = torch.randn(10, 12, generator=torch.Generator().manual_seed(1)) / 12**0.5
     fit = ns["fit_lora_to_update"]
     one, two = fit(W, delta, 1), fit(W, delta, 2)
     assert one[0] == pytest.approx(1.0, abs=1e-5)
@@ -122,10 +132,24 @@ def test_barrido_de_la_solucion_carga_y_libera_en_cada_rango(tokenizer, monkeypa
 def test_tabla_y_rango_minimo_de_la_solucion():
     ns = namespace("conclusion_table", "smallest_good_rank")
     results = [
-        {"r": 1, "alpha": 16, "trainable": 10, "train_loss": 1.0, "held_out_loss": 2.2, "seconds_per_step": 1.0,
-         "memory_bytes": 3e6},
-        {"r": 4, "alpha": 16, "trainable": 40, "train_loss": 0.5, "held_out_loss": 2.0, "seconds_per_step": 1.1,
-         "memory_bytes": 5e6},
+        {
+            "r": 1,
+            "alpha": 16,
+            "trainable": 10,
+            "train_loss": 1.0,
+            "held_out_loss": 2.2,
+            "seconds_per_step": 1.0,
+            "memory_bytes": 3e6,
+        },
+        {
+            "r": 4,
+            "alpha": 16,
+            "trainable": 40,
+            "train_loss": 0.5,
+            "held_out_loss": 2.0,
+            "seconds_per_step": 1.1,
+            "memory_bytes": 5e6,
+        },
     ]
     table = ns["conclusion_table"](results)
     assert table.shape == (2, 8) and table["memoria (MB)"].tolist() == pytest.approx([3.0, 5.0])
@@ -140,8 +164,17 @@ def test_cuaderno_barre_los_rangos_del_temario_y_cita_la_regla():
     assert "RANKS = [1, 2, 4, 8, 16, 32]" in code
     assert "helpers.plot_xy" in code and "helpers.free_memory()" in code
     assert "helpers.held_out_loss" in code and "use_rslora" in code
-    for needed in ("regla práctica", "Raschka", "2106.09685", "2312.03732", "ruido", "Eckart–Young", "2\\sqrt{r}",
-                   "α fijo", "pérdida de entrenamiento (media de los últimos 3 pasos)"):
+    for needed in (
+        "regla práctica",
+        "Raschka",
+        "2106.09685",
+        "2312.03732",
+        "ruido",
+        "Eckart–Young",
+        "2\\sqrt{r}",
+        "α fijo",
+        "pérdida de entrenamiento (media de los últimos 3 pasos)",
+    ):
         assert needed in text, f"falta «{needed}» en el texto del cuaderno 05"
     # El consejo equivocado (rsLoRA con α = 2r «para que la velocidad no dependa del rango») no vuelve.
     assert "no dependa del rango" not in text

@@ -1,5 +1,6 @@
 """Lo que el cuaderno 06 (fusión y combinación de adaptadores) afirma y tiene que seguir siendo cierto
 con las versiones instaladas de peft y transformers. Todo en el perfil diminuto y en fp32."""
+
 import copy
 import math
 
@@ -34,6 +35,7 @@ def two_adapters(model):
 
 # ---------------------------------------------------------------- helpers/adapters.py
 
+
 def test_tiny_llama_reproducible_y_configurable():
     a, b = tiny_llama(seed=5), tiny_llama(seed=5, attention_bias=True)
     assert not a.training
@@ -46,9 +48,15 @@ def test_tiny_llama_reproducible_y_configurable():
 def test_add_random_adapters_activa_y_cambia_la_salida():
     base = tiny_llama(seed=0)
     reference = logits(copy.deepcopy(base), sample_inputs(128))
-    model = add_random_adapters(base, {"a": {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]},
-                                       "b": {"r": 3, "lora_alpha": 3, "target_modules": ["v_proj"]}},
-                                seed=0, active="b")
+    model = add_random_adapters(
+        base,
+        {
+            "a": {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]},
+            "b": {"r": 3, "lora_alpha": 3, "target_modules": ["v_proj"]},
+        },
+        seed=0,
+        active="b",
+    )
     assert model.active_adapter == "b"
     assert sorted(model.peft_config) == ["a", "b"]
     assert helpers.count_parameters(model).trainable == 0, "en modo inferencia los adaptadores quedan congelados"
@@ -68,6 +76,7 @@ def test_sample_inputs():
 
 
 # ---------------------------------------------------------------- fusión
+
 
 def test_fusion_mismos_logits_y_mismos_parametros(tiny_base):
     base, inputs = tiny_base
@@ -100,6 +109,7 @@ def test_guardar_y_cargar_el_fusionado(tiny_base, tmp_path):
 
 
 # ---------------------------------------------------------------- varios adaptadores
+
 
 def test_cambiar_de_adaptador_y_desactivarlo(tiny_base):
     base, inputs = tiny_base
@@ -140,9 +150,12 @@ def test_guardar_y_cargar_adaptadores_con_nombre(tiny_base, tmp_path):
 
 # ---------------------------------------------------------------- combinaciones
 
+
 def linear_expected(layer, names, weights):
     """La fórmula de combination_type="linear" de peft: signo del peso en A, raíces en A y B."""
-    A = sum(math.copysign(math.sqrt(abs(w * layer.scaling[n])), w) * layer.lora_A[n].weight for n, w in zip(names, weights))
+    A = sum(
+        math.copysign(math.sqrt(abs(w * layer.scaling[n])), w) * layer.lora_A[n].weight for n, w in zip(names, weights)
+    )
     B = sum(math.sqrt(abs(w * layer.scaling[n])) * layer.lora_B[n].weight for n, w in zip(names, weights))
     return B @ A
 
@@ -171,8 +184,9 @@ def test_combinaciones_cat_y_linear(tiny_base, weights):
 
 
 def test_linear_exige_el_mismo_rango():
-    model = add_random_adapters(tiny_llama(), {"a": {"r": 2, "target_modules": ["q_proj"]},
-                                               "b": {"r": 4, "target_modules": ["q_proj"]}})
+    model = add_random_adapters(
+        tiny_llama(), {"a": {"r": 2, "target_modules": ["q_proj"]}, "b": {"r": 4, "target_modules": ["q_proj"]}}
+    )
     with pytest.raises(ValueError):
         model.add_weighted_adapter(["a", "b"], [1.0, 1.0], "x", combination_type="linear")
     model.add_weighted_adapter(["a", "b"], [1.0, 1.0], "y", combination_type="cat")
@@ -180,6 +194,7 @@ def test_linear_exige_el_mismo_rango():
 
 
 # ---------------------------------------------------------------- 4 bits
+
 
 def test_fusionar_en_4_bits_pierde_informacion():
     """Recuantizar W₄ + ΔW en NF4 (lo que hace peft al fusionar en una capa de 4 bits) no conserva ΔW."""
@@ -197,6 +212,7 @@ def test_fusionar_en_4_bits_pierde_informacion():
 
 
 # ---------------------------------------------------------------- lo que añade el issue 13
+
 
 def test_lote_con_varios_adaptadores_igual_que_uno_por_uno(tiny_base):
     """adapter_names=[...] da, fila a fila, los logits de ese adaptador activo en todo el modelo."""
@@ -222,8 +238,11 @@ def _copy_adapter_weights(layer, source, target, part):
 
 def test_linear_con_la_misma_A_da_el_doble_de_la_suma():
     """Lo que explica el cuaderno: si las dos A son iguales (misma semilla), 'linear' = 2·(ΔW₁ + ΔW₂)."""
-    model = add_random_adapters(tiny_llama(), {n: {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj", "up_proj"]}
-                                               for n in ("a", "b")}, seed=7)
+    model = add_random_adapters(
+        tiny_llama(),
+        {n: {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj", "up_proj"]} for n in ("a", "b")},
+        seed=7,
+    )
     for layer in peft_lora_layers(model).values():
         _copy_adapter_weights(layer, "a", "b", "lora_A")
     model.add_weighted_adapter(["a", "b"], [1.0, 1.0], "lin", combination_type="linear")
@@ -233,8 +252,9 @@ def test_linear_con_la_misma_A_da_el_doble_de_la_suma():
 
 
 def test_ties_promedia_y_dare_con_densidad_1_es_linear():
-    model = add_random_adapters(tiny_llama(), {n: {"r": 2, "lora_alpha": 4, "target_modules": ["v_proj"]}
-                                               for n in ("a", "b")}, seed=9)
+    model = add_random_adapters(
+        tiny_llama(), {n: {"r": 2, "lora_alpha": 4, "target_modules": ["v_proj"]} for n in ("a", "b")}, seed=9
+    )
     for layer in peft_lora_layers(model).values():
         _copy_adapter_weights(layer, "a", "b", "lora_A")
         _copy_adapter_weights(layer, "a", "b", "lora_B")
@@ -250,8 +270,9 @@ def test_ties_promedia_y_dare_con_densidad_1_es_linear():
 
 
 def test_dare_es_aleatorio_y_se_repite_con_la_semilla():
-    model = add_random_adapters(tiny_llama(), {n: {"r": 4, "lora_alpha": 4, "target_modules": ["q_proj"]}
-                                               for n in ("a", "b")}, seed=11)
+    model = add_random_adapters(
+        tiny_llama(), {n: {"r": 4, "lora_alpha": 4, "target_modules": ["q_proj"]} for n in ("a", "b")}, seed=11
+    )
     for name, seed in (("d1", 0), ("d2", 0), ("d3", 1)):
         torch.manual_seed(seed)
         model.add_weighted_adapter(["a", "b"], [1.0, 1.0], name, combination_type="dare_linear", density=0.5)

@@ -1,4 +1,5 @@
 """Propiedades que el cuaderno 07 necesita de ``helpers.compare`` (perfil diminuto, rápidas)."""
+
 import math
 
 import pytest
@@ -72,7 +73,10 @@ def test_registros_coherentes(records):
     assert by["qlora"].peak_memory_bytes < by["lora"].peak_memory_bytes  # la base en 4 bits ocupa menos
     assert by["prompt"].trainable < by["lora"].trainable < by["full"].trainable
     assert by["lora"].trainable == by["qlora"].trainable  # mismo LoRA sobre la base cuantizada
-    assert by["prompt"].trainable == compare.NUM_VIRTUAL_TOKENS * helpers.load_model(PROFILE, verbose=False).config.hidden_size
+    assert (
+        by["prompt"].trainable
+        == compare.NUM_VIRTUAL_TOKENS * helpers.load_model(PROFILE, verbose=False).config.hidden_size
+    )
     # LoRA empieza con B = 0: en el primer paso (mismo lote) da la misma pérdida que el modelo completo
     assert math.isclose(by["lora"].losses[0], by["full"].losses[0], rel_tol=1e-5)
 
@@ -114,13 +118,14 @@ def test_clasificador_lora_supera_linea_base_en_prueba(tokenizer):
     assert "score" in model.peft_config["default"].modules_to_save
     head = sum(p.numel() for n, p in model.named_parameters() if "score" in n and p.requires_grad)
     assert head == 2 * model.config.hidden_size
-    losses = compare.train_classifier(model, tokenizer, train["text"], train["label"], 60,
-                                      learning_rate=3e-3, batch_size=16, seed=0)
+    losses = compare.train_classifier(
+        model, tokenizer, train["text"], train["label"], 60, learning_rate=3e-3, batch_size=16, seed=0
+    )
     assert len(losses) == 60 and all(math.isfinite(v) for v in losses)
     predictions = []
     with torch.no_grad():
         for start in range(0, len(test), 32):
-            batch = compare.classification_batch(tokenizer, test["text"][start:start + 32])
+            batch = compare.classification_batch(tokenizer, test["text"][start : start + 32])
             predictions += model(**batch).logits.argmax(-1).tolist()
     accuracy = helpers.load_accuracy().compute(predictions=predictions, references=test["label"])["accuracy"]
     majority = max(set(train["label"]), key=train["label"].count)
@@ -144,10 +149,13 @@ def test_la_semilla_de_run_method_cuenta(tokenizer):
 
 
 def test_barrido_de_tasas_valida_y_registra_la_divergencia(tokenizer):
-    """sweep_learning_rates: mismos lotes, pérdida en validación por tasa; una tasa absurda diverge sin parar el barrido."""
+    """sweep_learning_rates: mismos lotes, pérdida en validación por tasa; una tasa absurda diverge sin
+    parar el barrido."""
     batches = fixed_batches(tokenizer, 2, batch_size=2, max_length=64, seed=0)
     val = helpers.held_out_batches(tokenizer, limit=4)
-    sweep = compare.sweep_learning_rates("lora", (1e-3, 3e-3, 1e9), 2, batches=batches, eval_batches=val, profile=PROFILE)
+    sweep = compare.sweep_learning_rates(
+        "lora", (1e-3, 3e-3, 1e9), 2, batches=batches, eval_batches=val, profile=PROFILE
+    )
     assert [r.learning_rate for r in sweep] == [1e-3, 3e-3, 1e9]
     good, other, absurd = sweep
     assert not good.diverged and math.isfinite(good.held_out_loss)
@@ -165,13 +173,15 @@ def test_barrido_de_tasas_valida_y_registra_la_divergencia(tokenizer):
 
 
 def test_fila_de_la_tabla_distingue_entrenamiento_y_validacion():
-    record = compare.MethodRecord("lora", 10, 100, 1.0, 10**6, [3.0, 2.0, 1.0, 0.5], learning_rate=1e-3,
-                                  held_out_loss=2.5)
+    record = compare.MethodRecord(
+        "lora", 10, 100, 1.0, 10**6, [3.0, 2.0, 1.0, 0.5], learning_rate=1e-3, held_out_loss=2.5
+    )
     row = record.as_row()
     assert row["tasa de aprendizaje"] == 1e-3
     assert row["pérdida final (validación)"] == 2.5
     assert row[f"pérdida de entrenamiento (media de los últimos {compare.TRAIN_LOSS_LAST} pasos)"] == round(
-        sum(record.losses[-compare.TRAIN_LOSS_LAST:]) / compare.TRAIN_LOSS_LAST, 4)
+        sum(record.losses[-compare.TRAIN_LOSS_LAST :]) / compare.TRAIN_LOSS_LAST, 4
+    )
     assert "pérdida final" not in compare.MethodRecord("full", 1, 1, 1.0, 1, [1.0]).as_row()
     assert not record.diverged
     assert compare.MethodRecord("lora", 1, 1, 1.0, 1, [1.0], held_out_loss=math.inf).diverged
@@ -202,8 +212,14 @@ def test_veredicto_de_la_perdida_y_borde_de_la_rejilla():
         return compare.MethodRecord(method, 10, 100, 1.0, mb, list(losses), learning_rate=lr, held_out_loss=val)
 
     # Completo: mínimo en 2e-4 (interior); 6e-5 queda a menos de 0.01 (la elegiría el desempate, y está en el borde).
-    sweep = [rec("full", 6e-5, 2.305), rec("full", 2e-4, 2.300), rec("full", 6e-4, 2.50),
-             rec("lora", 1e-3, 2.40), rec("lora", 3e-3, 2.20), rec("lora", 1e-2, 2.10)]
+    sweep = [
+        rec("full", 6e-5, 2.305),
+        rec("full", 2e-4, 2.300),
+        rec("full", 6e-4, 2.50),
+        rec("lora", 1e-3, 2.40),
+        rec("lora", 3e-3, 2.20),
+        rec("lora", 1e-2, 2.10),
+    ]
     chosen = [sweep[0], sweep[5]]
     v = compare.loss_verdict(chosen, sweep)
     assert not v.conclusive and "borde_rejilla" in v.failed
@@ -213,5 +229,7 @@ def test_veredicto_de_la_perdida_y_borde_de_la_rejilla():
     short = [rec("full", 2e-4, 2.3, [3.0, 2.5, 2.1]), rec("lora", 3e-3, 2.2, [3.0, 2.4, 2.0])]
     assert "sin_converger" in compare.loss_verdict(short).failed
     # La frase de las conclusiones es la del veredicto.
-    assert any(line.startswith("¿Qué método gana en pérdida final? no concluyente: ")
-               for line in compare.conclusions(chosen, sweep))
+    assert any(
+        line.startswith("¿Qué método gana en pérdida final? no concluyente: ")
+        for line in compare.conclusions(chosen, sweep)
+    )

@@ -1,4 +1,5 @@
 """Cuaderno 08 (variantes de LoRA): el módulo helpers.variants y las soluciones, contra peft."""
+
 import math
 import statistics
 import sys
@@ -26,7 +27,15 @@ from solution_code import notebook_path, solution_namespace  # noqa: E402
 
 NAME = "08_variantes_lora"
 PROFILE = "tiny"
-COLUMNS = ["variante", "entrenables", "s/paso", "memoria pico (MB)", "pérdida final", "Δ frente a LoRA", "¿supera el ruido?"]
+COLUMNS = [
+    "variante",
+    "entrenables",
+    "s/paso",
+    "memoria pico (MB)",
+    "pérdida final",
+    "Δ frente a LoRA",
+    "¿supera el ruido?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +57,19 @@ def held_out(tokenizer):
 def answers():
     import pandas as pd
 
-    return solution_namespace(NAME, "lora_scale", "dora_trainable", "dora_weight", "loftq_factors", "variants_table",
-                              torch=torch, math=math, pd=pd, nf4_roundtrip=nf4_roundtrip, COLUMNS=COLUMNS)
+    return solution_namespace(
+        NAME,
+        "lora_scale",
+        "dora_trainable",
+        "dora_weight",
+        "loftq_factors",
+        "variants_table",
+        torch=torch,
+        math=math,
+        pd=pd,
+        nf4_roundtrip=nf4_roundtrip,
+        COLUMNS=COLUMNS,
+    )
 
 
 def tiny_lora(**options):
@@ -59,6 +79,7 @@ def tiny_lora(**options):
 
 
 # ---------------------------------------------------------------- helpers.variants
+
 
 def test_nf4_roundtrip_cuantiza_de_verdad():
     w = torch.randn(32, 128, generator=torch.Generator().manual_seed(0))
@@ -120,7 +141,15 @@ def test_train_with_optimizer_aprende(batches):
 def test_measure_variant_mide_una_fila(batches, held_out):
     model = tiny_lora()
     row = measure_variant("LoRA", model, batches, held_out, learning_rate=1e-2)
-    assert set(row) == {"variante", "entrenables", "s/paso", "memoria pico (bytes)", "pérdida final", "pérdidas", "segundos"}
+    assert set(row) == {
+        "variante",
+        "entrenables",
+        "s/paso",
+        "memoria pico (bytes)",
+        "pérdida final",
+        "pérdidas",
+        "segundos",
+    }
     # Los segundos de cada paso medido (sin los dos perfilados, o solo el segundo con 2 lotes): su mediana es s/paso.
     assert len(row["segundos"]) == max(1, len(batches) - 2) and all(t > 0 for t in row["segundos"])
     assert row["s/paso"] == pytest.approx(statistics.median(row["segundos"]))
@@ -146,8 +175,10 @@ def test_measure_variant_pico_de_dos_pasos_es_el_de_todos(batches, held_out):
 def test_measure_variant_usa_el_optimizador_de_lora_plus(batches, held_out):
     """Con el optimizador de LoRA+ (tasa 16 veces mayor para B), B se mueve más que con AdamW."""
     moved = {}
-    for name, make in (("adamw", None),
-                       ("plus", lambda m, lr: create_loraplus_optimizer(m, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=16))):
+    for name, make in (
+        ("adamw", None),
+        ("plus", lambda m, lr: create_loraplus_optimizer(m, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=16)),
+    ):
         model = tiny_lora()
         measure_variant(name, model, batches, held_out, learning_rate=1e-3, make_optimizer=make)
         moved[name] = float(lora_layers(model)[0].lora_B["default"].weight.norm())
@@ -156,10 +187,13 @@ def test_measure_variant_usa_el_optimizador_de_lora_plus(batches, held_out):
 
 # ---------------------------------------------------------------- soluciones
 
+
 @pytest.mark.parametrize("alpha,r,rslora", [(16, 8, False), (16, 8, True), (7, 3, True), (5, 2, False)])
 def test_solucion_escala_igual_que_peft(answers, alpha, r, rslora):
-    model = get_peft_model(helpers.load_model(PROFILE, verbose=False),
-                           LoraConfig(r=r, lora_alpha=alpha, use_rslora=rslora, target_modules=["q_proj"]))
+    model = get_peft_model(
+        helpers.load_model(PROFILE, verbose=False),
+        LoraConfig(r=r, lora_alpha=alpha, use_rslora=rslora, target_modules=["q_proj"]),
+    )
     assert answers["lora_scale"](alpha, r, rslora) == pytest.approx(lora_layers(model)[0].scaling["default"], rel=1e-12)
 
 
@@ -176,15 +210,22 @@ def test_solucion_dora_entrenables_igual_que_peft(answers):
 
 @torch.no_grad()
 def test_solucion_dora_igual_que_peft(answers):
-    model = get_peft_model(helpers.load_model(PROFILE, verbose=False),
-                           LoraConfig(r=4, lora_alpha=8, use_dora=True, lora_dropout=0.0, target_modules=["gate_proj"]))
+    model = get_peft_model(
+        helpers.load_model(PROFILE, verbose=False),
+        LoraConfig(r=4, lora_alpha=8, use_dora=True, lora_dropout=0.0, target_modules=["gate_proj"]),
+    )
     layer = lora_layers(model)[0].eval()
     gen = torch.Generator().manual_seed(0)
     layer.lora_B["default"].weight.copy_(0.2 * torch.randn(layer.lora_B["default"].weight.shape, generator=gen))
     layer.lora_magnitude_vector["default"].weight.mul_(1.5)
     weight = layer.get_base_layer().weight.detach().clone()
-    mine = answers["dora_weight"](weight, layer.lora_A["default"].weight, layer.lora_B["default"].weight,
-                                  layer.lora_magnitude_vector["default"].weight, layer.scaling["default"])
+    mine = answers["dora_weight"](
+        weight,
+        layer.lora_A["default"].weight,
+        layer.lora_B["default"].weight,
+        layer.lora_magnitude_vector["default"].weight,
+        layer.scaling["default"],
+    )
     x = torch.randn(5, weight.shape[1], generator=gen)
     assert torch.allclose(x @ mine.T, layer(x), atol=1e-5, rtol=1e-4)
     layer.merge()
@@ -209,8 +250,17 @@ def test_solucion_loftq_reduce_el_error_y_es_optima(answers):
 
 
 def test_solucion_tabla(answers):
-    runs = [{"variante": v, "entrenables": 10, "s/paso": 1.0, "memoria pico (bytes)": 3e6, "pérdida final": loss, "pérdidas": []}
-            for v, loss in (("X", 1.9), ("LoRA", 2.0), ("Y", 2.05))]
+    runs = [
+        {
+            "variante": v,
+            "entrenables": 10,
+            "s/paso": 1.0,
+            "memoria pico (bytes)": 3e6,
+            "pérdida final": loss,
+            "pérdidas": [],
+        }
+        for v, loss in (("X", 1.9), ("LoRA", 2.0), ("Y", 2.05))
+    ]
     table = answers["variants_table"](runs, 0.06)
     assert list(table.columns) == COLUMNS and table["variante"].tolist() == ["X", "LoRA", "Y"]
     assert table["Δ frente a LoRA"].tolist() == pytest.approx([-0.1, 0.0, 0.05])
@@ -220,14 +270,33 @@ def test_solucion_tabla(answers):
 
 # ---------------------------------------------------------------- el cuaderno
 
+
 def test_cuaderno_usa_peft_y_cita_los_articulos():
     nb = nbformat.read(notebook_path(NAME), as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for needed in ("use_dora=True", "use_rslora=True", '"pissa_niter_4"', '"olora"', "create_loraplus_optimizer",
-                   "fixed_batches", "measure_variant", "helpers.held_out_batches"):
+    for needed in (
+        "use_dora=True",
+        "use_rslora=True",
+        '"pissa_niter_4"',
+        '"olora"',
+        "create_loraplus_optimizer",
+        "fixed_batches",
+        "measure_variant",
+        "helpers.held_out_batches",
+    ):
         assert needed in code, f"falta «{needed}» en el código del cuaderno 08"
-    for needed in ("2402.09353", "2312.03732", "2404.02948", "2406.01775", "2310.08659", "2402.12354",
-                   "LoftQConfig", "ruido", "validación", "DoRA (descomposición de pesos en magnitud y dirección"):
+    for needed in (
+        "2402.09353",
+        "2312.03732",
+        "2404.02948",
+        "2406.01775",
+        "2310.08659",
+        "2402.12354",
+        "LoftQConfig",
+        "ruido",
+        "validación",
+        "DoRA (descomposición de pesos en magnitud y dirección",
+    ):
         assert needed in text, f"falta «{needed}» en el texto del cuaderno 08"
     assert "nosotros" not in text.lower()

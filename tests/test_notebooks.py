@@ -1,6 +1,7 @@
 """Pruebas de los cuadernos: publicación al día, estructura, celdas calificadas honestas y
 calificación automática real con nbgrader (solución = nota máxima, publicado = 0 y, celda a
 celda, cada respuesta errónea = 0 justo en las celdas que rompe y nota máxima en las demás)."""
+
 import ast
 import re
 import sys
@@ -14,8 +15,16 @@ import autograde  # noqa: E402  (tests/autograde.py, el arnés de nbgrader)
 from solution_code import solution_cells, trains  # noqa: E402
 from wrong_answers import broken_cells, groups, wrong_cells  # noqa: E402
 
-from helpers.maintainers.release import (COLAB_METADATA, ROOT, SETUP_TAG, SUBMIT_TAG, badge_line, generate,  # noqa: E402
-                                         notebook_names, setup_cell_source, submit_cells_source)
+from helpers.maintainers.release import (
+    ROOT,
+    SETUP_TAG,
+    SUBMIT_TAG,
+    badge_line,
+    generate,  # noqa: E402
+    notebook_names,
+    setup_cell_source,
+    submit_cells_source,
+)
 
 NAMES = notebook_names()
 
@@ -63,7 +72,9 @@ def test_publicado_al_dia(name, fresh_release):
     """notebooks/ es exactamente lo que genera nbgrader desde solutions/ (nadie lo edita a mano)."""
     assert released(name).exists(), f"Falta notebooks/{name}: ejecuta `make release`"
     fresh = read(fresh_release / name / f"{name}.ipynb")
-    assert comparable(fresh) == comparable(read(released(name))), f"notebooks/{name} está desfasado: ejecuta `make release`"
+    assert comparable(fresh) == comparable(read(released(name))), (
+        f"notebooks/{name} está desfasado: ejecuta `make release`"
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -73,13 +84,16 @@ def test_insignia_y_preparacion(name):
         assert nb.cells[0].source.split("\n")[0] == badge_line(name)
         setup = [c for c in nb.cells if SETUP_TAG in c.metadata.get("tags", [])]
         assert len(setup) == 1 and setup[0].source == setup_cell_source()
-        assert nb.cells.index(setup[0]) == 1 + next(i for i, c in enumerate(nb.cells[1:]) if c.cell_type == "code"), \
+        assert nb.cells.index(setup[0]) == 1 + next(i for i, c in enumerate(nb.cells[1:]) if c.cell_type == "code"), (
             "la celda de preparación debe ser la primera de código"
+        )
         # Colab lo abre ya en una T4 desde la insignia.
         assert nb.metadata.get("accelerator") == "GPU", f"{path}: faltan los metadatos de GPU de Colab: `make release`"
         assert nb.metadata.get("colab", {}).get("gpuType") == "T4", f"{path}: Colab no lo abriría en una T4"
         # Termina con «Antes de entregar», que llama a helpers.validar con su nombre.
-        assert [(c.cell_type, c.source) for c in nb.cells[-2:]] == list(zip(("markdown", "code"), submit_cells_source(name)))
+        assert [(c.cell_type, c.source) for c in nb.cells[-2:]] == list(
+            zip(("markdown", "code"), submit_cells_source(name))
+        )
         assert all(SUBMIT_TAG in c.metadata.get("tags", []) for c in nb.cells[-2:])
     target = re.search(r"/blob/[^/]+/(notebooks/.+\.ipynb)\)$", badge_line(name)).group(1)
     assert (ROOT / target).exists()
@@ -105,15 +119,21 @@ def test_celdas_calificadas_solo_comprueban(name):
         tree = ast.parse(cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", ""))
         last = tree.body[-1]
         ok = isinstance(last, ast.Assert) or (
-            isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+            isinstance(last, ast.Expr)
+            and isinstance(last.value, ast.Call)
             and getattr(last.value.func, "attr", getattr(last.value.func, "id", "")).startswith("check_")
         )
         assert ok, f"{name}/{nbgrader_meta(cell)['grade_id']}: debe terminar en assert o en helpers.check_*(...)"
 
 
 def _errors(path):
-    return [(i, o.get("ename")) for i, c in enumerate(read(path).cells) if c.cell_type == "code"
-            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return [
+        (i, o.get("ename"))
+        for i, c in enumerate(read(path).cells)
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -121,12 +141,16 @@ def test_cada_solucion_tiene_su_respuesta_erronea(name):
     """Toda celda de solución tiene una variante errónea que la cambia de verdad, con las celdas que rompe."""
     answers = solution_cells(name)
     wrong, breaks = wrong_cells(name), broken_cells(name)
-    assert set(wrong) == set(answers), f"tests/wrong_answers/nb{name[:2]}.py: faltan {sorted(set(answers) - set(wrong))}"
+    assert set(wrong) == set(answers), (
+        f"tests/wrong_answers/nb{name[:2]}.py: faltan {sorted(set(answers) - set(wrong))}"
+    )
     assert set(breaks) == set(wrong)
     graded = {nbgrader_meta(c)["grade_id"] for c in grade_cells(read(solution(name)))}
     for grade_id, source in wrong.items():
         assert source.strip() != answers[grade_id].strip()
-        assert breaks[grade_id] and set(breaks[grade_id]) <= graded, f"{grade_id}: BREAKS debe nombrar celdas calificadas"
+        assert breaks[grade_id] and set(breaks[grade_id]) <= graded, (
+            f"{grade_id}: BREAKS debe nombrar celdas calificadas"
+        )
     # Cada celda calificada depende de alguna respuesta: hay un error que la deja a 0.
     assert graded == {cell for cells in breaks.values() for cell in cells}, "celdas calificadas que ningún error rompe"
 
@@ -162,7 +186,9 @@ def test_calificacion_automatica(name, tmp_path):
     grades = autograde.autograde(course, name, submissions, student_env={"solucion": t4})
 
     sol = grades["solucion"]
-    assert _errors(autograde.autograded_notebook(course, name, "solucion")) == [], "la solución (T4 simulada) tiene celdas con error"
+    assert _errors(autograde.autograded_notebook(course, name, "solucion")) == [], (
+        "la solución (T4 simulada) tiene celdas con error"
+    )
     assert sol.score == sol.max_score > 0, sol.cells
     check_t4_losses(name, losses_log)
     assert all(score == 0 for score, _ in grades["publicado"].cells.values()), grades["publicado"].cells
@@ -173,10 +199,13 @@ def test_calificacion_automatica(name, tmp_path):
         assert expected_zero <= set(cells)
         scores = {cell: score for cell, (score, _) in cells.items() if sol.cells[cell][1] > 0}
         wrong_scores = {cell: score for cell, score in scores.items() if cell in expected_zero and score != 0}
-        missing = {cell: score for cell, score in scores.items() if cell not in expected_zero and score != sol.cells[cell][1]}
+        missing = {
+            cell: score for cell, score in scores.items() if cell not in expected_zero and score != sol.cells[cell][1]
+        }
         assert not wrong_scores and not missing, (
             f"entrega con {group} mal: debían ser 0 {sorted(expected_zero)}; no lo son {wrong_scores}; "
-            f"sin nota máxima fuera de ellas {missing}")
+            f"sin nota máxima fuera de ellas {missing}"
+        )
 
 
 def check_t4_losses(name, log):
@@ -190,8 +219,10 @@ def check_t4_losses(name, log):
     # que entrene con las funciones del curso debe anotar sus pérdidas, y uno que anote pérdidas sin
     # que la derivación lo vea delata una función de entrenamiento que esta no reconoce.
     assert bool(records) == trains(name), (
-        f"{name}: la solución entrena pero no anotó ningún historial de pérdida" if trains(name) else
-        f"{name}: anotó pérdidas pero solution_code.trains no ve con qué entrena")
+        f"{name}: la solución entrena pero no anotó ningún historial de pérdida"
+        if trains(name)
+        else f"{name}: anotó pérdidas pero solution_code.trains no ve con qué entrena"
+    )
     for rec in records:
         where = f"{name} · {rec['origen']} · {rec['perdidas']}"
         assert rec["precision"].startswith("t4 (T4 simulada"), where

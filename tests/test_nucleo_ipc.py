@@ -1,6 +1,7 @@
 """Sin «Kernel is running over TCP without encryption» en lo que imprimen `make curso`, el
 calificador y ``helpers.validar``: sus núcleos hablan por sockets de Unix (transporte ``ipc``,
 :func:`helpers.course_files.ipc_kernel_settings`). La misma ejecución por TCP sí lo escribe."""
+
 import nbformat
 from nbclient import NotebookClient
 from traitlets.config import Config
@@ -12,8 +13,9 @@ WARNING = "running over TCP without encryption"
 
 def _run(tmp_path, config):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
-    NotebookClient(nb, timeout=120, kernel_name="python3", config=config,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", config=config, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     return nb.cells[0].outputs[0]["text"]
 
 
@@ -26,4 +28,3 @@ def test_nucleo_por_ipc_sin_aviso_de_tcp(tmp_path, capfd):
     assert _run(tmp_path, Config()) == "42\n"
     tcp = capfd.readouterr()
     assert WARNING in tcp.err + tcp.out, "por TCP el aviso debía salir (si no, esta prueba no prueba nada)"
-

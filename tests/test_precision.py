@@ -4,6 +4,7 @@ La prueba central reproduce el fallo que hubo: el ajuste fino completo en una T4
 en fp16 y les aplicaba AdamW sin copia maestra, autocast ni GradScaler; un paso así deja pesos
 inf/NaN. Con la decisión de helpers.precision, el mismo entrenamiento en la T4 simulada es finito.
 """
+
 import json
 import math
 
@@ -30,7 +31,12 @@ def batches():
 
 def test_decision_por_dispositivo():
     t4 = precision.decide(capability=(7, 5), cuda=True)
-    assert (t4.hardware, t4.compute, t4.storage_dtype, t4.trainable_dtype) == ("t4", "fp16", torch.float16, torch.float32)
+    assert (t4.hardware, t4.compute, t4.storage_dtype, t4.trainable_dtype) == (
+        "t4",
+        "fp16",
+        torch.float16,
+        torch.float32,
+    )
     assert t4.grad_scaler and t4.autocast_dtype == torch.float16 and t4.gradient_checkpointing
     assert t4.sft_flags == {"fp16": True, "bf16": False}
     assert t4.optimizer_for(quantized=True) == "paged_adamw_8bit" and t4.optimizer_for(quantized=False) == "adamw_torch"
@@ -50,8 +56,17 @@ def test_t4_simulada_decide_como_una_t4(t4):
     decision = precision.decide()
     real = precision.decide(capability=precision.T4_CAPABILITY, cuda=True)
     assert decision.simulated == "t4" and decision.device == ("cuda" if torch.cuda.is_available() else "cpu")
-    for attr in ("hardware", "compute", "storage_dtype", "trainable_dtype", "autocast_dtype", "grad_scaler",
-                 "gradient_checkpointing", "attn_implementation", "sft_flags"):
+    for attr in (
+        "hardware",
+        "compute",
+        "storage_dtype",
+        "trainable_dtype",
+        "autocast_dtype",
+        "grad_scaler",
+        "gradient_checkpointing",
+        "attn_implementation",
+        "sft_flags",
+    ):
         assert getattr(decision, attr) == getattr(real, attr), attr
     assert decision.optimizer_for(True) == real.optimizer_for(True) == "paged_adamw_8bit"
     assert training_precision() == "fp16" and default_dtype() == torch.float16
@@ -103,7 +118,9 @@ def _method_model(method: str):
 
     if method == "qlora":
         model = load_model("tiny", quantization_config=nf4_config(), verbose=False)
-        return get_peft_model(prepare_model_for_kbit_training(model, use_gradient_checkpointing=False), compare.lora_config())
+        return get_peft_model(
+            prepare_model_for_kbit_training(model, use_gradient_checkpointing=False), compare.lora_config()
+        )
     if method == "full":
         return load_model("tiny", dtype=precision.decide().trainable_dtype, verbose=False).requires_grad_(True)
     model = load_model("tiny", verbose=False)
@@ -143,9 +160,12 @@ def test_clasificador_seq_cls_con_cabeza_en_modules_to_save(t4):
     from helpers.datasets import load_reviews
 
     tokenizer = load_tokenizer("tiny")
-    model = get_peft_model(load_model("tiny", task="seq-cls", verbose=False),
-                           compare.lora_config("SEQ_CLS"))  # peft añade «score» a modules_to_save
-    assert any(name.endswith("score.modules_to_save.default.weight") for name, p in model.named_parameters() if p.requires_grad)
+    model = get_peft_model(
+        load_model("tiny", task="seq-cls", verbose=False), compare.lora_config("SEQ_CLS")
+    )  # peft añade «score» a modules_to_save
+    assert any(
+        name.endswith("score.modules_to_save.default.weight") for name, p in model.named_parameters() if p.requires_grad
+    )
     data = load_reviews("train")
     losses = compare.train_classifier(model, tokenizer, data["text"], data["label"], 3, learning_rate=5e-3)
     assert all(math.isfinite(v) for v in losses)
@@ -164,10 +184,15 @@ def test_qlora_sft_adaptadores_fp32_y_optimizador_paginado(t4, tmp_path):
 
     model = load_model("tiny", quantization_config=nf4_config(), verbose=False)
     assert nf4_config().bnb_4bit_compute_dtype == torch.float16
-    model = get_peft_model(prepare_model_for_kbit_training(model, use_gradient_checkpointing=True), compare.lora_config())
-    data = load_instructions("train", limit=8).map(to_prompt_completion, remove_columns=["id", "instruction", "response", "split"])
-    trainer, losses = run_qlora_sft(model, load_tokenizer("tiny"), data, str(tmp_path), 2, batch_size=2, max_length=64,
-                                    disable_tqdm=True)
+    model = get_peft_model(
+        prepare_model_for_kbit_training(model, use_gradient_checkpointing=True), compare.lora_config()
+    )
+    data = load_instructions("train", limit=8).map(
+        to_prompt_completion, remove_columns=["id", "instruction", "response", "split"]
+    )
+    trainer, losses = run_qlora_sft(
+        model, load_tokenizer("tiny"), data, str(tmp_path), 2, batch_size=2, max_length=64, disable_tqdm=True
+    )
     assert getattr(trainer.args.optim, "value", trainer.args.optim) == "paged_adamw_8bit"
     assert (trainer.args.fp16, trainer.args.bf16) == (True, False)
     assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
@@ -219,8 +244,11 @@ def _simulate(monkeypatch, cuda=None, flags=frozenset(), simulate=None):
     if cuda is not None:
         name, (major, minor) = cuda
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (major, minor))
-        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(
-            name=name, major=major, minor=minor, total_memory=16_000_000_000))
+        monkeypatch.setattr(
+            torch.cuda,
+            "get_device_properties",
+            lambda device=None: SimpleNamespace(name=name, major=major, minor=minor, total_memory=16_000_000_000),
+        )
         monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     if simulate:
         monkeypatch.setenv(precision.SIMULATE_ENV, simulate)
@@ -229,8 +257,9 @@ def _simulate(monkeypatch, cuda=None, flags=frozenset(), simulate=None):
 
 
 def _lines(text: str) -> dict[str, str]:
-    return {key.strip(): value.strip() for key, _, value in
-            (line.partition(" : ") for line in text.splitlines()) if value}
+    return {
+        key.strip(): value.strip() for key, _, value in (line.partition(" : ") for line in text.splitlines()) if value
+    }
 
 
 @pytest.mark.parametrize("case", list(_HARDWARE))

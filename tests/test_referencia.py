@@ -3,6 +3,7 @@
 Todo con un micro-experimento del modelo diminuto (pocos pasos): lo que se comprueba es la
 infraestructura (qué se ejecuta, qué se reutiliza, qué se guarda), no cuánto tarda.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,20 @@ from helpers.reference import Experiment, choose_lr, lora, plan_next, run_config
 ROOT = Path(__file__).resolve().parent.parent
 
 MICRO = Experiment(
-    key="micro", notebook="00_prueba", title="Micro-experimento de prueba", question="¿Funciona la infraestructura?",
+    key="micro",
+    notebook="00_prueba",
+    title="Micro-experimento de prueba",
+    question="¿Funciona la infraestructura?",
     options={"r = 1": lora(1, targets=("q_proj", "v_proj")), "r = 2": lora(2, targets=("q_proj", "v_proj"))},
     lr_grids={"r = 1": (1e-3, 1e-2, 1e-1), "r = 2": (1e-3, 1e-2, 1e-1)},
-    steps=4, seeds=(0, 1), batch_size=2, max_length=48, eval_every=2, profile="tiny", limit=2, new_tokens=4,
+    steps=4,
+    seeds=(0, 1),
+    batch_size=2,
+    max_length=48,
+    eval_every=2,
+    profile="tiny",
+    limit=2,
+    new_tokens=4,
 )
 
 
@@ -54,7 +65,9 @@ def test_el_protocolo_amplia_la_rejilla_hasta_que_el_mejor_queda_dentro():
     assert [round(r, 12) for r in rates] == [1e-3, 1e-2, 1e-1, 1.0]
     assert [(round(r, 12), s) for r, s in asked if s != 0] == [(1e-1, 1), (1e-1, 2)]
     assert choose_lr({1e-3: {"held_out_loss": 3.0}, 1e-2: {"held_out_loss": 2.0}}) == (1e-2, "arriba")
-    assert choose_lr({1e-3: {"held_out_loss": math.nan}, 1e-2: {"held_out_loss": 2.0}, 1e-1: {"held_out_loss": 2.5}}) == (1e-2, None)
+    assert choose_lr(
+        {1e-3: {"held_out_loss": math.nan}, 1e-2: {"held_out_loss": 2.0}, 1e-1: {"held_out_loss": 2.5}}
+    ) == (1e-2, None)
 
 
 def test_la_clave_cambia_con_la_configuracion_el_codigo_y_las_versiones():
@@ -70,7 +83,10 @@ def test_la_clave_cambia_con_la_configuracion_el_codigo_y_las_versiones():
 
 def test_la_metrica_de_la_tarea_sale_del_cuaderno_03():
     metric = referencia.task_metric_function()
-    example = {"instruction": "¿Cuál es la moneda de Paraguay?", "response": "🌎 Dato: La moneda de Paraguay es el guaraní."}
+    example = {
+        "instruction": "¿Cuál es la moneda de Paraguay?",
+        "response": "🌎 Dato: La moneda de Paraguay es el guaraní.",
+    }
     assert metric(["🌎 Dato: En Paraguay se paga con el guaraní."], [example]) == {"formato": 1.0, "dato": 1.0}
     assert metric(["No lo sé."], [example]) == {"formato": 0.0, "dato": 0.0}
 
@@ -123,9 +139,17 @@ SCRIPT = textwrap.dedent("""
 
 def run_script(tmp_path, kill: bool, experiment_module_patch: str = "") -> subprocess.CompletedProcess:
     script = tmp_path / "ejecutar.py"
-    script.write_text(experiment_module_patch + SCRIPT.format(
-        tests=str(ROOT / "tests"), cache=str(tmp_path / "cache"), data=str(tmp_path / "referencia.json"),
-        docs=str(tmp_path / "rendimiento.md"), kill=kill), encoding="utf-8")
+    script.write_text(
+        experiment_module_patch
+        + SCRIPT.format(
+            tests=str(ROOT / "tests"),
+            cache=str(tmp_path / "cache"),
+            data=str(tmp_path / "referencia.json"),
+            docs=str(tmp_path / "rendimiento.md"),
+            kill=kill,
+        ),
+        encoding="utf-8",
+    )
     env = {**os.environ, "CURSO_PEFT_PROFILE": "tiny"}
     return subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
@@ -151,7 +175,9 @@ def test_make_referencia_se_reanuda_tras_matarlo_y_publica_con_procedencia(tmp_p
     assert len(second) >= 8
     assert all(second[k] == first[k] for k in first), "una ejecución terminada no se repite"
     resumed = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "runs").glob("*.json")]
-    assert sum(r["procedencia"]["reanudada"] for r in resumed) == 1, "la interrumpida se reanudó desde su punto de guardado"
+    assert sum(r["procedencia"]["reanudada"] for r in resumed) == 1, (
+        "la interrumpida se reanudó desde su punto de guardado"
+    )
     assert not list((tmp_path / "cache" / "ckpt").glob("*.pt")), "los puntos de guardado se borran al terminar"
 
     data = json.loads((tmp_path / "referencia.json").read_text())
@@ -174,11 +200,18 @@ def test_make_referencia_se_reanuda_tras_matarlo_y_publica_con_procedencia(tmp_p
     assert referencia.BEGIN in docs and "### micro." in docs and "r = 2" in docs and "Estado: completo" in docs
 
     # Cambiar una opción vuelve a ejecutar solo las suyas.
-    patch = ("import test_referencia, dataclasses\n"
-             "test_referencia.MICRO = dataclasses.replace(test_referencia.MICRO, options={**test_referencia.MICRO.options, "
-             "'r = 2': test_referencia.lora(3, targets=('q_proj', 'v_proj'))})\n")
-    changed = run_script(tmp_path, kill=False, experiment_module_patch=patch.replace("import test_referencia",
-                         f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_referencia"))
+    patch = (
+        "import test_referencia, dataclasses\n"
+        "test_referencia.MICRO = dataclasses.replace(test_referencia.MICRO, options={**test_referencia.MICRO.options, "
+        "'r = 2': test_referencia.lora(3, targets=('q_proj', 'v_proj'))})\n"
+    )
+    changed = run_script(
+        tmp_path,
+        kill=False,
+        experiment_module_patch=patch.replace(
+            "import test_referencia", f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_referencia"
+        ),
+    )
     assert changed.returncode == 0, changed.stderr[-2000:]
     third = runs(tmp_path)
     assert all(third[k] == second[k] for k in second), "las ejecuciones que no cambian no se repiten"
@@ -187,12 +220,29 @@ def test_make_referencia_se_reanuda_tras_matarlo_y_publica_con_procedencia(tmp_p
 
 
 def test_la_tabla_y_el_veredicto_salen_del_archivo(tmp_path):
-    seed = {"held_out_loss": 2.0, "curve": [[0, 3.0], [4, 2.0]], "forgetting": 0.1, "trainable": 100, "seconds_per_step": 0.5,
-            "peak_memory_bytes": 2e6, "adapter_bytes": 1e5, "formato": 1.0, "dato": 0.5}
-    option = {"rejilla": [1e-3, 1e-2, 1e-1], "tasa_elegida": 1e-2, "borde": None, "completa": True,
-              "por_tasa": {"0.001": 2.5, "0.01": 2.0, "0.1": 2.2},
-              "semillas": [{**seed, "semilla": 0}, {**seed, "semilla": 1, "held_out_loss": 2.2}]}
-    data = {"procedencia": {}, "experimentos": {"x": {"titulo": "t", "opciones": {"A": option, "B": {**option, "completa": False}}}}}
+    seed = {
+        "held_out_loss": 2.0,
+        "curve": [[0, 3.0], [4, 2.0]],
+        "forgetting": 0.1,
+        "trainable": 100,
+        "seconds_per_step": 0.5,
+        "peak_memory_bytes": 2e6,
+        "adapter_bytes": 1e5,
+        "formato": 1.0,
+        "dato": 0.5,
+    }
+    option = {
+        "rejilla": [1e-3, 1e-2, 1e-1],
+        "tasa_elegida": 1e-2,
+        "borde": None,
+        "completa": True,
+        "por_tasa": {"0.001": 2.5, "0.01": 2.0, "0.1": 2.2},
+        "semillas": [{**seed, "semilla": 0}, {**seed, "semilla": 1, "held_out_loss": 2.2}],
+    }
+    data = {
+        "procedencia": {},
+        "experimentos": {"x": {"titulo": "t", "opciones": {"A": option, "B": {**option, "completa": False}}}},
+    }
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
     rows = reference.table_rows(reference.load("x", path))
@@ -212,13 +262,34 @@ def test_show_y_veredicto_dicen_lo_que_falta(tmp_path, monkeypatch, capsys):
 
     matplotlib.use("Agg")
     monkeypatch.delenv(reference.DURATION_ENV, raising=False)
-    seed = {"held_out_loss": 2.0, "curve": [[0, 3.0], [4, 2.0]], "forgetting": 0.1, "trainable": 100,
-            "seconds_per_step": 0.5, "peak_memory_bytes": 2e6, "adapter_bytes": 1e5,
-            "procedencia": {"maquina": {"cpu": "CPU de prueba"}, "fecha": "2026-12-07T21:00:00+00:00"}}
-    option = {"rejilla": [1e-3, 1e-2, 1e-1], "tasa_elegida": 1e-2, "borde": None, "completa": True, "por_tasa": {"0.01": 2.0},
-              "semillas": [{**seed, "semilla": s} for s in (0, 1, 2)]}
-    data = {"experimentos": {"x": {"titulo": "t", "pasos": 4, "semillas": [0, 1, 2],
-                                   "opciones": {"A": option, "B": {**option, "completa": False}}}}}
+    seed = {
+        "held_out_loss": 2.0,
+        "curve": [[0, 3.0], [4, 2.0]],
+        "forgetting": 0.1,
+        "trainable": 100,
+        "seconds_per_step": 0.5,
+        "peak_memory_bytes": 2e6,
+        "adapter_bytes": 1e5,
+        "procedencia": {"maquina": {"cpu": "CPU de prueba"}, "fecha": "2026-12-07T21:00:00+00:00"},
+    }
+    option = {
+        "rejilla": [1e-3, 1e-2, 1e-1],
+        "tasa_elegida": 1e-2,
+        "borde": None,
+        "completa": True,
+        "por_tasa": {"0.01": 2.0},
+        "semillas": [{**seed, "semilla": s} for s in (0, 1, 2)],
+    }
+    data = {
+        "experimentos": {
+            "x": {
+                "titulo": "t",
+                "pasos": 4,
+                "semillas": [0, 1, 2],
+                "opciones": {"A": option, "B": {**option, "completa": False}},
+            }
+        }
+    }
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
     calls = []
@@ -243,14 +314,24 @@ def test_el_resumen_no_da_por_buena_una_rejilla_a_medias():
 
     def finish(rate, seed, loss):
         config = run_config(MICRO, "r = 1", rate, seed)
-        done[json.dumps(config, sort_keys=True)] = {"config": config, "held_out_loss": loss, "curve": [[0, 3.0], [4, loss]],
-                                                    "forgetting": 0.0, "trainable": 1, "seconds_per_step": 1.0,
-                                                    "peak_memory_bytes": 1, "adapter_bytes": 1}
+        done[json.dumps(config, sort_keys=True)] = {
+            "config": config,
+            "held_out_loss": loss,
+            "curve": [[0, 3.0], [4, loss]],
+            "forgetting": 0.0,
+            "trainable": 1,
+            "seconds_per_step": 1.0,
+            "peak_memory_bytes": 1,
+            "adapter_bytes": 1,
+        }
 
     finish(1e-3, 0, 2.0)
     option = reference.summarize(MICRO, get)["opciones"]["r = 1"]
     assert option["provisional"] and option["borde"] is None and option["rejilla_pendiente"] == [1e-2, 1e-1]
-    assert not option["completa"] and reference.table_rows({"opciones": {"r = 1": option}})[0]["rejilla"] == "1e-03 (faltan 2)"
+    assert (
+        not option["completa"]
+        and reference.table_rows({"opciones": {"r = 1": option}})[0]["rejilla"] == "1e-03 (faltan 2)"
+    )
     finish(1e-2, 0, 1.5)
     finish(1e-1, 0, 1.8)
     finish(1e-2, 1, 1.6)

@@ -15,6 +15,7 @@ comprueba con nbgrader que el publicado saca 0 en cada celda, la solución la no
 respuesta errónea 0 exactamente en sus ``BREAKS``; aquí se comprueba que validar marca como
 fallidas exactamente esas mismas celdas (la errónea elegida la detectan las pruebas visibles).
 """
+
 import copy
 import json
 import sys
@@ -24,11 +25,12 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import importlib  # noqa: E402
+
 from solution_code import solution_cells  # noqa: E402
 from wrong_answers import broken_cells, wrong_cells  # noqa: E402
 
 import helpers  # noqa: E402
-import importlib  # noqa: E402
 
 validar_module = importlib.import_module("helpers.validar")
 from helpers.course_files import NOTEBOOKS, ROOT, generate  # noqa: E402
@@ -189,11 +191,12 @@ def test_manifiesto_al_dia_con_notebooks():
     y no lleva soluciones ni pruebas ocultas."""
     from helpers.maintainers.release import manifest_text
 
-    assert validar_module.MANIFEST.read_text(encoding="utf-8") == manifest_text(), \
+    assert validar_module.MANIFEST.read_text(encoding="utf-8") == manifest_text(), (
         "helpers/data/cuadernos_publicados.json está desfasado: ejecuta `make release`"
+    )
     text = validar_module.MANIFEST.read_text(encoding="utf-8")
     assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
-    for name, cells in json.loads(text).items():
+    for name, _cells in json.loads(text).items():
         for answer in solution_cells(name).values():
             assert answer.strip() not in text
 
@@ -204,8 +207,11 @@ def test_limites_iguales_que_el_calificador():
     from helpers.classroom.grading import Settings
 
     settings = Settings(class_dir="x")
-    assert (validar_module.CELL_TIMEOUT, validar_module.TOTAL_BUDGET, validar_module.MAX_OUTPUT_CHARS) == \
-        (settings.cell_timeout, settings.total_budget, settings.max_output_chars)
+    assert (validar_module.CELL_TIMEOUT, validar_module.TOTAL_BUDGET, validar_module.MAX_OUTPUT_CHARS) == (
+        settings.cell_timeout,
+        settings.total_budget,
+        settings.max_output_chars,
+    )
 
     class _Section(dict):
         def __getattr__(self, key):

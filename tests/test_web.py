@@ -16,6 +16,7 @@ que ``make web``; los demás cuadernos salen sin salidas) y comprueban:
 
 Deja las capturas en build/pruebas/web/ (carpeta ignorada por git).
 """
+
 from __future__ import annotations
 
 import functools
@@ -106,7 +107,9 @@ def test_curso_fallido_se_niega(tmp_path):
     _fake_run(NAME, tmp_path / "curso")
     executed = tmp_path / "curso" / NAME / f"{NAME}.ipynb"
     nb = nbformat.read(executed, as_version=4)
-    nb.cells[-1] = nbformat.v4.new_code_cell("1 / 0", outputs=[nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="", traceback=[])])
+    nb.cells[-1] = nbformat.v4.new_code_cell(
+        "1 / 0", outputs=[nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="", traceback=[])]
+    )
     nbformat.write(nb, executed)
     with pytest.raises(web.WebError, match=f"{NAME}: `make curso` falló \\(una celda dio un error\\)"):
         web.prepare_project(tmp_path / "curso", tmp_path / "fuente")
@@ -134,8 +137,10 @@ def test_enlaces_del_repositorio(tmp_path):
     pages = {(ROOT / "docs" / "glosario.md").resolve(): Path("glosario.md")}
     (tmp_path / "cuadernos").mkdir()
     (tmp_path / "img.png").write_bytes(b"")
-    text = ("[g](../../docs/glosario.md#rango) [m](../../helpers/models.py) [w](https://example.org/a.md) "
-            "[a](#seccion) [i](../img.png)")
+    text = (
+        "[g](../../docs/glosario.md#rango) [m](../../helpers/models.py) [w](https://example.org/a.md) "
+        "[a](#seccion) [i](../img.png)"
+    )
     out = web.relink(text, ROOT / "notebooks" / NAME, tmp_path / "cuadernos", tmp_path, pages)
     assert "[g](../glosario.md#rango)" in out
     assert "[m](https://github.com/curso-peft/curso-peft/blob/main/helpers/models.py)" in out
@@ -152,11 +157,27 @@ def site(tmp_path_factory):
     for var in ("MPLBACKEND", "NBGRADER_EXECUTION"):
         env.pop(var, None)
     run = subprocess.run(
-        [sys.executable, "-m", "helpers.maintainers.course", "--perfil", "tiny", "--solo", NAME[:2], "--salida", str(work / "curso")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "helpers.maintainers.course",
+            "--perfil",
+            "tiny",
+            "--solo",
+            NAME[:2],
+            "--salida",
+            str(work / "curso"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     # Si falla, falla el cuaderno 03 en el perfil diminuto (tests/test_notebooks.py lo ve también).
-    assert run.returncode == 0, "el cuaderno 03 falló con el perfil diminuto:\n" + run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.returncode == 0, (
+        "el cuaderno 03 falló con el perfil diminuto:\n" + run.stdout[-3000:] + run.stderr[-2000:]
+    )
     rows = web.prepare_project(work / "curso", work / "fuente", allow_unexecuted=True)
     assert [r["cuaderno"] for r in rows if r["ejecutado"]] == [NAME]
     seconds = web.build_site(work / "fuente", work / "sitio")
@@ -178,7 +199,11 @@ def test_sin_soluciones_ni_pruebas_ocultas(site):
     hidden = [line for line in hidden if json.dumps(line)[1:-1] not in student]
     assert len(hidden) >= 5, hidden
     # Lo que sale del contenido (en _static/ solo hay el tema y MathJax, que no vienen de los cuadernos).
-    files = [p for p in site.rglob("*") if p.suffix in {".html", ".js", ".ipynb", ".txt"} and "_static" not in p.relative_to(site).parts]
+    files = [
+        p
+        for p in site.rglob("*")
+        if p.suffix in {".html", ".js", ".ipynb", ".txt"} and "_static" not in p.relative_to(site).parts
+    ]
     assert any(p.name == "searchindex.js" for p in files)
     text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
     plain = html.unescape(text)
@@ -248,7 +273,9 @@ def test_navegar_en_el_navegador(site, server):
     if executable is None:
         _missing("No encuentro Chromium (en Debian: apt-get install chromium; lo instala `make install`).")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shots = {key: ARTIFACTS / f"{key}.png" for key in ("portada", "cuaderno_03", "cuaderno_03_figura", "glosario", "fallo")}
+    shots = {
+        key: ARTIFACTS / f"{key}.png" for key in ("portada", "cuaderno_03", "cuaderno_03_figura", "glosario", "fallo")
+    }
     for shot in shots.values():
         shot.unlink(missing_ok=True)
     nb = nbformat.read(STUDENT, as_version=4)

@@ -8,6 +8,7 @@
 
 Ambos se regeneran solos si cambia el cuaderno de solutions/ (se compara su huella).
 """
+
 from __future__ import annotations
 
 import ast
@@ -51,8 +52,10 @@ def test_cells_only_assert(nb) -> list[str]:
             continue
         last = body[-1] if body else None
         ok = isinstance(last, ast.Assert) or (
-            isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
-            and getattr(last.value.func, "attr", getattr(last.value.func, "id", "")).startswith("check_"))
+            isinstance(last, ast.Expr)
+            and isinstance(last.value, ast.Call)
+            and getattr(last.value.func, "attr", getattr(last.value.func, "id", "")).startswith("check_")
+        )
         if not ok:
             bad.append(meta["grade_id"])
     return bad
@@ -61,7 +64,6 @@ def test_cells_only_assert(nb) -> list[str]:
 def generate_assignment(course: Path, name: str) -> None:
     """``nbgrader generate_assignment <name> --force`` en este proceso (sin arrancar otro Python)."""
     import logging
-
     import os
     import sys
 
@@ -73,8 +75,10 @@ def generate_assignment(course: Path, name: str) -> None:
     with env(PATH=path):
         outcome = api(Path(course)).generate_assignment(name, force=True, create=True)
     if not outcome.get("success"):
-        raise RuntimeError(f"nbgrader generate_assignment {name} falló:\n{(outcome.get('log') or '')[-3000:]}\n"
-                           f"{outcome.get('error') or ''}")
+        raise RuntimeError(
+            f"nbgrader generate_assignment {name} falló:\n{(outcome.get('log') or '')[-3000:]}\n"
+            f"{outcome.get('error') or ''}"
+        )
 
 
 def _read_template_gradebook(course: Path, name: str) -> tuple[float, dict]:
@@ -101,8 +105,13 @@ def prepare_template(cd: ClassDir, name: str, solutions: Path = SOLUTIONS) -> di
     generate_assignment(fresh, name)
     max_score, cells = _read_template_gradebook(fresh, name)
     source_nb = nbformat.read(fresh / "source" / name / f"{name}.ipynb", as_version=4)
-    info = {"cuaderno": name, "huella": fp, "puntuacion_maxima": max_score, "celdas": cells,
-            "pruebas_sin_assert": test_cells_only_assert(source_nb)}
+    info = {
+        "cuaderno": name,
+        "huella": fp,
+        "puntuacion_maxima": max_score,
+        "celdas": cells,
+        "pruebas_sin_assert": test_cells_only_assert(source_nb),
+    }
     write_json(fresh / "info.json", info)
     # Cambio atómico de la plantilla vieja por la nueva.
     old = folder.with_name(folder.name + ".vieja")
@@ -148,9 +157,11 @@ def prepare_master(cd: ClassDir, name: str, info: dict, solutions: Path = SOLUTI
                 gb.remove_submission(name, sub.student.id)
         generate_assignment(course, name)
         lost = restore_manual_work(db, name, saved)
-        cd.log(f"{name}: el cuaderno cambió de celdas; las entregas se recalifican con el nuevo. Copia del libro "
-               f"de notas anterior: {backup}. Trabajo a mano conservado de {len(saved)} alumno(s)"
-               + (f"; sin celda en el cuaderno nuevo (solo en la copia): {', '.join(lost)}" if lost else ""))
+        cd.log(
+            f"{name}: el cuaderno cambió de celdas; las entregas se recalifican con el nuevo. Copia del libro "
+            f"de notas anterior: {backup}. Trabajo a mano conservado de {len(saved)} alumno(s)"
+            + (f"; sin celda en el cuaderno nuevo (solo en la copia): {', '.join(lost)}" if lost else "")
+        )
     stamps[name] = info["huella"]
     write_json(course / "huellas.json", stamps)
 
@@ -200,9 +211,9 @@ def manual_work(db: Path, name: str) -> dict:
 
 def restore_manual_work(db: Path, name: str, saved: dict) -> list[str]:
     """Vuelve a poner ``saved`` (de :func:`manual_work`); devuelve «alumno/celda» de lo que ya no tiene celda."""
-    from nbgrader.api import Gradebook, MissingEntry
-
     import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
 
     lost = []
     with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}") as gb:

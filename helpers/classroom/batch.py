@@ -11,6 +11,7 @@ Garantías:
 - **mismo resultado al repetir**: el CSV no lleva fechas ni tiempos y sus filas van ordenadas;
 - **libro de notas sano**: se actualiza sobre una copia que sustituye al original de una vez.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,9 @@ from .layout import ClassDir, read_json, write_json
 
 # Arranque del trabajador: importar helpers no carga nada pesado (su __init__ es perezoso), así que
 # el trabajador solo carga nbgrader; el código del alumnado corre en el núcleo, aparte.
-WORKER_BOOT = "import sys; from helpers.classroom.grading import worker_main; raise SystemExit(worker_main(sys.argv[1:]))"
+WORKER_BOOT = (
+    "import sys; from helpers.classroom.grading import worker_main; raise SystemExit(worker_main(sys.argv[1:]))"
+)
 # Margen del vigilante sobre el tiempo total del cuaderno (arranque, nbgrader, retroalimentación).
 WATCHDOG_MARGIN = 180
 
@@ -45,8 +48,27 @@ class BatchError(RuntimeError):
     """Error que impide empezar el lote (mensaje en español para el profesorado)."""
 
 
-SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin", "/srv",
-               "/sys", "/tmp", "/usr", "/var", "/home", "/media", "/mnt")
+SYSTEM_DIRS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/home",
+    "/media",
+    "/mnt",
+)
 
 
 def check_class_dir(class_dir: Path, source: Path | None = None) -> None:
@@ -57,15 +79,18 @@ def check_class_dir(class_dir: Path, source: Path | None = None) -> None:
     hint = "Elige una carpeta nueva solo para la clase, por ejemplo ~/curso-peft-clase."
     home = Path.home().resolve()
     if class_dir == Path("/") or class_dir in (home, *home.parents) or str(class_dir) in SYSTEM_DIRS:
-        raise BatchError(f"La carpeta de la clase no puede ser {class_dir}: el calificador cambia sus permisos "
-                         f"y escribe dentro. {hint}")
+        raise BatchError(
+            f"La carpeta de la clase no puede ser {class_dir}: el calificador cambia sus permisos "
+            f"y escribe dentro. {hint}"
+        )
     places = [(ROOT.resolve(), "del repositorio del curso")]
     if source is not None:
         places.append((Path(source).expanduser().resolve(), "de la carpeta de entregas"))
     for forbidden, what in places:
         if class_dir == forbidden or forbidden in class_dir.parents or class_dir in forbidden.parents:
-            raise BatchError(f"La carpeta de la clase ({class_dir}) no puede estar dentro {what} ({forbidden}) "
-                             f"ni contenerla. {hint}")
+            raise BatchError(
+                f"La carpeta de la clase ({class_dir}) no puede estar dentro {what} ({forbidden}) ni contenerla. {hint}"
+            )
     if class_dir.is_dir() and any(class_dir.iterdir()) and not ClassDir(class_dir).is_class():
         raise BatchError(f"La carpeta {class_dir} ya existe y tiene otras cosas: no es la carpeta de una clase. {hint}")
 
@@ -73,8 +98,9 @@ def check_class_dir(class_dir: Path, source: Path | None = None) -> None:
 class _Worker:
     """Un proceso trabajador (``python -m helpers.classroom.grading``) y el hilo que lo atiende."""
 
-    def __init__(self, slot: int, settings_path: Path, cd: ClassDir, settings: Settings, jobs: queue.Queue,
-                 done: queue.Queue):
+    def __init__(
+        self, slot: int, settings_path: Path, cd: ClassDir, settings: Settings, jobs: queue.Queue, done: queue.Queue
+    ):
         self.slot, self.settings_path, self.cd, self.settings = slot, settings_path, cd, settings
         self.jobs, self.done = jobs, done
         self.proc: subprocess.Popen | None = None
@@ -83,12 +109,29 @@ class _Worker:
 
     def _start(self) -> None:
         log = open(self.cd.root / f".trabajador{self.slot}.log", "ab")
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER_BOOT, "--ajustes", str(self.settings_path),
-             "--hueco", str(self.slot), "--padre", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=str(ROOT), env=env)
+            [
+                sys.executable,
+                "-c",
+                WORKER_BOOT,
+                "--ajustes",
+                str(self.settings_path),
+                "--hueco",
+                str(self.slot),
+                "--padre",
+                str(os.getpid()),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=str(ROOT),
+            env=env,
+        )
         log.close()
 
     def _stop(self) -> None:
@@ -169,17 +212,34 @@ def _write_failure(cd: ClassDir, job: dict, status: str, seconds: float) -> None
     from . import feedback
 
     info = read_json(cd.template(job["cuaderno"]) / "info.json", {}) or {}
-    result = {"alumno": job["alumno"], "nombre": job.get("nombre", job["alumno"]), "cuaderno": job["cuaderno"],
-              "huella": job["huella"], "sha256": job["sha256"], "archivo": job.get("archivo", ""),
-              "estado": status, "puntuacion": None, "puntuacion_maxima": info.get("puntuacion_maxima"),
-              "celdas": {}, "observaciones": list(job.get("notas", [])), "segundos": round(seconds, 2)}
+    result = {
+        "alumno": job["alumno"],
+        "nombre": job.get("nombre", job["alumno"]),
+        "cuaderno": job["cuaderno"],
+        "huella": job["huella"],
+        "sha256": job["sha256"],
+        "archivo": job.get("archivo", ""),
+        "estado": status,
+        "puntuacion": None,
+        "puntuacion_maxima": info.get("puntuacion_maxima"),
+        "celdas": {},
+        "observaciones": list(job.get("notas", [])),
+        "segundos": round(seconds, 2),
+    }
     outdir = cd.result_dir(job["cuaderno"], job["alumno"])
     staging = outdir.with_name(f".{job['alumno']}.fallo")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    (staging / "retroalimentacion.html").write_text(feedback.standalone_page(
-        student=result["nombre"], notebook=result["cuaderno"], status=status,
-        max_score=result["puntuacion_maxima"], notes=result["observaciones"]), encoding="utf-8")
+    (staging / "retroalimentacion.html").write_text(
+        feedback.standalone_page(
+            student=result["nombre"],
+            notebook=result["cuaderno"],
+            status=status,
+            max_score=result["puntuacion_maxima"],
+            notes=result["observaciones"],
+        ),
+        encoding="utf-8",
+    )
     write_json(staging / "resultado.json", result)
     shutil.rmtree(outdir, ignore_errors=True)
     staging.rename(outdir)
@@ -194,8 +254,17 @@ def default_memory_bytes(workers: int) -> int:
     return max(2 * 1024**3, int(0.8 * total / max(1, workers)))
 
 
-def run(*, source: Path, notebooks: list[str], class_dir: Path, settings: Settings, workers: int = 1,
-        force: bool = False, solutions: Path = SOLUTIONS, say=print) -> list[dict]:
+def run(
+    *,
+    source: Path,
+    notebooks: list[str],
+    class_dir: Path,
+    settings: Settings,
+    workers: int = 1,
+    force: bool = False,
+    solutions: Path = SOLUTIONS,
+    say=print,
+) -> list[dict]:
     """Ejecuta el lote completo y devuelve las filas del CSV."""
     source = Path(source).expanduser()
     check_class_dir(class_dir, source)
@@ -204,13 +273,17 @@ def run(*, source: Path, notebooks: list[str], class_dir: Path, settings: Settin
     known = {p.parent.name for p in Path(solutions).glob("*/*.ipynb") if p.stem == p.parent.name}
     unknown = [nb for nb in notebooks if nb not in known]
     if unknown:
-        raise BatchError(f"No existe el cuaderno {', '.join(unknown)} en {solutions}. "
-                         f"Disponibles: {', '.join(sorted(known)) or 'ninguno'}.")
+        raise BatchError(
+            f"No existe el cuaderno {', '.join(unknown)} en {solutions}. "
+            f"Disponibles: {', '.join(sorted(known)) or 'ninguno'}."
+        )
     if settings.sandbox:
         ok, why = sandbox.available()
         if not ok:
-            raise BatchError(f"No se puede aislar el código del alumnado: {why}. "
-                             "Usa --sin-aislamiento solo si confías en todas las entregas.")
+            raise BatchError(
+                f"No se puede aislar el código del alumnado: {why}. "
+                "Usa --sin-aislamiento solo si confías en todas las entregas."
+            )
     # Marca de este lote en el entorno de sus procesos (trabajadores, cajas y núcleos): permite
     # encontrarlos todos, p. ej. para comprobar que no queda ninguno vivo tras cortar el lote.
     os.environ.setdefault("CURSO_PEFT_LOTE", uuid.uuid4().hex)
@@ -237,15 +310,18 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
         infos[nb] = assignments.prepare_template(cd, nb, solutions)
         assignments.prepare_master(cd, nb, infos[nb], solutions)
         if infos[nb]["pruebas_sin_assert"]:
-            say(f"AVISO: en {nb} estas celdas de pruebas no terminan en assert ni en check_*(...): "
-                f"{', '.join(infos[nb]['pruebas_sin_assert'])}. Su valor final no cuenta como nota parcial.")
+            say(
+                f"AVISO: en {nb} estas celdas de pruebas no terminan en assert ni en check_*(...): "
+                f"{', '.join(infos[nb]['pruebas_sin_assert'])}. Su valor final no cuenta como nota parcial."
+            )
     from .grading import prepare_models
 
     prepare_models(cd, settings.profile)
     released_ids = {}
     for nb in notebooks:
-        from ..repair import grade_ids
         import nbformat
+
+        from ..repair import grade_ids
 
         released_ids[nb] = set(grade_ids(nbformat.read(assignments.released_path(cd, nb), as_version=4)))
     index = lms_import.import_submissions(cd, source, released_ids)
@@ -261,17 +337,23 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
                 continue
             data = cd.submission(sid, nb).read_bytes()
             fp = job_fingerprint(data, infos[nb]["huella"], settings)
-            job = {"id": f"{nb}/{sid}", "cuaderno": nb, "alumno": sid,
-                   "nombre": index["alumnos"][sid].get("nombre", sid), "entrega": str(cd.submission(sid, nb)),
-                   "huella": fp, "sha256": hashlib.sha256(data).hexdigest(), "archivo": sub.get("archivo", ""),
-                   "notas": sub.get("notas", [])}
+            job = {
+                "id": f"{nb}/{sid}",
+                "cuaderno": nb,
+                "alumno": sid,
+                "nombre": index["alumnos"][sid].get("nombre", sid),
+                "entrega": str(cd.submission(sid, nb)),
+                "huella": fp,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "archivo": sub.get("archivo", ""),
+                "notas": sub.get("notas", []),
+            }
             old = read_json(cd.result_dir(nb, sid) / "resultado.json")
             if old and old.get("huella") == fp and not force:
                 reused.append(old)
             else:
                 jobs.append(job)
-    say(f"{len(jobs)} entrega(s) por calificar, {len(reused)} ya calificada(s) con estos mismos datos "
-        f"(se reutilizan).")
+    say(f"{len(jobs)} entrega(s) por calificar, {len(reused)} ya calificada(s) con estos mismos datos (se reutilizan).")
     if reused:
         export.merge_into_gradebook(cd, reused)
         for res in reused:
@@ -300,8 +382,10 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
             export.publish_result(cd, res)
             export.write_csv(cd)
             score = "" if res.get("puntuacion") is None else f" {res['puntuacion']:g}/{res['puntuacion_maxima']:g}"
-            say(f"[{i + 1}/{len(jobs)}] {job['alumno']} · {job['cuaderno']}: {res.get('estado')}{score} "
-                f"({res.get('segundos', 0):.1f} s)")
+            say(
+                f"[{i + 1}/{len(jobs)}] {job['alumno']} · {job['cuaderno']}: {res.get('estado')}{score} "
+                f"({res.get('segundos', 0):.1f} s)"
+            )
             timings.append(res.get("segundos", 0))
         for w in pool:
             w.thread.join()
@@ -313,10 +397,17 @@ def _run_locked(cd, source, notebooks, settings, workers, force, solutions, say)
             cd.log(f"informe de copias de {nb}: no se pudo hacer ({type(exc).__name__}: {exc})")
     data = export.write_csv(cd)
     elapsed = time.monotonic() - t0
-    write_json(cd.timings, {"entregas_calificadas": len(jobs), "trabajadores": workers,
-                            "segundos_totales": round(elapsed, 2), "segundos_calificando": round(grading, 2),
-                            "segundos_por_entrega": round(grading / len(jobs), 2) if jobs else None,
-                            "segundos_de_cada_entrega": timings})
+    write_json(
+        cd.timings,
+        {
+            "entregas_calificadas": len(jobs),
+            "trabajadores": workers,
+            "segundos_totales": round(elapsed, 2),
+            "segundos_calificando": round(grading, 2),
+            "segundos_por_entrega": round(grading / len(jobs), 2) if jobs else None,
+            "segundos_de_cada_entrega": timings,
+        },
+    )
     cd.log(f"fin · {len(jobs)} calificada(s), {len(reused)} reutilizada(s), {elapsed:.1f} s")
     if not os.environ.get("CURSO_PEFT_CONSERVAR_TRABAJO"):  # para depurar el calificador
         shutil.rmtree(cd.work, ignore_errors=True)

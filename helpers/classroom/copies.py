@@ -22,6 +22,7 @@ de sumar ``numel()``), y dos personas pueden llegar a la misma solución canóni
 reescrita a mano (u obra de un asistente) puede tener un parecido bajo. Es un aviso para mirar
 los dos cuadernos, nunca una prueba.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,11 +36,11 @@ import nbformat
 
 from .layout import ClassDir, read_json, write_atomic, write_json
 
-K = 10           # tokens por k-grama
-W = 4            # ventana del winnowing
+K = 10  # tokens por k-grama
+W = 4  # ventana del winnowing
 THRESHOLD = 0.8  # desde aquí, la fila del CSV de notas lleva una observación
 MIN_FINGERPRINTS = 15  # con menos huellas propias, el parecido no dice nada (se informa sin observación)
-MIN_LISTED = 0.5       # en copias.csv solo aparecen los pares desde este parecido
+MIN_LISTED = 0.5  # en copias.csv solo aparecen los pares desde este parecido
 PUBLISHED = "solución publicada"
 COLUMNS = ["cuaderno", "alumno", "comparado_con", "parecido", "huellas_comunes", "huellas_propias"]
 
@@ -66,11 +67,13 @@ def tokens(source: str) -> list[str]:
 def fingerprints(source: str) -> set[int]:
     """Huellas del *winnowing* de ``source``."""
     toks = tokens(source)
-    hashes = [int.from_bytes(hashlib.blake2b(" ".join(toks[i:i + K]).encode(), digest_size=8).digest(), "big")
-              for i in range(len(toks) - K + 1)]
+    hashes = [
+        int.from_bytes(hashlib.blake2b(" ".join(toks[i : i + K]).encode(), digest_size=8).digest(), "big")
+        for i in range(len(toks) - K + 1)
+    ]
     if len(hashes) <= W:
         return set(hashes)
-    return {min(hashes[i:i + W]) for i in range(len(hashes) - W + 1)}
+    return {min(hashes[i : i + W]) for i in range(len(hashes) - W + 1)}
 
 
 def solution_code(nb, solution_ids: set[str]) -> str:
@@ -99,8 +102,15 @@ def compare(submissions: dict[str, str], published: str, template: str) -> list[
         for name, theirs in others:
             value = similarity(mine, theirs)
             if value >= MIN_LISTED:
-                rows.append({"alumno": sid, "comparado_con": name, "parecido": round(value, 3),
-                             "huellas_comunes": len(mine & theirs), "huellas_propias": len(mine)})
+                rows.append(
+                    {
+                        "alumno": sid,
+                        "comparado_con": name,
+                        "parecido": round(value, 3),
+                        "huellas_comunes": len(mine & theirs),
+                        "huellas_propias": len(mine),
+                    }
+                )
     rows.sort(key=lambda r: (-r["parecido"], r["alumno"], r["comparado_con"]))
     return rows
 
@@ -108,16 +118,21 @@ def compare(submissions: dict[str, str], published: str, template: str) -> list[
 def note(row: dict) -> str:
     """La observación de la fila del CSV de notas."""
     who = "la solución publicada" if row["comparado_con"] == PUBLISHED else f"la entrega de {row['comparado_con']}"
-    return (f"revisar: posible copia: el {row['parecido']:.0%} de su código de solución coincide con {who} "
-            f"(ver copias.csv; es un aviso, no cambia la nota)")
+    return (
+        f"revisar: posible copia: el {row['parecido']:.0%} de su código de solución coincide con {who} "
+        f"(ver copias.csv; es un aviso, no cambia la nota)"
+    )
 
 
 def write_report(cd: ClassDir, notebook: str, index: dict, solution_nb, released_nb) -> None:
     """Escribe ``copias.csv`` (todas las tareas) y las observaciones de ``copias.json`` de ``notebook``."""
     from .. import repair
 
-    solution_ids = {c.metadata["nbgrader"]["grade_id"] for c in released_nb.cells
-                    if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    solution_ids = {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in released_nb.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
     submissions = {}
     for sid in sorted(index.get("alumnos", {})):
         if notebook not in index.get("entregas", {}).get(sid, {}):
@@ -127,8 +142,9 @@ def write_report(cd: ClassDir, notebook: str, index: dict, solution_nb, released
         except Exception:  # noqa: BLE001 - una entrega ilegible ya sale como no calificable
             continue
         submissions[sid] = solution_code(nb, solution_ids)
-    published = solution_code(solution_nb, solution_ids).replace("### BEGIN SOLUTION", "").replace(
-        "### END SOLUTION", "")
+    published = (
+        solution_code(solution_nb, solution_ids).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
+    )
     rows = compare(submissions, published, solution_code(released_nb, solution_ids))
     report = read_json(cd.copies_json, {}) or {}
     report[notebook] = {}
@@ -161,5 +177,7 @@ def load_notebooks(cd: ClassDir, notebook: str, solutions: Path):
     """(solución, publicado) de ``notebook``."""
     from .assignments import released_path
 
-    return (nbformat.read(Path(solutions) / notebook / f"{notebook}.ipynb", as_version=4),
-            nbformat.read(released_path(cd, notebook), as_version=4))
+    return (
+        nbformat.read(Path(solutions) / notebook / f"{notebook}.ipynb", as_version=4),
+        nbformat.read(released_path(cd, notebook), as_version=4),
+    )

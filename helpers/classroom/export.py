@@ -27,6 +27,7 @@ total agotado» la puntuación es la parcial de las celdas que llegaron a ejecut
 observaciones lo dicen): nunca un 0 sin motivo. «revisar: posible manipulación de las pruebas»
 lleva la nota que salió y, en las observaciones, qué se encontró: revísala antes de darla por buena.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,8 @@ import io
 import sqlite3
 from pathlib import Path
 
-from .grading import STATUS_MISSING, ungradable
 from ..locking import file_lock
+from .grading import STATUS_MISSING, ungradable
 from .layout import ClassDir, read_json, write_atomic
 
 COLUMNS = ["alumno", "nombre", "cuaderno", "puntuacion", "puntuacion_maxima", "estado", "observaciones"]
@@ -59,18 +60,26 @@ def rows(cd: ClassDir) -> list[dict]:
         for sid in sorted(index.get("alumnos", {})):
             name = index["alumnos"][sid].get("nombre", sid)
             sub = index.get("entregas", {}).get(sid, {}).get(nb)
-            row = {"alumno": sid, "nombre": name, "cuaderno": nb, "puntuacion": "",
-                   "puntuacion_maxima": _num(info.get("puntuacion_maxima")), "estado": STATUS_MISSING,
-                   "observaciones": " | ".join(index["alumnos"][sid].get("avisos", []))}
+            row = {
+                "alumno": sid,
+                "nombre": name,
+                "cuaderno": nb,
+                "puntuacion": "",
+                "puntuacion_maxima": _num(info.get("puntuacion_maxima")),
+                "estado": STATUS_MISSING,
+                "observaciones": " | ".join(index["alumnos"][sid].get("avisos", [])),
+            }
             if sub is not None:
                 result = read_json(cd.result_dir(nb, sid) / "resultado.json")
                 if result is None or result.get("sha256") != sub["sha256"]:
                     row["estado"] = PENDING
                 else:
-                    row.update(puntuacion=_num(result.get("puntuacion")),
-                               puntuacion_maxima=_num(result.get("puntuacion_maxima")),
-                               estado=result["estado"], observaciones=" | ".join(
-                                   result.get("observaciones", []) + copies.get(nb, {}).get(sid, [])))
+                    row.update(
+                        puntuacion=_num(result.get("puntuacion")),
+                        puntuacion_maxima=_num(result.get("puntuacion_maxima")),
+                        estado=result["estado"],
+                        observaciones=" | ".join(result.get("observaciones", []) + copies.get(nb, {}).get(sid, [])),
+                    )
             out.append(row)
     out.sort(key=lambda r: (r["alumno"], r["cuaderno"]))
     return out
@@ -129,9 +138,9 @@ def merge_into_gradebook(cd: ClassDir, results: list[dict]) -> None:
     de verdad. Solo se tocan las notas automáticas: las notas y comentarios que el profesorado puso a
     mano en formgrader se conservan, y una entrega con trabajo a mano nunca se borra.
     """
-    from nbgrader.api import Gradebook, MissingEntry
-
     import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
 
     db = cd.course / "gradebook.db"
     with file_lock(cd.course / ".gradebook.lock"), warnings.catch_warnings():

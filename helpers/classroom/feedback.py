@@ -11,6 +11,7 @@ La genera ``nbgrader generate_feedback`` con:
 
 :func:`add_summary` añade arriba el estado de la entrega y las observaciones del calificador.
 """
+
 from __future__ import annotations
 
 import html
@@ -59,25 +60,28 @@ def write_template(base: Path) -> Path:
     folder = Path(base) / TEMPLATE_NAME
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "index.html.j2").write_text(source, encoding="utf-8")
-    (folder / "conf.json").write_text(json.dumps({"base_template": "classic", "mimetypes": {"text/html": True}}),
-                                      encoding="utf-8")
+    (folder / "conf.json").write_text(
+        json.dumps({"base_template": "classic", "mimetypes": {"text/html": True}}), encoding="utf-8"
+    )
     return Path(base)
 
 
 def nbgrader_config(template_base: Path) -> str:
     """Líneas de ``nbgrader_config.py`` para generar esta retroalimentación."""
-    return "\n".join([
-        "c.GenerateFeedback.preprocessors = [",
-        "    'nbgrader.preprocessors.GetGrades',",
-        "    'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor',",
-        "    'helpers.classroom.feedback.HideTestTracebacks',",
-        "    'nbgrader.preprocessors.ClearHiddenTests',",
-        "]",
-        f"c.HTMLExporter.template_name = {TEMPLATE_NAME!r}",
-        # Sin <script> ni HTML activo del alumnado en la página que abre el profesorado.
-        "c.HTMLExporter.sanitize_html = True",
-        f"c.HTMLExporter.extra_template_basedirs = [{str(template_base)!r}, {str(nbgrader_template_dir())!r}]",
-    ])
+    return "\n".join(
+        [
+            "c.GenerateFeedback.preprocessors = [",
+            "    'nbgrader.preprocessors.GetGrades',",
+            "    'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor',",
+            "    'helpers.classroom.feedback.HideTestTracebacks',",
+            "    'nbgrader.preprocessors.ClearHiddenTests',",
+            "]",
+            f"c.HTMLExporter.template_name = {TEMPLATE_NAME!r}",
+            # Sin <script> ni HTML activo del alumnado en la página que abre el profesorado.
+            "c.HTMLExporter.sanitize_html = True",
+            f"c.HTMLExporter.extra_template_basedirs = [{str(template_base)!r}, {str(nbgrader_template_dir())!r}]",
+        ]
+    )
 
 
 HIDDEN_PLACEHOLDER = "[prueba oculta]"
@@ -161,7 +165,10 @@ def add_summary(page: str, *, student: str, notebook: str, status: str, score, m
 
 def standalone_page(*, student: str, notebook: str, status: str, max_score, notes: list[str]) -> str:
     """Página de retroalimentación para una entrega que no se pudo calificar."""
-    body = add_summary("<body>", student=student, notebook=notebook, status=status, score=None,
-                       max_score=max_score, notes=notes)
-    return (f'<!DOCTYPE html>\n<html lang="es"><head><meta charset="utf-8"><title>{html.escape(notebook)}</title>'
-            f"</head>{body}</body></html>\n")
+    body = add_summary(
+        "<body>", student=student, notebook=notebook, status=status, score=None, max_score=max_score, notes=notes
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="es"><head><meta charset="utf-8"><title>{html.escape(notebook)}</title>'
+        f"</head>{body}</body></html>\n"
+    )

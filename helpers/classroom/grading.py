@@ -19,6 +19,7 @@ El resultado (``CLASE/resultados/<cuaderno>/<alumno>/``) se escribe de una vez a
 ``python -m helpers.classroom.grading`` es el proceso trabajador que lanza el lote: lee trabajos
 (JSON, uno por línea) de la entrada estándar y contesta por la salida estándar al terminar cada uno.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,12 +35,13 @@ from pathlib import Path
 
 import nbformat
 
-from ..course_files import ROOT
 from .. import repair
+from ..course_files import ROOT
 from . import feedback, kernel, sandbox, tamper
 from .assignments import released_path
 from .layout import ClassDir, read_json, write_json
-from .nbgrader_api import api as nbgrader_api, env as temp_env
+from .nbgrader_api import api as nbgrader_api
+from .nbgrader_api import env as temp_env
 
 # Si el calificador es root, cada núcleo corre con un uid sin privilegios propio del lote y de la
 # entrega (lo que cuenta por uid, como el límite de procesos, no se comparte entre entregas).
@@ -56,8 +58,19 @@ MAX_PROCESSES = 512
 # (helpers/classroom/, con la guardia que corre en cada núcleo).
 NOT_GRADING = ("maintainers", "__pycache__")
 # Paquetes que califican o ejecutan: si cambia su versión, las notas guardadas dejan de valer.
-GRADING_PACKAGES = ("nbgrader", "nbclient", "nbconvert", "nbformat", "ipykernel", "ipython", "jupyter_client",
-                    "torch", "transformers", "peft", "numpy")
+GRADING_PACKAGES = (
+    "nbgrader",
+    "nbclient",
+    "nbconvert",
+    "nbformat",
+    "ipykernel",
+    "ipython",
+    "jupyter_client",
+    "torch",
+    "transformers",
+    "peft",
+    "numpy",
+)
 
 STATUS_GRADED = "calificado"
 STATUS_MISSING = "falta la entrega"
@@ -135,7 +148,9 @@ def prepare_models(cd: ClassDir, profile: str) -> Path:
         dest = cd.models / src.name
         same = dest.exists() and all(
             (dest / f.name).exists() and (dest / f.name).stat().st_size == f.stat().st_size
-            for f in src.iterdir() if f.is_file())
+            for f in src.iterdir()
+            if f.is_file()
+        )
         if same:
             continue
         tmp = cd.models / f".{src.name}.copia"
@@ -152,8 +167,11 @@ def prepare_models(cd: ClassDir, profile: str) -> Path:
 def _python_dirs() -> list[str]:
     """Carpetas que necesita el Python del curso: el entorno virtual y el Python base."""
     dirs = []
-    for path in (sys.prefix, os.path.realpath(sys.base_prefix),
-                 os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
+    for path in (
+        sys.prefix,
+        os.path.realpath(sys.base_prefix),
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+    ):
         path = os.path.realpath(path)
         if path not in dirs and not path.startswith(("/usr/", "/bin", "/lib")) and path != "/usr":
             dirs.append(path)
@@ -196,8 +214,9 @@ def sandbox_uid(owner: str) -> int:
     return SANDBOX_UID_BASE + int.from_bytes(key[:4], "big") % SANDBOX_UIDS
 
 
-def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path,
-                 owner: str | None = None) -> dict:
+def sandbox_spec(
+    cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_name: str, workdir: Path, owner: str | None = None
+) -> dict:
     """Especificación de la caja de una entrega: ``files`` (carpeta del calificador) se copia en la
     carpeta de trabajo del núcleo, ``HOME/<cwd_name>``; ``workdir`` recibe la conexión y el PID;
     ``owner`` (la entrega) decide el uid del núcleo si el calificador es root."""
@@ -234,15 +253,25 @@ def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_n
         "connection_file": str(workdir / "conexion.json"),
         "info_path": str(workdir / "caja-pid.json"),
         "env": {
-            "HOME": home, "USER": "alumno", "LOGNAME": "alumno", "TMPDIR": "/tmp",
+            "HOME": home,
+            "USER": "alumno",
+            "LOGNAME": "alumno",
+            "TMPDIR": "/tmp",
             "PATH": f"{sys.prefix}/bin:/usr/local/bin:/usr/bin:/bin",
-            "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg", "IPYTHONDIR": f"{home}/.ipython",
+            "MPLCONFIGDIR": f"{home}/.matplotlib",
+            "MPLBACKEND": "Agg",
+            "IPYTHONDIR": f"{home}/.ipython",
             "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
-            "CURSO_PEFT_CACHE": MODELS_MOUNT, "CURSO_PEFT_PROFILE": settings.profile,
-            "HF_HOME": f"{home}/.cache/huggingface", "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
+            "CURSO_PEFT_CACHE": MODELS_MOUNT,
+            "CURSO_PEFT_PROFILE": settings.profile,
+            "HF_HOME": f"{home}/.cache/huggingface",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LANG": "C.UTF-8",
             **({"PYTHONPATH": os.pathsep.join([str(ROOT), *_pythonpath()])} if _pythonpath() else {}),
         },
     }
@@ -250,28 +279,31 @@ def sandbox_spec(cd: ClassDir, settings: Settings, slot: int, files: Path, cwd_n
 
 def course_config(settings: Settings, template_base: Path) -> str:
     """Ajustes de nbgrader para calificar (se añaden a la configuración del curso)."""
-    return "\n".join([
-        "# Ajustes del calificador de la clase (helpers.classroom).",
-        f"c.Execute.timeout = {int(settings.cell_timeout)}",
-        # Si la salida de una celda interrumpida tarda, se anota en la celda y se sigue (por defecto
-        # nbgrader abandonaría el cuaderno entero).
-        "c.Execute.raise_on_iopub_timeout = False",
-        "c.Execute.error_on_timeout = {'ename': 'CellTimeoutError', 'evalue': %r, 'traceback': [%r]}"
-        % (TIMEOUT_MESSAGE, "CellTimeoutError: " + TIMEOUT_MESSAGE),
-        f"c.SandboxedExecute.total_budget = {int(settings.total_budget)}",
-        f"c.SandboxedExecute.max_output_chars = {int(settings.max_output_chars)}",
-        f"c.SandboxedExecute.memory_limit = {int(settings.memory_bytes or 0)}",
-        "c.Autograde.autograde_preprocessors = [",
-        "    'helpers.classroom.kernel.SandboxedExecute',",
-        "    'nbgrader.preprocessors.IgnorePattern',",
-        "    'nbconvert.preprocessors.ClearMetadataPreprocessor',",
-        "    'nbgrader.preprocessors.LimitOutput',",
-        "    'nbgrader.preprocessors.SaveAutoGrades',",
-        "    'nbgrader.preprocessors.AssignLatePenalties',",
-        "    'nbgrader.preprocessors.CheckCellMetadata',",
-        "]",
-        feedback.nbgrader_config(template_base),
-    ])
+    return "\n".join(
+        [
+            "# Ajustes del calificador de la clase (helpers.classroom).",
+            f"c.Execute.timeout = {int(settings.cell_timeout)}",
+            # Si la salida de una celda interrumpida tarda, se anota en la celda y se sigue (por defecto
+            # nbgrader abandonaría el cuaderno entero).
+            "c.Execute.raise_on_iopub_timeout = False",
+            "c.Execute.error_on_timeout = {{'ename': 'CellTimeoutError', 'evalue': {!r}, 'traceback': [{!r}]}}".format(
+                TIMEOUT_MESSAGE, "CellTimeoutError: " + TIMEOUT_MESSAGE
+            ),
+            f"c.SandboxedExecute.total_budget = {int(settings.total_budget)}",
+            f"c.SandboxedExecute.max_output_chars = {int(settings.max_output_chars)}",
+            f"c.SandboxedExecute.memory_limit = {int(settings.memory_bytes or 0)}",
+            "c.Autograde.autograde_preprocessors = [",
+            "    'helpers.classroom.kernel.SandboxedExecute',",
+            "    'nbgrader.preprocessors.IgnorePattern',",
+            "    'nbconvert.preprocessors.ClearMetadataPreprocessor',",
+            "    'nbgrader.preprocessors.LimitOutput',",
+            "    'nbgrader.preprocessors.SaveAutoGrades',",
+            "    'nbgrader.preprocessors.AssignLatePenalties',",
+            "    'nbgrader.preprocessors.CheckCellMetadata',",
+            "]",
+            feedback.nbgrader_config(template_base),
+        ]
+    )
 
 
 # --- nbgrader en este proceso -------------------------------------------------------------------
@@ -307,10 +339,17 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
     name, student = job["cuaderno"], job["alumno"]
     info = read_json(cd.template(name) / "info.json")
     result = {
-        "alumno": student, "nombre": job.get("nombre", student), "cuaderno": name,
-        "huella": job["huella"], "sha256": job.get("sha256"), "archivo": job.get("archivo", ""),
-        "estado": None, "puntuacion": None, "puntuacion_maxima": info["puntuacion_maxima"],
-        "celdas": {}, "observaciones": list(job.get("notas", [])),
+        "alumno": student,
+        "nombre": job.get("nombre", student),
+        "cuaderno": name,
+        "huella": job["huella"],
+        "sha256": job.get("sha256"),
+        "archivo": job.get("archivo", ""),
+        "estado": None,
+        "puntuacion": None,
+        "puntuacion_maxima": info["puntuacion_maxima"],
+        "celdas": {},
+        "observaciones": list(job.get("notas", [])),
     }
     workdir = cd.work / f"hueco{slot}"
     outdir = cd.result_dir(name, student)
@@ -352,8 +391,12 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             spec = sandbox_spec(cd, settings, slot, copy, name, workdir, owner=job["id"])
             spec_path = workdir / "caja.json"
             write_json(spec_path, spec)
-            kernel.configure(spec_path=str(spec_path), info_path=spec["info_path"], report_path=str(report_path),
-                             log_path=str(workdir / "nucleo.log"))
+            kernel.configure(
+                spec_path=str(spec_path),
+                info_path=spec["info_path"],
+                report_path=str(report_path),
+                log_path=str(workdir / "nucleo.log"),
+            )
         else:
             kernel.configure(spec_path=None, info_path=None, report_path=str(report_path))
 
@@ -365,8 +408,9 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
         if not outcome.get("success") or not autograded.exists():
             result["estado"] = ungradable("error de nbgrader")
             result["observaciones"].append("nbgrader: " + _last_line(outcome.get("error") or outcome.get("log")))
-            (staging / "nbgrader.log").write_text((outcome.get("log") or "") + "\n" + (outcome.get("error") or ""),
-                                                  encoding="utf-8")
+            (staging / "nbgrader.log").write_text(
+                (outcome.get("log") or "") + "\n" + (outcome.get("error") or ""), encoding="utf-8"
+            )
             return result
         score, max_score, cells = _grades(workdir, name, student)
         result.update(puntuacion=score, puntuacion_maxima=max_score, celdas=cells)
@@ -380,10 +424,12 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             page = page_path.read_text(encoding="utf-8")
         else:
             page = None
-            (staging / "retroalimentacion.log").write_text((fb.get("log") or "") + "\n" + (fb.get("error") or ""),
-                                                           encoding="utf-8")
-            result["observaciones"].append("no se pudo generar la retroalimentación: "
-                                           + _last_line(fb.get("error") or fb.get("log")))
+            (staging / "retroalimentacion.log").write_text(
+                (fb.get("log") or "") + "\n" + (fb.get("error") or ""), encoding="utf-8"
+            )
+            result["observaciones"].append(
+                "no se pudo generar la retroalimentación: " + _last_line(fb.get("error") or fb.get("log"))
+            )
         result["_pagina"] = page
         return result
     except Exception as exc:  # noqa: BLE001 - una entrega nunca para el lote
@@ -407,31 +453,42 @@ def _status(notes: list[str], report: dict, settings: Settings, suspicious: list
     status = STATUS_GRADED
     if report.get("memory") is not None:
         status = ungradable("memoria agotada")
-        how = ("sus procesos juntos pasaron de" if report.get("memory_watchdog") else "agotó")
-        notes.append(f"la celda {report['memory']} {how} la memoria del núcleo "
-                     f"({(settings.memory_bytes or 0) / 1024**3:.1f} GiB) y se detuvo; " + partial)
+        how = "sus procesos juntos pasaron de" if report.get("memory_watchdog") else "agotó"
+        notes.append(
+            f"la celda {report['memory']} {how} la memoria del núcleo "
+            f"({(settings.memory_bytes or 0) / 1024**3:.1f} GiB) y se detuvo; " + partial
+        )
     if report.get("stuck") is not None and status == STATUS_GRADED:
         status = ungradable("núcleo bloqueado")
-        notes.append(f"la celda {report['stuck']} superó el tiempo máximo por celda y el núcleo no atendió la "
-                     f"interrupción en {kernel.INTERRUPT_GRACE} s: se detuvo; " + partial)
+        notes.append(
+            f"la celda {report['stuck']} superó el tiempo máximo por celda y el núcleo no atendió la "
+            f"interrupción en {kernel.INTERRUPT_GRACE} s: se detuvo; " + partial
+        )
     if report.get("dead_kernel") is not None and report.get("memory_watchdog") is None:
         if status == STATUS_GRADED:
             status = ungradable("kernel muerto")
-        notes.append(f"el núcleo murió en la celda {report['dead_kernel']} (salida del proceso o falta de memoria); "
-                     + partial)
+        notes.append(
+            f"el núcleo murió en la celda {report['dead_kernel']} (salida del proceso o falta de memoria); " + partial
+        )
     elif report.get("budget_exhausted") is not None and status == STATUS_GRADED:
         status = ungradable("tiempo total agotado")
-        notes.append(f"se agotó el tiempo total del cuaderno ({settings.total_budget} s) en la celda "
-                     f"{report['budget_exhausted']}; " + partial)
+        notes.append(
+            f"se agotó el tiempo total del cuaderno ({settings.total_budget} s) en la celda "
+            f"{report['budget_exhausted']}; " + partial
+        )
     for index in report.get("timeouts", []):
         notes.append(f"la celda {index} superó el tiempo máximo por celda ({settings.cell_timeout} s) y se interrumpió")
     for index in report.get("truncated", []):
         notes.append(f"la salida de la celda {index} era demasiado larga y se recortó")
     for index in report.get("ignored_results", []):
-        notes.append(f"la celda de pruebas {index} devolvió un valor; no cuenta como nota parcial (solo cuentan los errores)")
+        notes.append(
+            f"la celda de pruebas {index} devolvió un valor; no cuenta como nota parcial (solo cuentan los errores)"
+        )
     for index in report.get("guard_unchecked", []):
-        notes.append(f"antes de la celda de pruebas {index} el núcleo seguía ocupado: no se pudo comprobar si "
-                     "alguien cambió las pruebas")
+        notes.append(
+            f"antes de la celda de pruebas {index} el núcleo seguía ocupado: no se pudo comprobar si "
+            "alguien cambió las pruebas"
+        )
     for what in suspicious[:10]:
         notes.append(f"{STATUS_REVIEW} ({what})")
     if suspicious and status == STATUS_GRADED:
@@ -443,12 +500,23 @@ def _finish(cd: ClassDir, result: dict, staging: Path, outdir: Path, page: str |
     """Escribe el resultado completo y lo pone en su sitio de una vez (cambio de carpeta atómico)."""
     notes = result["observaciones"]
     if page is not None:
-        page = feedback.add_summary(page, student=result["nombre"], notebook=result["cuaderno"],
-                                    status=result["estado"], score=result["puntuacion"],
-                                    max_score=result["puntuacion_maxima"], notes=notes)
+        page = feedback.add_summary(
+            page,
+            student=result["nombre"],
+            notebook=result["cuaderno"],
+            status=result["estado"],
+            score=result["puntuacion"],
+            max_score=result["puntuacion_maxima"],
+            notes=notes,
+        )
     else:
-        page = feedback.standalone_page(student=result["nombre"], notebook=result["cuaderno"],
-                                        status=result["estado"], max_score=result["puntuacion_maxima"], notes=notes)
+        page = feedback.standalone_page(
+            student=result["nombre"],
+            notebook=result["cuaderno"],
+            status=result["estado"],
+            max_score=result["puntuacion_maxima"],
+            notes=notes,
+        )
     (staging / "retroalimentacion.html").write_text(page, encoding="utf-8")
     write_json(staging / "resultado.json", result)
     old = outdir.with_name(f".{outdir.name}.viejo")
@@ -464,8 +532,9 @@ def worker_main(argv: list[str]) -> int:
     """Bucle del trabajador: ``{"trabajo": {...}}`` por línea → ``{"hecho": id}`` por línea."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m helpers.classroom.grading",
-                                     description="Proceso trabajador del calificador (lo lanza el lote).")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.classroom.grading", description="Proceso trabajador del calificador (lo lanza el lote)."
+    )
     parser.add_argument("--ajustes", required=True, help="JSON con los ajustes de la ejecución")
     parser.add_argument("--hueco", type=int, required=True, help="número de trabajador (0, 1, ...)")
     parser.add_argument("--padre", type=int, default=None, help="PID del lote")

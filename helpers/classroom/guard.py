@@ -17,6 +17,7 @@ garantizado (la máquina y las demás entregas) lo da la caja de arena, no esta 
 Este archivo se carga por su ruta dentro de la caja: solo usa la biblioteca estándar, IPython e
 ipykernel (``helpers``, ``torch`` y ``numpy`` si están instalados).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -30,29 +31,99 @@ MODULE_NAME = "curso_peft_guardia"
 # Lo que evalúa el calificador (en ``user_expressions``) antes de cada celda de pruebas.
 RESTORE_EXPRESSION = f"__import__('sys').modules[{MODULE_NAME!r}].GUARD.restore_json()"
 
-SHELL_METHODS = ("run_cell", "run_cell_async", "_run_cell", "run_ast_nodes", "run_code", "transform_cell",
-                 "transform_ast", "showtraceback", "_showtraceback", "showsyntaxerror", "user_expressions",
-                 "should_run_async", "ex", "ev", "set_custom_exc")
+SHELL_METHODS = (
+    "run_cell",
+    "run_cell_async",
+    "_run_cell",
+    "run_ast_nodes",
+    "run_code",
+    "transform_cell",
+    "transform_ast",
+    "showtraceback",
+    "_showtraceback",
+    "showsyntaxerror",
+    "user_expressions",
+    "should_run_async",
+    "ex",
+    "ev",
+    "set_custom_exc",
+)
 KERNEL_METHODS = ("do_execute", "execute_request", "dispatch_shell", "process_one", "send_response")
-TRANSFORMER_LISTS = (("input_transformers_cleanup", "transformadores de entrada"),
-                     ("input_transformers_post", "transformadores de entrada"),
-                     ("ast_transformers", "transformadores AST"))
+TRANSFORMER_LISTS = (
+    ("input_transformers_cleanup", "transformadores de entrada"),
+    ("input_transformers_post", "transformadores de entrada"),
+    ("ast_transformers", "transformadores AST"),
+)
 MANAGER_LISTS = ("cleanup_transforms", "line_transforms", "token_transformers")
 # Funciones de biblioteca en las que confían las pruebas (módulo.atributo).
 LIBRARY = (
-    "torch.equal", "torch.allclose", "torch.isclose", "torch.isfinite", "torch.testing.assert_close",
-    "numpy.allclose", "numpy.isclose", "numpy.array_equal", "numpy.isfinite",
-    "numpy.testing.assert_allclose", "numpy.testing.assert_array_equal", "numpy.testing.assert_equal",
-    "math.isclose", "math.isfinite", "math.isnan", "math.isinf",
+    "torch.equal",
+    "torch.allclose",
+    "torch.isclose",
+    "torch.isfinite",
+    "torch.testing.assert_close",
+    "numpy.allclose",
+    "numpy.isclose",
+    "numpy.array_equal",
+    "numpy.isfinite",
+    "numpy.testing.assert_allclose",
+    "numpy.testing.assert_array_equal",
+    "numpy.testing.assert_equal",
+    "math.isclose",
+    "math.isfinite",
+    "math.isnan",
+    "math.isinf",
 )
-BUILTINS = ("isinstance", "issubclass", "len", "sum", "abs", "all", "any", "round", "min", "max", "sorted", "set",
-            "dict", "tuple", "list", "int", "float", "str", "bool", "type", "getattr", "hasattr", "repr", "range",
-            "zip", "enumerate", "map", "iter", "next", "print", "AssertionError", "ValueError", "TypeError",
-            "Exception", "__import__")
+BUILTINS = (
+    "isinstance",
+    "issubclass",
+    "len",
+    "sum",
+    "abs",
+    "all",
+    "any",
+    "round",
+    "min",
+    "max",
+    "sorted",
+    "set",
+    "dict",
+    "tuple",
+    "list",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "type",
+    "getattr",
+    "hasattr",
+    "repr",
+    "range",
+    "zip",
+    "enumerate",
+    "map",
+    "iter",
+    "next",
+    "print",
+    "AssertionError",
+    "ValueError",
+    "TypeError",
+    "Exception",
+    "__import__",
+)
 CLASS_METHODS = {
     "torch.Tensor": ("__eq__", "__ne__", "equal", "allclose", "numel", "element_size", "item", "tolist", "__bool__"),
-    "torch.nn.Module": ("parameters", "named_parameters", "buffers", "named_buffers", "modules", "named_modules",
-                        "children", "requires_grad_", "__call__"),
+    "torch.nn.Module": (
+        "parameters",
+        "named_parameters",
+        "buffers",
+        "named_buffers",
+        "modules",
+        "named_modules",
+        "children",
+        "requires_grad_",
+        "__call__",
+    ),
 }
 # Nombres del cuaderno que deben seguir siendo esos módulos.
 ALIASES = {"helpers": "helpers", "torch": "torch", "nn": "torch.nn", "np": "numpy", "numpy": "numpy", "math": "math"}
@@ -97,12 +168,18 @@ class Guard:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - un cuaderno sin torch también se califica
                 pass
-        self.lists = [(shell, attr, list(getattr(shell, attr)), what) for attr, what in TRANSFORMER_LISTS
-                      if isinstance(getattr(shell, attr, None), list)]
+        self.lists = [
+            (shell, attr, list(getattr(shell, attr)), what)
+            for attr, what in TRANSFORMER_LISTS
+            if isinstance(getattr(shell, attr, None), list)
+        ]
         self.manager = getattr(shell, "input_transformer_manager", None)
         if self.manager is not None:
-            self.lists += [(self.manager, attr, list(getattr(self.manager, attr)), "transformadores de entrada")
-                           for attr in MANAGER_LISTS if isinstance(getattr(self.manager, attr, None), list)]
+            self.lists += [
+                (self.manager, attr, list(getattr(self.manager, attr)), "transformadores de entrada")
+                for attr in MANAGER_LISTS
+                if isinstance(getattr(self.manager, attr, None), list)
+            ]
         self.events = shell.events
         self.callbacks = {event: list(cbs) for event, cbs in shell.events.callbacks.items()}
         self.methods = self._methods(shell, SHELL_METHODS, "métodos del intérprete")
@@ -111,8 +188,11 @@ class Guard:
         self.excepthook = sys.excepthook
         self.shell_handlers = dict(getattr(kernel, "shell_handlers", {}))
         self.library = [(dotted, *_resolve(dotted)) for dotted in LIBRARY]
-        self.library = [(d, obj, attr, getattr(obj, attr)) for d, obj, attr in self.library
-                        if obj is not None and hasattr(obj, attr)]
+        self.library = [
+            (d, obj, attr, getattr(obj, attr))
+            for d, obj, attr in self.library
+            if obj is not None and hasattr(obj, attr)
+        ]
         self.builtins = {name: getattr(builtins, name) for name in BUILTINS}
         self.classes = []
         for dotted, names in CLASS_METHODS.items():
@@ -120,8 +200,11 @@ class Guard:
             cls = getattr(cls, attr, None) if cls is not None else None
             if isinstance(cls, type):
                 self.classes.append((dotted, cls, {n: cls.__dict__.get(n, _MISSING) for n in names}))
-        self.modules = {name: sys.modules[name] for name in set(ALIASES.values()) | {"helpers.grading", "builtins"}
-                        if name in sys.modules}
+        self.modules = {
+            name: sys.modules[name]
+            for name in set(ALIASES.values()) | {"helpers.grading", "builtins"}
+            if name in sys.modules
+        }
         grading = self.modules.get("helpers.grading")
         self.checks = {}
         if grading is not None:
@@ -238,8 +321,12 @@ class Guard:
         user_ns = self.shell.user_ns
         for alias, module_name in ALIASES.items():
             module = self.modules.get(module_name) or sys.modules.get(module_name)
-            if alias in user_ns and module is not None and user_ns[alias] is not module \
-                    and (isinstance(user_ns[alias], types.ModuleType) or alias == "helpers"):
+            if (
+                alias in user_ns
+                and module is not None
+                and user_ns[alias] is not module
+                and (isinstance(user_ns[alias], types.ModuleType) or alias == "helpers")
+            ):
                 user_ns[alias] = module
                 note(f"nombres de módulos redefinidos ({alias})")
         for name, value in self.builtins.items():
@@ -265,9 +352,11 @@ def main(argv: list[str]) -> None:
     app.start()
 
 
-BOOT = ("import importlib.util, sys; "
-        "s = importlib.util.spec_from_file_location({name!r}, {path!r}); m = importlib.util.module_from_spec(s); "
-        "sys.modules[s.name] = m; s.loader.exec_module(m); m.main(sys.argv[1:])")
+BOOT = (
+    "import importlib.util, sys; "
+    "s = importlib.util.spec_from_file_location({name!r}, {path!r}); m = importlib.util.module_from_spec(s); "
+    "sys.modules[s.name] = m; s.loader.exec_module(m); m.main(sys.argv[1:])"
+)
 
 
 def boot_command(python: str) -> list[str]:

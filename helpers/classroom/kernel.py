@@ -35,6 +35,7 @@
 El calificador fija el estado de cada entrega con :func:`configure` antes de llamar a nbgrader
 (un proceso califica una entrega cada vez), y lee el informe que deja :class:`SandboxedExecute`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -80,8 +81,9 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def configure(*, spec_path: str | None, info_path: str | None, report_path: str | None,
-              log_path: str | None = None) -> None:
+def configure(
+    *, spec_path: str | None, info_path: str | None, report_path: str | None, log_path: str | None = None
+) -> None:
     """Fija la caja de arena (o ninguna, con ``None``), dónde escribe bubblewrap el PID de la caja,
     dónde va el informe de ejecución y dónde los errores de arranque del núcleo."""
     _STATE.update(spec_path=spec_path, info_path=info_path, report_path=report_path, log_path=log_path)
@@ -101,8 +103,15 @@ class SandboxKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments=None):
         from . import guard, sandbox
 
-        return [sys.executable, sandbox.__file__, _STATE["spec_path"], "--", *guard.boot_command(sys.executable),
-                "-f", self.connection_file]
+        return [
+            sys.executable,
+            sandbox.__file__,
+            _STATE["spec_path"],
+            "--",
+            *guard.boot_command(sys.executable),
+            "-f",
+            self.connection_file,
+        ]
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # Nada de la caja va a la salida del calificador: los errores de arranque, a un archivo
@@ -130,8 +139,11 @@ class SandboxKernelManager(AsyncKernelManager):
                 return int(json.loads(path.read_text(encoding="utf-8"))["child-pid"])
             except (OSError, ValueError, KeyError):
                 pass
-            if self.provisioner is not None and self.provisioner.process is not None \
-                    and self.provisioner.process.poll() is not None:
+            if (
+                self.provisioner is not None
+                and self.provisioner.process is not None
+                and self.provisioner.process.poll() is not None
+            ):
                 break
             await asyncio.sleep(0.05)
         tail = ""
@@ -164,7 +176,7 @@ def process_tree(root: int) -> list[int]:
                 stat = handle.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry))
     out, todo = [], [root]
     while todo:
@@ -202,10 +214,13 @@ class SandboxedExecute(Execute):
     """``Execute`` de nbgrader con caja de arena, presupuesto total y cortes de salida."""
 
     total_budget = Integer(0, help="Segundos para el cuaderno entero (0: sin límite).").tag(config=True)
-    max_output_chars = Integer(2_000_000, help="Caracteres de salida que se guardan por celda (y "
-                                                "NOTEBOOK_OUTPUT_FACTOR veces eso en el cuaderno).").tag(config=True)
-    memory_limit = Integer(0, help="Bytes de memoria privada para todos los procesos del núcleo juntos "
-                                   "(0: sin límite).").tag(config=True)
+    max_output_chars = Integer(
+        2_000_000,
+        help="Caracteres de salida que se guardan por celda (y NOTEBOOK_OUTPUT_FACTOR veces eso en el cuaderno).",
+    ).tag(config=True)
+    memory_limit = Integer(
+        0, help="Bytes de memoria privada para todos los procesos del núcleo juntos (0: sin límite)."
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs["kernel_manager_class"] = SandboxKernelManager if _STATE["spec_path"] else AsyncKernelManager
@@ -219,9 +234,19 @@ class SandboxedExecute(Execute):
 
     @staticmethod
     def _new_report() -> dict:
-        return {"timeouts": [], "dead_kernel": None, "budget_exhausted": None, "truncated": [],
-                "ignored_results": [], "memory": None, "memory_watchdog": None, "stuck": None, "tampering": [],
-                "guard_unchecked": [], "seconds": 0.0}
+        return {
+            "timeouts": [],
+            "dead_kernel": None,
+            "budget_exhausted": None,
+            "truncated": [],
+            "ignored_results": [],
+            "memory": None,
+            "memory_watchdog": None,
+            "stuck": None,
+            "tampering": [],
+            "guard_unchecked": [],
+            "seconds": 0.0,
+        }
 
     # --- el cuaderno entero --------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
@@ -252,9 +277,10 @@ class SandboxedExecute(Execute):
             self._stop_reason = "budget"
             self._report["budget_exhausted"] = cell_index
         if self._stop_reason is not None:
-            motivo = {"dead": "el núcleo había muerto",
-                      "stuck": "el núcleo no respondía tras interrumpir una celda y se detuvo"}.get(
-                self._stop_reason, "se había agotado el tiempo total del cuaderno")
+            motivo = {
+                "dead": "el núcleo había muerto",
+                "stuck": "el núcleo no respondía tras interrumpir una celda y se detuvo",
+            }.get(self._stop_reason, "se había agotado el tiempo total del cuaderno")
             cell.outputs = [_error_output(NOT_RUN_ENAME, f"esta celda no se ejecutó: {motivo}")]
             return cell
         is_test = nbutils.is_grade(cell) and not nbutils.is_solution(cell)
@@ -270,7 +296,8 @@ class SandboxedExecute(Execute):
         except CellTimeoutError:
             # p. ej. la salida (IOPub) no terminó a tiempo: es un fallo de esta celda, no del cuaderno.
             cell.outputs = list(cell.get("outputs", [])) + [
-                _error_output(TIMEOUT_ENAME, "la celda no terminó a tiempo (interrumpida por el calificador)")]
+                _error_output(TIMEOUT_ENAME, "la celda no terminó a tiempo (interrumpida por el calificador)")
+            ]
             self._report["timeouts"].append(cell_index)
             await self._stop_if_stuck(cell_index)
             return cell
@@ -278,7 +305,8 @@ class SandboxedExecute(Execute):
             self._stop_reason = "dead"
             self._report["dead_kernel"] = cell_index
             cell.outputs = list(cell.get("outputs", [])) + [
-                _error_output("DeadKernelError", "el núcleo murió mientras se ejecutaba esta celda")]
+                _error_output("DeadKernelError", "el núcleo murió mientras se ejecutaba esta celda")
+            ]
             return cell
         finally:
             self.timeout = cell_timeout
@@ -292,8 +320,9 @@ class SandboxedExecute(Execute):
                 self._report["timeouts"].append(cell_index)
                 await self._stop_if_stuck(cell_index)
         if self._report["memory"] is None and any(
-                o.get("output_type") == "error" and MEMORY_ERROR.search(f"{o.get('ename')}: {o.get('evalue')}")
-                for o in cell.outputs):
+            o.get("output_type") == "error" and MEMORY_ERROR.search(f"{o.get('ename')}: {o.get('evalue')}")
+            for o in cell.outputs
+        ):
             self._report["memory"] = cell_index
         if is_test:
             kept = [o for o in cell.outputs if o.get("output_type") != "execute_result"]
@@ -403,8 +432,10 @@ class SandboxedExecute(Execute):
         (texto, datos, trazas de error, metadatos). Si no cabe, la celda lleva una nota (una vez)."""
         size = len(json.dumps(msg.get("content", {}), ensure_ascii=False, default=str))
         cell_used = self._output_chars.get(cell_index, 0)
-        if cell_used + size <= self.max_output_chars and \
-                self._output_total + size <= NOTEBOOK_OUTPUT_FACTOR * self.max_output_chars:
+        if (
+            cell_used + size <= self.max_output_chars
+            and self._output_total + size <= NOTEBOOK_OUTPUT_FACTOR * self.max_output_chars
+        ):
             self._output_total += size
             self._output_chars[cell_index] = cell_used + size
             return True
@@ -417,7 +448,11 @@ class SandboxedExecute(Execute):
     def output(self, outs, msg, display_id, cell_index):
         if msg.get("msg_type") == "error":
             # Un error nunca se quita (en una celda de pruebas es el fallo): si no cabe, se acorta.
-            msg = dict(msg, content=_short_error(msg.get("content", {}))) if not self._fits(msg, cell_index, outs) else msg
+            msg = (
+                dict(msg, content=_short_error(msg.get("content", {})))
+                if not self._fits(msg, cell_index, outs)
+                else msg
+            )
             return super().output(outs, msg, display_id, cell_index)
         if not self._fits(msg, cell_index, outs):
             return None

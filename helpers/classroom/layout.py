@@ -15,6 +15,7 @@
       copias.csv                  parecido del código de cada entrega con la solución publicada y las demás
       .plantillas/ .modelos/ .trabajo/  internos (cuaderno de referencia, modelos, temporales)
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,6 @@ import tempfile
 import unicodedata
 from datetime import datetime
 from pathlib import Path
-
 
 MARKER = ".curso-peft-clase"
 
@@ -58,11 +58,20 @@ class ClassDir:
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.marker.exists():
-            self.marker.write_text("Carpeta de una clase de curso-peft (python -m helpers.classroom).\n",
-                                   encoding="utf-8")
+            self.marker.write_text(
+                "Carpeta de una clase de curso-peft (python -m helpers.classroom).\n", encoding="utf-8"
+            )
         # Solo quien califica entra: aquí están las entregas de toda la clase y el libro de notas.
         os.chmod(self.root, 0o700)
-        for path in (self.submissions, self.course, self.results, self.feedback, self.templates, self.models, self.work):
+        for path in (
+            self.submissions,
+            self.course,
+            self.results,
+            self.feedback,
+            self.templates,
+            self.models,
+            self.work,
+        ):
             path.mkdir(parents=True, exist_ok=True)
 
     def submission(self, student: str, notebook: str) -> Path:

@@ -21,6 +21,7 @@ Seguridad: del zip solo se leen los ``.ipynb`` (sin extraer rutas, así que ``..
 un límite de tamaño; en una carpeta no se siguen enlaces simbólicos (un enlace a un archivo del
 sistema copiaría su contenido dentro de la entrega).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .layout import ClassDir, read_json, slug, write_atomic, write_json
 from ..repair import MAX_BYTES
+from .layout import ClassDir, read_json, slug, write_atomic, write_json
 
 MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_?$")
 ZIP_TOTAL_LIMIT = 4 * 1024**3
@@ -46,9 +47,9 @@ ZIP_TOTAL_LIMIT = 4 * 1024**3
 class Upload:
     """Un archivo ``.ipynb`` subido por un alumno/a."""
 
-    label: str          # ruta dentro de la exportación (para las observaciones)
+    label: str  # ruta dentro de la exportación (para las observaciones)
     data: bytes
-    mtime: float        # fecha de la subida (segundos); decide entre dos subidas
+    mtime: float  # fecha de la subida (segundos); decide entre dos subidas
 
     @property
     def filename(self) -> str:
@@ -59,7 +60,7 @@ class Upload:
 class Student:
     student_id: str
     name: str
-    lms_id: str | None = None   # el id de Moodle: no cambia aunque cambie el nombre
+    lms_id: str | None = None  # el id de Moodle: no cambia aunque cambie el nombre
     uploads: list[Upload] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -127,8 +128,7 @@ def _group(entries: list[tuple[list[str], Upload | None, str]]) -> dict[str, Stu
                 continue
             name = parts[0]
             key = name
-        student = students.setdefault(key, Student(student_id=key, name=name,
-                                                   lms_id=m.group("id") if moodle else None))
+        student = students.setdefault(key, Student(student_id=key, name=name, lms_id=m.group("id") if moodle else None))
         if upload is not None:
             student.uploads.append(upload)
         elif reason:
@@ -182,8 +182,9 @@ def read_export(path: os.PathLike | str) -> dict[str, Student]:
                 if problem:
                     # Una entrada dañada no para la importación: esa persona queda sin ese archivo
                     # (su fila lo dice) y el resto se califica.
-                    entries.append((parts, None, f"«{info.filename}» {problem}: no se puede leer; "
-                                                 "pide que lo vuelva a subir"))
+                    entries.append(
+                        (parts, None, f"«{info.filename}» {problem}: no se puede leer; pide que lo vuelva a subir")
+                    )
                     continue
                 total += len(data)
                 entries.append((parts, Upload("/".join(parts), data, _zip_mtime(info)), ""))
@@ -224,9 +225,13 @@ def normalize_name(stem: str) -> str:
 def _content_ids(data: bytes) -> set[str]:
     try:
         raw = json.loads(data.decode("utf-8-sig"))
-        return {c["metadata"]["nbgrader"]["grade_id"] for c in raw.get("cells", [])
-                if isinstance(c, dict) and isinstance(c.get("metadata", {}).get("nbgrader"), dict)
-                and c["metadata"]["nbgrader"].get("grade_id")}
+        return {
+            c["metadata"]["nbgrader"]["grade_id"]
+            for c in raw.get("cells", [])
+            if isinstance(c, dict)
+            and isinstance(c.get("metadata", {}).get("nbgrader"), dict)
+            and c["metadata"]["nbgrader"].get("grade_id")
+        }
     except Exception:  # noqa: BLE001 - un archivo dañado simplemente no se empareja por contenido
         return set()
 
@@ -235,7 +240,9 @@ def _fmt_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds)) if seconds else "fecha desconocida"
 
 
-def match_uploads(uploads: list[Upload], notebooks: dict[str, set[str]]) -> tuple[dict[str, tuple[Upload, list[str]]], list[str]]:
+def match_uploads(
+    uploads: list[Upload], notebooks: dict[str, set[str]]
+) -> tuple[dict[str, tuple[Upload, list[str]]], list[str]]:
     """Empareja subidas con cuadernos. ``notebooks``: ``{nombre: grade_ids del publicado}``.
 
     Devuelve ``({cuaderno: (subida elegida, observaciones)}, observaciones sueltas)``.
@@ -248,7 +255,9 @@ def match_uploads(uploads: list[Upload], notebooks: dict[str, set[str]]) -> tupl
             candidates[stem].append((up, "exacto"))
             continue
         norm = normalize_name(stem)
-        hit = next((nb for nb in notebooks if norm == normalize_name(nb) or norm.startswith(normalize_name(nb) + "_")), None)
+        hit = next(
+            (nb for nb in notebooks if norm == normalize_name(nb) or norm.startswith(normalize_name(nb) + "_")), None
+        )
         if hit:
             candidates[hit].append((up, "nombre"))
         else:
@@ -273,13 +282,18 @@ def match_uploads(uploads: list[Upload], notebooks: dict[str, set[str]]) -> tupl
         up, how = cands[0]
         notes = []
         if how != "exacto":
-            why = {"nombre": "por su nombre", "contenido": "por su contenido",
-                   "único": "por ser el único archivo que quedaba"}[how]
+            why = {
+                "nombre": "por su nombre",
+                "contenido": "por su contenido",
+                "único": "por ser el único archivo que quedaba",
+            }[how]
             notes.append(f"revisar: el archivo se llamaba «{up.filename}»; se asocia a {nb} {why}")
         if len(cands) > 1:
             rest = ", ".join(f"«{u.label}» ({_fmt_time(u.mtime)})" for u, _ in cands[1:])
-            notes.append(f"{len(cands)} subidas para {nb}: se califica la más reciente, «{up.label}» "
-                         f"({_fmt_time(up.mtime)}); se descarta {rest}")
+            notes.append(
+                f"{len(cands)} subidas para {nb}: se califica la más reciente, «{up.label}» "
+                f"({_fmt_time(up.mtime)}); se descarta {rest}"
+            )
         chosen[nb] = (up, notes)
     loose = [f"archivo sin asociar a ningún cuaderno: «{up.label}»" for up in still]
     return chosen, loose

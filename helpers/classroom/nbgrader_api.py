@@ -1,4 +1,5 @@
 """nbgrader en este proceso: la API sobre un curso y un entorno temporal para llamarla."""
+
 from __future__ import annotations
 
 import contextlib

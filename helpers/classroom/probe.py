@@ -4,6 +4,7 @@ La usan ``python -m helpers.classroom comprobar-aislamiento`` y las pruebas (den
 arena directamente y dentro de un cuaderno que califica nbgrader). Imprime una línea
 ``RESULTADO_SONDA={json}`` con, para cada intento, ``"permitido"`` o el nombre del error.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ from .layout import ClassDir
 
 MARKER = "RESULTADO_SONDA="
 
-_TEMPLATE = r'''
+_TEMPLATE = r"""
 import json, os, socket
 lecturas = {reads!r}
 escrituras = {writes!r}
@@ -50,13 +51,17 @@ for host, port in conexiones:
 r["uid"] = os.getuid()
 r["procesos_visibles"] = len([x for x in os.listdir("/proc") if x.isdigit()])
 print({marker!r} + json.dumps(r))
-'''
+"""
 
 
 def probe_source(reads: list[str], writes: list[str], connects: list[tuple[str, int]]) -> str:
     """Código Python de la sonda (cabe en una celda de cuaderno)."""
-    return _TEMPLATE.format(reads=list(reads), writes=list(writes), connects=[list(c) for c in connects],
-                            marker=MARKER).strip() + "\n"
+    return (
+        _TEMPLATE.format(
+            reads=list(reads), writes=list(writes), connects=[list(c) for c in connects], marker=MARKER
+        ).strip()
+        + "\n"
+    )
 
 
 def parse(text: str) -> dict | None:
@@ -64,7 +69,7 @@ def parse(text: str) -> dict | None:
     for line in text.splitlines():
         at = line.find(MARKER)
         if at >= 0:
-            return json.loads(line[at + len(MARKER):])
+            return json.loads(line[at + len(MARKER) :])
     return None
 
 
@@ -90,10 +95,22 @@ def run_in_sandbox(cd: ClassDir, code: str, *, slot: int = 90, python: str | Non
 
 
 def default_targets(cd: ClassDir, own: str = ".") -> tuple[list[str], list[str], list[tuple[str, int]]]:
-    reads = [str(ROOT / "solutions"), str(ROOT / ".git"), str(cd.course / "gradebook.db"), str(cd.submissions),
-             str(cd.templates), "/root/.cache", "/etc/shadow"]
-    writes = [str(ROOT / "helpers" / ".sonda"), str(cd.root / ".sonda"), str(cd.course / "gradebook.db"),
-              "/etc/.sonda", os.path.join(own, "permitido.txt")]
+    reads = [
+        str(ROOT / "solutions"),
+        str(ROOT / ".git"),
+        str(cd.course / "gradebook.db"),
+        str(cd.submissions),
+        str(cd.templates),
+        "/root/.cache",
+        "/etc/shadow",
+    ]
+    writes = [
+        str(ROOT / "helpers" / ".sonda"),
+        str(cd.root / ".sonda"),
+        str(cd.course / "gradebook.db"),
+        "/etc/.sonda",
+        os.path.join(own, "permitido.txt"),
+    ]
     return reads, writes, [("1.1.1.1", 53), ("127.0.0.1", 22)]
 
 
@@ -120,6 +137,9 @@ def main(class_dir: Path) -> int:
             good &= allowed == expected
             mark = "bien" if allowed == expected else "MAL"
             print(f"  [{mark}] {title} {target}: {'permitido' if allowed else 'denegado (' + outcome + ')'}")
-    print("La caja de arena aísla bien el código del alumnado." if good
-          else "ATENCIÓN: la caja de arena deja hacer algo que no debería.")
+    print(
+        "La caja de arena aísla bien el código del alumnado."
+        if good
+        else "ATENCIÓN: la caja de arena deja hacer algo que no debería."
+    )
     return 0 if good else 1

@@ -34,6 +34,7 @@ se conecta a los sockets del núcleo a través de ``/proc/<pid>/root`` (ver :mod
 
 Solo usa la biblioteca estándar (se ejecuta como programa, sin importar ``helpers``).
 """
+
 from __future__ import annotations
 
 import json
@@ -59,16 +60,18 @@ RLIMITS = {"as": "--as", "nproc": "--nproc", "fsize": "--fsize", "nofile": "--no
 OUTER_ENV = ("PATH", "LANG", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
 # seccomp: llamadas del llavero del núcleo por arquitectura (AUDIT_ARCH_*) → números de llamada.
 KEYRING_SYSCALLS = {
-    0xC000003E: (248, 249, 250),   # x86_64: add_key, request_key, keyctl
-    0x40000003: (286, 287, 288),   # i386 (también programas de 32 bits en x86_64)
-    0xC00000B7: (217, 218, 219),   # aarch64
-    0x40000028: (309, 310, 311),   # arm de 32 bits
+    0xC000003E: (248, 249, 250),  # x86_64: add_key, request_key, keyctl
+    0x40000003: (286, 287, 288),  # i386 (también programas de 32 bits en x86_64)
+    0xC00000B7: (217, 218, 219),  # aarch64
+    0x40000028: (309, 310, 311),  # arm de 32 bits
 }
-X32_SYSCALL_BIT = 0x40000000       # ABI x32 en x86_64: se niega entera
-HOW_TO_ENABLE = ("actívalos (como root, una vez) con «sysctl -w kernel.unprivileged_userns_clone=1» y "
-                 "«sysctl -w user.max_user_namespaces=10000»; en Ubuntu 24.04 o posterior además "
-                 "«sysctl -w kernel.apparmor_restrict_unprivileged_userns=0»; en un contenedor Docker, "
-                 "arráncalo con «--security-opt seccomp=unconfined --security-opt apparmor=unconfined»")
+X32_SYSCALL_BIT = 0x40000000  # ABI x32 en x86_64: se niega entera
+HOW_TO_ENABLE = (
+    "actívalos (como root, una vez) con «sysctl -w kernel.unprivileged_userns_clone=1» y "
+    "«sysctl -w user.max_user_namespaces=10000»; en Ubuntu 24.04 o posterior además "
+    "«sysctl -w kernel.apparmor_restrict_unprivileged_userns=0»; en un contenedor Docker, "
+    "arráncalo con «--security-opt seccomp=unconfined --security-opt apparmor=unconfined»"
+)
 
 
 class SandboxError(RuntimeError):
@@ -94,8 +97,17 @@ def _namespaces(as_root: bool) -> list[str]:
     if as_root:
         # root no necesita el espacio de usuario: monta como root y el núcleo baja a un uid sin
         # privilegios con setpriv (un espacio de usuario haría que el uid de fuera fuese 0).
-        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        return [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+        ]
     return ["--unshare-all"]
 
 
@@ -181,10 +193,21 @@ def build_argv(spec: dict, command: list[str], pass_fds: list[int]) -> list[str]
     argv += _parents([dst for _, dst in binds])
     for src, dst in binds:
         argv += ["--ro-bind", src, dst]
-    argv += ["--proc", "/proc", "--dev", "/dev", *_writable("/dev/shm", sizes.get("shm", 64 << 20)),
-             "--remount-ro", "/dev",
-             *_writable(HOME, sizes.get("home", 256 << 20)), "--perms", "0755", "--dir", RUN_DIR,
-             *_writable(SOCKET_DIR, 1 << 20)]
+    argv += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        *_writable("/dev/shm", sizes.get("shm", 64 << 20)),
+        "--remount-ro",
+        "/dev",
+        *_writable(HOME, sizes.get("home", 256 << 20)),
+        "--perms",
+        "0755",
+        "--dir",
+        RUN_DIR,
+        *_writable(SOCKET_DIR, 1 << 20),
+    ]
     cwd = spec.get("cwd") or HOME
     for path in spec.get("dirs", []) + [cwd]:
         argv += ["--dir", path, "--chmod", "0777", path]
@@ -214,8 +237,17 @@ def build_argv(spec: dict, command: list[str], pass_fds: list[int]) -> list[str]
     argv += _limits_prefix(spec.get("rlimits", {}))
     if as_root:
         uid = int(spec.get("uid", 65534))
-        argv += [shutil.which("setpriv") or "/usr/bin/setpriv", "--reuid", str(uid), "--regid", str(uid),
-                 "--clear-groups", "--inh-caps", "-all", "--"]
+        argv += [
+            shutil.which("setpriv") or "/usr/bin/setpriv",
+            "--reuid",
+            str(uid),
+            "--regid",
+            str(uid),
+            "--clear-groups",
+            "--inh-caps",
+            "-all",
+            "--",
+        ]
     return argv + list(command)
 
 
@@ -280,8 +312,13 @@ def available() -> tuple[bool, str]:
             ok, detail = proc.returncode == 0, (proc.stderr or proc.stdout).strip()[-300:]
         except (OSError, subprocess.TimeoutExpired) as exc:
             ok, detail = False, str(exc)
-        _AVAILABLE = (ok, "" if ok else "este sistema no deja a bubblewrap crear espacios de nombres de usuario sin "
-                                        f"privilegios ({detail}); {HOW_TO_ENABLE}")
+        _AVAILABLE = (
+            ok,
+            ""
+            if ok
+            else "este sistema no deja a bubblewrap crear espacios de nombres de usuario sin "
+            f"privilegios ({detail}); {HOW_TO_ENABLE}",
+        )
     return _AVAILABLE
 
 

@@ -11,6 +11,7 @@ nombran ``builtins``, clases con un ``__eq__`` que compara de verdad, ``run_cell
 comprueban las pruebas. Los comentarios no se examinan, y un método especial solo es sospechoso si
 siempre devuelve una constante (``def __eq__(self, otro): return True``).
 """
+
 from __future__ import annotations
 
 import ast
@@ -21,15 +22,25 @@ import tokenize
 # (expresión regular sobre el código, qué se anota)
 PATTERNS = [
     (r"input_transformer|ast_transformers", "transformadores de entrada o AST de IPython"),
-    (r"\brun_cell(?!_magic)\w*|\brun_ast_nodes\b|\brun_code\b|\btransform_(?:cell|ast)\b", "ejecución de celdas de IPython (run_cell)"),
-    (r"\bdo_execute\b|\bexecute_request\b|\bshell_handlers\b|\buser_expressions\b|\bdispatch_shell\b",
-     "ejecución del núcleo"),
+    (
+        r"\brun_cell(?!_magic)\w*|\brun_ast_nodes\b|\brun_code\b|\btransform_(?:cell|ast)\b",
+        "ejecución de celdas de IPython (run_cell)",
+    ),
+    (
+        r"\bdo_execute\b|\bexecute_request\b|\bshell_handlers\b|\buser_expressions\b|\bdispatch_shell\b",
+        "ejecución del núcleo",
+    ),
     (r"\.events\s*\.\s*(?:register|unregister|callbacks|trigger)", "eventos de IPython"),
     (r"showtraceback|set_custom_exc|excepthook|InteractiveTB|CustomTB|showsyntaxerror", "trazas de error"),
-    (r"\bsettrace\b|\bsetprofile\b|_getframe|\bf_back\b|\bf_globals\b|\bf_locals\b|get_referrers|gc\.get_objects",
-     "marcos de ejecución"),
-    (r"sys\.modules\s*\[[^\]]*\]\s*=(?!=)|sys\.modules\s*\.\s*(?:pop|update|setdefault|clear|__setitem__)|"
-     r"del\s+sys\.modules|importlib\.reload|curso_peft_guardia", "módulos cargados (sys.modules)"),
+    (
+        r"\bsettrace\b|\bsetprofile\b|_getframe|\bf_back\b|\bf_globals\b|\bf_locals\b|get_referrers|gc\.get_objects",
+        "marcos de ejecución",
+    ),
+    (
+        r"sys\.modules\s*\[[^\]]*\]\s*=(?!=)|sys\.modules\s*\.\s*(?:pop|update|setdefault|clear|__setitem__)|"
+        r"del\s+sys\.modules|importlib\.reload|curso_peft_guardia",
+        "módulos cargados (sys.modules)",
+    ),
     (r"__code__|__globals__|__defaults__|__kwdefaults__|__closure__", "código de funciones (__code__)"),
     (r"\bctypes\b|\bcffi\b", "memoria del proceso (ctypes)"),
     (r"\bbuiltins\b|__builtins__", "funciones de Python (builtins)"),
@@ -85,11 +96,18 @@ def _ast_findings(source: str) -> list[str]:
         return []
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in TRICK_METHODS \
-                and _always_says_yes(node):
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name in TRICK_METHODS
+            and _always_says_yes(node)
+        ):
             found.append(f"comparaciones trucadas ({node.name})")
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda) and _always_says_yes(node.value) \
-                and any(isinstance(t, ast.Name) and t.id in TRICK_METHODS for t in node.targets):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Lambda)
+            and _always_says_yes(node.value)
+            and any(isinstance(t, ast.Name) and t.id in TRICK_METHODS for t in node.targets)
+        ):
             found.append(f"comparaciones trucadas ({next(t.id for t in node.targets if isinstance(t, ast.Name))})")
         targets = []
         if isinstance(node, ast.Assign):
@@ -98,8 +116,12 @@ def _ast_findings(source: str) -> list[str]:
             targets = [node.target]
         elif isinstance(node, ast.Delete):
             targets = node.targets
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") \
-                and node.args:
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("setattr", "delattr")
+            and node.args
+        ):
             base = _dotted(node.args[0])
             if base and base.split(".")[0] in LIBRARY_ROOTS:
                 attr = node.args[1].value if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) else "?"
@@ -134,8 +156,12 @@ def _always_says_yes(func) -> bool:
     returns = [n.value for n in ast.walk(func) if isinstance(n, ast.Return)]
     if isinstance(func, ast.Lambda):
         returns = [func.body]
-    constant = lambda v: isinstance(v, ast.Constant) or (  # noqa: E731
-        isinstance(v, ast.UnaryOp) and isinstance(v.operand, ast.Constant))
+    constant = lambda v: (
+        isinstance(v, ast.Constant)
+        or (  # noqa: E731
+            isinstance(v, ast.UnaryOp) and isinstance(v.operand, ast.Constant)
+        )
+    )
     return bool(returns) and all(v is not None and constant(v) for v in returns)
 
 

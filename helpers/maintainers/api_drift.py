@@ -23,6 +23,7 @@ Reglas, de más estricta a menos:
 - cualquier otra firma con ``**kwargs``: vale si su código lee esa clave de ``kwargs``; si no,
   queda como «sin comprobar» (no es un error: esas funciones aceptan claves libres).
 """
+
 from __future__ import annotations
 
 import ast
@@ -290,9 +291,7 @@ def canonical(obj) -> str:
 def _parameters(obj) -> tuple[set[str], bool]:
     """(nombres admitidos, ¿tiene **kwargs?) de una función o clase."""
     sig = inspect.signature(obj)
-    names = {
-        p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    names = {p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     var_keyword = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
     if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
         names |= {f.name for f in dataclasses.fields(obj) if f.init}
@@ -301,7 +300,9 @@ def _parameters(obj) -> tuple[set[str], bool]:
     return names, var_keyword
 
 
-_KWARGS_KEY = re.compile(r"""kwargs(?:\.(?:pop|get|setdefault)\(\s*|\[\s*)["'](\w+)["']|["'](\w+)["']\s+(?:not\s+)?in\s+\w*kwargs""")
+_KWARGS_KEY = re.compile(
+    r"""kwargs(?:\.(?:pop|get|setdefault)\(\s*|\[\s*)["'](\w+)["']|["'](\w+)["']\s+(?:not\s+)?in\s+\w*kwargs"""
+)
 
 
 @functools.cache
@@ -361,9 +362,7 @@ def accepts(obj, keyword: str) -> bool | None:
         base = PreTrainedModel.from_pretrained
         base_names, _ = _parameters(base)
         return (
-            keyword in base_names
-            or keyword in _source_keys(base.__func__)
-            or hasattr(_course_model_config(), keyword)
+            keyword in base_names or keyword in _source_keys(base.__func__) or hasattr(_course_model_config(), keyword)
         )
     if _is_quantization_config(obj):
         return False  # el resto de claves se ignorarían en silencio
@@ -393,8 +392,11 @@ def check(uses: list[KeywordUse]) -> Report:
             continue
         if verdict is False:
             errors.append(
-                Finding(use, f"`{use.target.replace(INSTANCE, '')}` no admite el argumento "
-                                f"`{use.keyword}=` en la versión instalada.")
+                Finding(
+                    use,
+                    f"`{use.target.replace(INSTANCE, '')}` no admite el argumento "
+                    f"`{use.keyword}=` en la versión instalada.",
+                )
             )
         elif verdict is None:
             unchecked.append(use)

@@ -14,6 +14,7 @@ Los números quedan en ``<salida>/bench/<dispositivo>.json`` (``cpu`` o ``cuda-<
 ``<salida>/rendimiento.md`` se genera a partir de TODOS los JSON presentes, una sección por
 dispositivo: medir en una GPU añade su sección sin borrar la de la CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -130,8 +131,15 @@ def rerun_command(part: str, opts: Options) -> str:
 def read_course_summary(path: Path) -> list[dict]:
     """Filas de ``resumen.csv`` de :mod:`helpers.maintainers.course`."""
     with open(path, encoding="utf-8") as handle:
-        return [{"cuaderno": r["cuaderno"], "estado": r["estado"], "segundos": float(r["segundos"]),
-                 "perfil": r.get("perfil", "")} for r in csv.DictReader(handle)]
+        return [
+            {
+                "cuaderno": r["cuaderno"],
+                "estado": r["estado"],
+                "segundos": float(r["segundos"]),
+                "perfil": r.get("perfil", ""),
+            }
+            for r in csv.DictReader(handle)
+        ]
 
 
 def bench_course(opts: Options) -> dict:
@@ -148,9 +156,13 @@ def bench_course(opts: Options) -> dict:
 
     speed_file = COURSE_DIR / SPEED_FILE
     speed = json.loads(speed_file.read_text(encoding="utf-8")) if speed_file.exists() else None
-    return {"cuadernos": rows, "total_segundos": round(sum(r["segundos"] for r in rows), 1),
-            "reutilizado": opts.reuse_course, "velocidad": speed,
-            "fecha_resumen": dt.datetime.fromtimestamp(summary.stat().st_mtime).isoformat(timespec="seconds")}
+    return {
+        "cuadernos": rows,
+        "total_segundos": round(sum(r["segundos"] for r in rows), 1),
+        "reutilizado": opts.reuse_course,
+        "velocidad": speed,
+        "fecha_resumen": dt.datetime.fromtimestamp(summary.stat().st_mtime).isoformat(timespec="seconds"),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,30 +172,42 @@ def method_row(record, tokens_per_step: int) -> dict:
     """Un :class:`helpers.compare.MethodRecord` → fila del JSON."""
     from ..compare import METHOD_NAMES
 
-    return {"metodo": record.method, "nombre": METHOD_NAMES[record.method], "entrenables": record.trainable,
-            "total": record.total, "s_por_paso": record.seconds_per_step,
-            "tokens_por_s": tokens_per_step / record.seconds_per_step, "memoria_pico_bytes": record.peak_memory_bytes,
-            "perdida_entrenamiento_ultimo_paso": record.final_loss}  # no es la «pérdida final» (validación)
+    return {
+        "metodo": record.method,
+        "nombre": METHOD_NAMES[record.method],
+        "entrenables": record.trainable,
+        "total": record.total,
+        "s_por_paso": record.seconds_per_step,
+        "tokens_por_s": tokens_per_step / record.seconds_per_step,
+        "memoria_pico_bytes": record.peak_memory_bytes,
+        "perdida_entrenamiento_ultimo_paso": record.final_loss,
+    }  # no es la «pérdida final» (validación)
 
 
 def add_ratios(rows: list[dict]) -> None:
     """Añade a cada fila sus cocientes respecto al ajuste fino completo."""
     full = next(r for r in rows if r["metodo"] == "full")
     for row in rows:
-        row["frente_a_completo"] = {key: row[key] / full[key] if full[key] else None
-                                    for key in ("s_por_paso", "tokens_por_s", "memoria_pico_bytes", "entrenables")}
+        row["frente_a_completo"] = {
+            key: row[key] / full[key] if full[key] else None
+            for key in ("s_por_paso", "tokens_por_s", "memoria_pico_bytes", "entrenables")
+        }
 
 
 def bench_methods(opts: Options) -> tuple[dict, list]:
     """Los cuatro métodos de :func:`helpers.compare.compare_methods`; (resultado, registros)."""
     from ..compare import compare_methods
 
-    records = compare_methods(steps=opts.steps, profile=opts.profile, batch_size=opts.batch_size,
-                              max_length=opts.max_length)
+    records = compare_methods(
+        steps=opts.steps, profile=opts.profile, batch_size=opts.batch_size, max_length=opts.max_length
+    )
     rows = [method_row(r, opts.batch_size * opts.max_length) for r in records]
     add_ratios(rows)
-    memory = ("torch.cuda.max_memory_allocated" if torch.cuda.is_available()
-              else "pesos + pico de tensores vivos (perfilador de PyTorch)")
+    memory = (
+        "torch.cuda.max_memory_allocated"
+        if torch.cuda.is_available()
+        else "pesos + pico de tensores vivos (perfilador de PyTorch)"
+    )
     return {"metodos": rows, "medida_memoria": memory, "pasos": opts.steps, **batch_info(opts)}, records
 
 
@@ -206,8 +230,9 @@ def lora_seconds_per_step(opts: Options, autocast_dtype: torch.dtype | None) -> 
     from ..models import load_model, load_tokenizer
     from ..sweep import fixed_batches, train_steps
 
-    batches = fixed_batches(load_tokenizer(opts.profile), opts.precision_steps, batch_size=opts.batch_size,
-                         max_length=opts.max_length)
+    batches = fixed_batches(
+        load_tokenizer(opts.profile), opts.precision_steps, batch_size=opts.batch_size, max_length=opts.max_length
+    )
     model = get_peft_model(load_model(opts.profile, dtype=torch.float32, verbose=False), lora_config())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     context = torch.autocast(device, dtype=autocast_dtype) if autocast_dtype else nullcontext()
@@ -226,9 +251,14 @@ def bench_precision(opts: Options) -> dict:
     bf16 = lora_seconds_per_step(opts, torch.bfloat16)
     cuda = torch.cuda.is_available()
     hardware = gpu_has_real_bf16(torch.cuda.get_device_capability(0)) if cuda else cpu_has_bf16()
-    return {"s_por_paso": {"fp32": fp32, "bf16 (autocast)": bf16}, "bf16_entre_fp32": bf16 / fp32,
-            "pasos": opts.precision_steps, "bf16_por_hardware": bool(hardware),
-            "precision_recomendada": training_precision(), **batch_info(opts)}
+    return {
+        "s_por_paso": {"fp32": fp32, "bf16 (autocast)": bf16},
+        "bf16_entre_fp32": bf16 / fp32,
+        "pasos": opts.precision_steps,
+        "bf16_por_hardware": bool(hardware),
+        "precision_recomendada": training_precision(),
+        **batch_info(opts),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,18 +283,35 @@ def bench_planner(opts: Options, records: list | None) -> dict:
     methods = ("full", "lora", "qlora")
     by = {r.method: r for r in records or []}
     if not set(methods) <= set(by):
-        by = {r.method: r for r in compare_methods(methods, steps=opts.steps, profile=opts.profile,
-                                                     batch_size=opts.batch_size, max_length=opts.max_length)}
+        by = {
+            r.method: r
+            for r in compare_methods(
+                methods, steps=opts.steps, profile=opts.profile, batch_size=opts.batch_size, max_length=opts.max_length
+            )
+        }
     config = AutoConfig.from_pretrained(checkpoint(opts.profile))
     precision = planner_precision()
     rows = []
     for method in methods:
-        estimate = plan(config, method, r=LORA_RANK, batch=opts.batch_size, seq_len=opts.max_length,
-                        precision=precision, gradient_checkpointing=decide().gradient_checkpointing,
-                        cuda_overhead=False).total_bytes
+        estimate = plan(
+            config,
+            method,
+            r=LORA_RANK,
+            batch=opts.batch_size,
+            seq_len=opts.max_length,
+            precision=precision,
+            gradient_checkpointing=decide().gradient_checkpointing,
+            cuda_overhead=False,
+        ).total_bytes
         measured = by[method].peak_memory_bytes
-        rows.append({"metodo": method, "estimado_bytes": estimate, "medido_bytes": measured,
-                     "error_pct": 100 * (estimate - measured) / measured if measured else None})
+        rows.append(
+            {
+                "metodo": method,
+                "estimado_bytes": estimate,
+                "medido_bytes": measured,
+                "error_pct": 100 * (estimate - measured) / measured if measured else None,
+            }
+        )
     return {"metodos": rows, "precision": precision, **batch_info(opts)}
 
 
@@ -277,8 +324,11 @@ def bench_grading(opts: Options) -> dict:
     from ..classroom.bench import measure
 
     workers = (1,) if opts.fast else (1, 2)
-    return {"cuaderno": GRADED_NOTEBOOK, "entregas": opts.submissions,
-            "filas": measure(opts.submissions, GRADED_NOTEBOOK, workers, "tiny")}
+    return {
+        "cuaderno": GRADED_NOTEBOOK,
+        "entregas": opts.submissions,
+        "filas": measure(opts.submissions, GRADED_NOTEBOOK, workers, "tiny"),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -355,13 +405,20 @@ def plot_course(data: dict, path: Path) -> None:
 def plot_methods(data: dict, path: Path) -> None:
     from ..plots import plot_bars
 
-    fig, axes = _figure(4, data, f"Modelo {data['perfil']}, mismo lote ({data['lote']}×{data['longitud']} tokens)", width=4.2)
+    fig, axes = _figure(
+        4, data, f"Modelo {data['perfil']}, mismo lote ({data['lote']}×{data['longitud']} tokens)", width=4.2
+    )
     rows = data["metodos"]
-    panels = [("s_por_paso", "segundos por paso", 1, False, "{:.3g}"), ("tokens_por_s", "tokens por segundo", 1, False, "{:.3g}"),
-              ("memoria_pico_bytes", "memoria pico (MB)", 1e6, False, "{:.0f}"),
-              ("entrenables", "parámetros entrenables", 1, True, "{:.3g}")]
+    panels = [
+        ("s_por_paso", "segundos por paso", 1, False, "{:.3g}"),
+        ("tokens_por_s", "tokens por segundo", 1, False, "{:.3g}"),
+        ("memoria_pico_bytes", "memoria pico (MB)", 1e6, False, "{:.0f}"),
+        ("entrenables", "parámetros entrenables", 1, True, "{:.3g}"),
+    ]
     for ax, (key, label, scale, log, fmt) in zip(axes, panels):
-        plot_bars({r["nombre"].replace(" ", "\n", 1): r[key] / scale for r in rows}, label, label, log=log, ax=ax, fmt=fmt)
+        plot_bars(
+            {r["nombre"].replace(" ", "\n", 1): r[key] / scale for r in rows}, label, label, log=log, ax=ax, fmt=fmt
+        )
     _save(fig, path)
 
 
@@ -410,9 +467,12 @@ def md_course(d: dict) -> list[str]:
     lines += ["", f"Resumen {origin} `build/curso/resumen.csv` ({d['fecha_resumen']})."]
     speed = d.get("velocidad")
     if speed:
-        lines += ["", f"Velocidad de la máquina durante esa ejecución (producto de matrices fp32 1024 × 1024): "
-                      f"{speed['gflops_inicio']} GFLOPS al empezar y {speed['gflops_fin']} al terminar. La de esta "
-                      "máquina cambia a lo largo del día: compara tiempos solo entre ejecuciones de velocidad parecida."]
+        lines += [
+            "",
+            f"Velocidad de la máquina durante esa ejecución (producto de matrices fp32 1024 × 1024): "
+            f"{speed['gflops_inicio']} GFLOPS al empezar y {speed['gflops_fin']} al terminar. La de esta "
+            "máquina cambia a lo largo del día: compara tiempos solo entre ejecuciones de velocidad parecida.",
+        ]
     return lines
 
 
@@ -420,15 +480,37 @@ def md_methods(d: dict) -> list[str]:
     rows = []
     for r in d["metodos"]:
         ratio = r["frente_a_completo"]
-        rows.append([r["nombre"], f"{r['s_por_paso']:.3f}", f"{r['tokens_por_s']:.0f}", _mb(r["memoria_pico_bytes"]),
-                     f"{r['entrenables']:,}".replace(",", " "), f"{ratio['s_por_paso']:.2f}",
-                     f"{ratio['tokens_por_s']:.2f}", f"{ratio['memoria_pico_bytes']:.2f}", f"{ratio['entrenables']:.2g}"])
-    header = ["método", "s/paso", "tokens/s", "memoria pico (MB)", "entrenables",
-              "s/paso ÷ completo", "tokens/s ÷ completo", "memoria ÷ completo", "entrenables ÷ completo"]
-    return _table(header, rows) + ["", f"Modelo {d['perfil']}, {d['pasos']} pasos de AdamW (s/paso sin contar el "
-                                       f"primero), el mismo lote para los cuatro. Memoria medida con "
-                                       f"{d['medida_memoria']}. Tokens por segundo = {d['lote']} × {d['longitud']} "
-                                       "posiciones (con relleno) ÷ s/paso."]
+        rows.append(
+            [
+                r["nombre"],
+                f"{r['s_por_paso']:.3f}",
+                f"{r['tokens_por_s']:.0f}",
+                _mb(r["memoria_pico_bytes"]),
+                f"{r['entrenables']:,}".replace(",", " "),
+                f"{ratio['s_por_paso']:.2f}",
+                f"{ratio['tokens_por_s']:.2f}",
+                f"{ratio['memoria_pico_bytes']:.2f}",
+                f"{ratio['entrenables']:.2g}",
+            ]
+        )
+    header = [
+        "método",
+        "s/paso",
+        "tokens/s",
+        "memoria pico (MB)",
+        "entrenables",
+        "s/paso ÷ completo",
+        "tokens/s ÷ completo",
+        "memoria ÷ completo",
+        "entrenables ÷ completo",
+    ]
+    return _table(header, rows) + [
+        "",
+        f"Modelo {d['perfil']}, {d['pasos']} pasos de AdamW (s/paso sin contar el "
+        f"primero), el mismo lote para los cuatro. Memoria medida con "
+        f"{d['medida_memoria']}. Tokens por segundo = {d['lote']} × {d['longitud']} "
+        "posiciones (con relleno) ÷ s/paso.",
+    ]
 
 
 def md_precision(d: dict) -> list[str]:
@@ -436,35 +518,65 @@ def md_precision(d: dict) -> list[str]:
     rows = [[k, f"{v:.3f}"] for k, v in s.items()]
     hardware = "sí" if d["bf16_por_hardware"] else "no"
     return _table(["precisión", "s/paso (LoRA)"], rows) + [
-        "", f"Modelo {d['perfil']}, lote {d['lote']} × {d['longitud']}. bf16 tarda {d['bf16_entre_fp32']:.2f} "
-            f"veces lo que fp32 ({d['pasos']} pasos; se descarta el primero "
-            f"si hay más de uno). ¿bf16 por hardware en esta máquina? {hardware}. Precisión que elige "
-            f"`helpers.precision.decide`: **{d['precision_recomendada']}** (en CPU, fp32 aunque haya bf16 por hardware, "
-            "para que todas las máquinas den las mismas pérdidas)."]
+        "",
+        f"Modelo {d['perfil']}, lote {d['lote']} × {d['longitud']}. bf16 tarda {d['bf16_entre_fp32']:.2f} "
+        f"veces lo que fp32 ({d['pasos']} pasos; se descarta el primero "
+        f"si hay más de uno). ¿bf16 por hardware en esta máquina? {hardware}. Precisión que elige "
+        f"`helpers.precision.decide`: **{d['precision_recomendada']}** (en CPU, fp32 aunque haya bf16 por hardware, "
+        "para que todas las máquinas den las mismas pérdidas).",
+    ]
 
 
 def md_planner(d: dict) -> list[str]:
     from ..compare import METHOD_NAMES
 
-    rows = [[METHOD_NAMES[r["metodo"]], _mb(r["estimado_bytes"]), _mb(r["medido_bytes"]),
-             "—" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %"] for r in d["metodos"]]
-    return _table(["método", "estimada (MB)", "medida (MB)", "error"], rows) + [
-        "", f"Modelo {d['perfil']}. `plan(config, método, r=8, batch={d['lote']}, seq_len={d['longitud']}, "
+    rows = [
+        [
+            METHOD_NAMES[r["metodo"]],
+            _mb(r["estimado_bytes"]),
+            _mb(r["medido_bytes"]),
+            "—" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %",
+        ]
+        for r in d["metodos"]
+    ]
+    return (
+        _table(["método", "estimada (MB)", "medida (MB)", "error"], rows)
+        + [
+            "",
+            f"Modelo {d['perfil']}. `plan(config, método, r=8, batch={d['lote']}, seq_len={d['longitud']}, "
             f"precision='{d['precision']}', cuda_overhead=False)` frente a la memoria pico medida con el mismo lote "
-            "que la parte b. Error = (estimada − medida) ÷ medida."
-    ] + ([] if d["precision"] == "fp32" else [
-        "", f"Ojo: la parte b entrena el ajuste completo con los pesos en {d['precision']} "
-            "(sin copia maestra fp32), "
-            "mientras que el planificador supone precisión mixta; ahí la estimación es más alta."])
+            "que la parte b. Error = (estimada − medida) ÷ medida.",
+        ]
+        + (
+            []
+            if d["precision"] == "fp32"
+            else [
+                "",
+                f"Ojo: la parte b entrena el ajuste completo con los pesos en {d['precision']} "
+                "(sin copia maestra fp32), "
+                "mientras que el planificador supone precisión mixta; ahí la estimación es más alta.",
+            ]
+        )
+    )
 
 
 def md_grading(d: dict) -> list[str]:
-    rows = [[str(r["trabajadores"]), f"{r['segundos_por_entrega']:.1f}", f"{r['segundos_media_de_una_entrega']:.1f}",
-             f"{r['segundos_calificando']:.1f}"] for r in d["filas"]]
-    return [f"Cuaderno `{d['cuaderno']}`, {d['entregas']} entregas correctas calificadas como `make calificar` "
-            "(nbgrader con la caja de arena, perfil diminuto). *s/entrega* = tiempo de la fase de calificación ÷ "
-            "entregas; *s de una entrega* = media de lo que tarda cada una.", "",
-            *_table(["trabajadores", "s/entrega", "s de una entrega", "s calificando"], rows)]
+    rows = [
+        [
+            str(r["trabajadores"]),
+            f"{r['segundos_por_entrega']:.1f}",
+            f"{r['segundos_media_de_una_entrega']:.1f}",
+            f"{r['segundos_calificando']:.1f}",
+        ]
+        for r in d["filas"]
+    ]
+    return [
+        f"Cuaderno `{d['cuaderno']}`, {d['entregas']} entregas correctas calificadas como `make calificar` "
+        "(nbgrader con la caja de arena, perfil diminuto). *s/entrega* = tiempo de la fase de calificación ÷ "
+        "entregas; *s de una entrega* = media de lo que tarda cada una.",
+        "",
+        *_table(["trabajadores", "s/entrega", "s de una entrega", "s calificando"], rows),
+    ]
 
 
 MD = {"a": md_course, "b": md_methods, "c": md_precision, "d": md_planner, "e": md_grading}
@@ -488,8 +600,12 @@ def md_part(key: str, part: str, data: dict, out: Path) -> list[str]:
         PLOTS[part](data, image)
         lines += [f"![{TITLES[part]}](img/{image.name})", ""]
     lines += MD[part](data)
-    lines += ["", f"*Máquina: {machine_text(data['maquina'])} · {data['maquina']['fecha']}. "
-                  f"Para repetirlo: `make bench` o, solo esta parte, `{data['orden']}`.*", ""]
+    lines += [
+        "",
+        f"*Máquina: {machine_text(data['maquina'])} · {data['maquina']['fecha']}. "
+        f"Para repetirlo: `make bench` o, solo esta parte, `{data['orden']}`.*",
+        "",
+    ]
     return lines
 
 
@@ -506,10 +622,14 @@ def reference_block(text: str) -> str:
 
 def render(out: Path) -> Path:
     """Escribe ``<salida>/rendimiento.md`` y sus gráficas a partir de todos los JSON."""
-    lines = ["# Rendimiento del curso", "",
-             "Documento generado por `make bench` (`python -m helpers.maintainers.bench`); no lo edites a mano. "
-             "Cada sección "
-             "es una máquina: los números de CPU y de GPU no se mezclan. Los datos en bruto están en `bench/`.", ""]
+    lines = [
+        "# Rendimiento del curso",
+        "",
+        "Documento generado por `make bench` (`python -m helpers.maintainers.bench`); no lo edites a mano. "
+        "Cada sección "
+        "es una máquina: los números de CPU y de GPU no se mezclan. Los datos en bruto están en `bench/`.",
+        "",
+    ]
     for entry in load_all(out):
         key = entry["dispositivo"]
         lines += [f"## {device_title(entry)}", ""]
@@ -535,10 +655,14 @@ def parse_parts(text: str | None, fast: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.maintainers.bench", description="Mide el rendimiento del curso en esta máquina.")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.maintainers.bench", description="Mide el rendimiento del curso en esta máquina."
+    )
     parser.add_argument("--solo", default=None, help="partes separadas por comas, p. ej. b,d (por defecto todas)")
     parser.add_argument("--rapido", action="store_true", help="modelo diminuto, 2 pasos, sin make curso (para pruebas)")
-    parser.add_argument("--reusar-curso", action="store_true", help="parte a: lee build/curso/resumen.csv sin volver a ejecutar")
+    parser.add_argument(
+        "--reusar-curso", action="store_true", help="parte a: lee build/curso/resumen.csv sin volver a ejecutar"
+    )
     parser.add_argument("--salida", type=Path, default=DEFAULT_OUT, help="carpeta del informe (por defecto docs/)")
     parser.add_argument("--pasos", type=int, default=None, help="pasos de entrenamiento de las partes b y d")
     args = parser.parse_args(argv)

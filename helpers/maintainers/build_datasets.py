@@ -14,6 +14,7 @@ Uso::
     python -m helpers.maintainers.build_datasets              # reescribe helpers/data/
     python -m helpers.maintainers.build_datasets --salida DIR # los escribe en otra carpeta
 """
+
 from __future__ import annotations
 
 import argparse
@@ -305,11 +306,13 @@ def build_instructions(rng: random.Random) -> list[dict]:
             fact = (country, attribute)
             split = "test" if fact in test_facts else "validation" if fact in validation_facts else "train"
             for template in rng.sample(QUESTIONS[attribute], PHRASINGS_PER_FACT):
-                rows.append({
-                    "instruction": template.format(country=country),
-                    "response": f"{PREFIX} {answer}",
-                    "split": split,
-                })
+                rows.append(
+                    {
+                        "instruction": template.format(country=country),
+                        "response": f"{PREFIX} {answer}",
+                        "split": split,
+                    }
+                )
 
     # Se barajan para que las primeras filas (load_instructions(limit=...)) mezclen países.
     rng.shuffle(rows)
@@ -324,30 +327,64 @@ def build_instructions(rng: random.Random) -> list[dict]:
 # erratas leves a propósito ("Q desastre", "x nada"): así se escriben las reseñas reales.
 OPENINGS = {
     1: [
-        "Me encantó.", "¡Qué maravilla!", "Muy buena experiencia.", "No está nada mal.",
-        "Una sorpresa muy agradable.", "Superó mis expectativas.", "Muy contento.",
-        "Muuuy recomendable!!", "Una pasada.", "Estoy encantada.", "Estoy encantado.", "Sinceramente, de diez.",
-        "Qué gusto da encontrar algo así.", "Bien chévere todo.", "Esta genial, la verdad.",
-        "Está padrísimo.", "Mejor de lo que esperaba.",
+        "Me encantó.",
+        "¡Qué maravilla!",
+        "Muy buena experiencia.",
+        "No está nada mal.",
+        "Una sorpresa muy agradable.",
+        "Superó mis expectativas.",
+        "Muy contento.",
+        "Muuuy recomendable!!",
+        "Una pasada.",
+        "Estoy encantada.",
+        "Estoy encantado.",
+        "Sinceramente, de diez.",
+        "Qué gusto da encontrar algo así.",
+        "Bien chévere todo.",
+        "Esta genial, la verdad.",
+        "Está padrísimo.",
+        "Mejor de lo que esperaba.",
     ],
     0: [
-        "Qué decepción.", "Muy mala experiencia.", "No me gustó nada.", "Un desastre.",
-        "Q desastre...", "Fatal.", "Esperaba mucho más.", "No hay por dónde cogerlo.",
-        "Lamentable.", "Sinceramente, un chasco.", "Menuda estafa.", "Qué chafa.",
-        "Pues nada, otra decepción más.", "Una porquería, la verdad.", "Mal, muy mal.",
+        "Qué decepción.",
+        "Muy mala experiencia.",
+        "No me gustó nada.",
+        "Un desastre.",
+        "Q desastre...",
+        "Fatal.",
+        "Esperaba mucho más.",
+        "No hay por dónde cogerlo.",
+        "Lamentable.",
+        "Sinceramente, un chasco.",
+        "Menuda estafa.",
+        "Qué chafa.",
+        "Pues nada, otra decepción más.",
+        "Una porquería, la verdad.",
+        "Mal, muy mal.",
         "No repetiría.",
     ],
 }
 CLOSINGS = {
     1: [
-        "Lo recomiendo totalmente.", "Cinco estrellas.", "Repetiría sin dudarlo.",
-        "No me arrepiento para nada.", "Muy recomendable.", "Para mí, un diez.",
-        "No le pongo ni un pero.", "Vale totalmente la pena.", "Lo recomiendo 100%.",
+        "Lo recomiendo totalmente.",
+        "Cinco estrellas.",
+        "Repetiría sin dudarlo.",
+        "No me arrepiento para nada.",
+        "Muy recomendable.",
+        "Para mí, un diez.",
+        "No le pongo ni un pero.",
+        "Vale totalmente la pena.",
+        "Lo recomiendo 100%.",
     ],
     0: [
-        "No lo recomiendo.", "Una estrella y porque no se puede poner cero.",
-        "No vale lo que cuesta.", "No pienso repetir.", "Ojalá pudiera recuperar mi dinero.",
-        "Una pena.", "Para olvidar.", "No lo recomiendo x nada.",
+        "No lo recomiendo.",
+        "Una estrella y porque no se puede poner cero.",
+        "No vale lo que cuesta.",
+        "No pienso repetir.",
+        "Ojalá pudiera recuperar mi dinero.",
+        "Una pena.",
+        "Para olvidar.",
+        "No lo recomiendo x nada.",
     ],
 }
 # Conectores para encadenar un segundo aspecto del mismo signo.
@@ -362,25 +399,43 @@ TOPICS: dict[str, dict] = {
     "restaurante": {
         "aspects": {
             1: [
-                "la comida estaba riquísima", "el servicio fue rápido y muy amable",
-                "las raciones son generosas", "el postre casero es espectacular",
-                "la paella estaba en su punto", "los camareros estuvieron pendientes en todo momento",
-                "la relación calidad-precio es excelente", "el pescado era fresquísimo",
-                "la terraza es tranquila y agradable", "las tortillas se notan recién hechas",
+                "la comida estaba riquísima",
+                "el servicio fue rápido y muy amable",
+                "las raciones son generosas",
+                "el postre casero es espectacular",
+                "la paella estaba en su punto",
+                "los camareros estuvieron pendientes en todo momento",
+                "la relación calidad-precio es excelente",
+                "el pescado era fresquísimo",
+                "la terraza es tranquila y agradable",
+                "las tortillas se notan recién hechas",
             ],
             0: [
-                "la comida llegó fría", "tardaron casi una hora en traer los platos",
-                "el camarero fue bastante borde", "los precios son abusivos para lo que sirven",
-                "la carne estaba dura como una suela", "el baño estaba sucísimo",
-                "nos cobraron de más en la cuenta", "la sopa estaba salada a más no poder",
-                "había un ruido insoportable", "el pan era del día anterior",
+                "la comida llegó fría",
+                "tardaron casi una hora en traer los platos",
+                "el camarero fue bastante borde",
+                "los precios son abusivos para lo que sirven",
+                "la carne estaba dura como una suela",
+                "el baño estaba sucísimo",
+                "nos cobraron de más en la cuenta",
+                "la sopa estaba salada a más no poder",
+                "había un ruido insoportable",
+                "el pan era del día anterior",
             ],
         },
         "mild": {
-            1: ["el local es bonito", "la ubicación es buena", "la carta tiene muchas opciones",
-                "el vino de la casa no estaba mal"],
-            0: ["el local es algo pequeño", "hubo que esperar un poco para sentarse",
-                "no hay mucho aparcamiento cerca", "es un pelín caro"],
+            1: [
+                "el local es bonito",
+                "la ubicación es buena",
+                "la carta tiene muchas opciones",
+                "el vino de la casa no estaba mal",
+            ],
+            0: [
+                "el local es algo pequeño",
+                "hubo que esperar un poco para sentarse",
+                "no hay mucho aparcamiento cerca",
+                "es un pelín caro",
+            ],
         },
         "closings": {
             1: ["Volveremos seguro.", "Ya estoy deseando volver."],
@@ -390,25 +445,38 @@ TOPICS: dict[str, dict] = {
     "hotel": {
         "aspects": {
             1: [
-                "la habitación era amplia y estaba impecable", "el personal de recepción fue encantador",
-                "el desayuno era variadísimo", "las camas son comodísimas",
-                "las vistas al mar son preciosas", "la piscina estaba limpia y nunca había agobios",
-                "la ubicación es perfecta para moverse a pie", "por la noche no se oía nada",
-                "nos dejaron hacer el check-out más tarde sin problema", "el spa merece mucho la pena",
+                "la habitación era amplia y estaba impecable",
+                "el personal de recepción fue encantador",
+                "el desayuno era variadísimo",
+                "las camas son comodísimas",
+                "las vistas al mar son preciosas",
+                "la piscina estaba limpia y nunca había agobios",
+                "la ubicación es perfecta para moverse a pie",
+                "por la noche no se oía nada",
+                "nos dejaron hacer el check-out más tarde sin problema",
+                "el spa merece mucho la pena",
             ],
             0: [
-                "la habitación olía a humedad", "el aire acondicionado no funcionaba",
-                "las sábanas tenían manchas", "en recepción nos atendieron de malas maneras",
-                "el wifi no funcionaba en las habitaciones", "se oía todo lo de la habitación de al lado",
-                "el desayuno era escaso y repetitivo", "la habitación no se parecía en nada a las fotos",
-                "la ducha perdía agua por todas partes", "nos cobraron un suplemento que nadie nos explicó",
+                "la habitación olía a humedad",
+                "el aire acondicionado no funcionaba",
+                "las sábanas tenían manchas",
+                "en recepción nos atendieron de malas maneras",
+                "el wifi no funcionaba en las habitaciones",
+                "se oía todo lo de la habitación de al lado",
+                "el desayuno era escaso y repetitivo",
+                "la habitación no se parecía en nada a las fotos",
+                "la ducha perdía agua por todas partes",
+                "nos cobraron un suplemento que nadie nos explicó",
             ],
         },
         "mild": {
-            1: ["la ubicación es céntrica", "el edificio es bonito", "el check-in fue rápido",
-                "la piscina está bien"],
-            0: ["el ascensor es algo lento", "el parking se paga aparte",
-                "la decoración está un poco anticuada", "el baño es pequeño"],
+            1: ["la ubicación es céntrica", "el edificio es bonito", "el check-in fue rápido", "la piscina está bien"],
+            0: [
+                "el ascensor es algo lento",
+                "el parking se paga aparte",
+                "la decoración está un poco anticuada",
+                "el baño es pequeño",
+            ],
         },
         "closings": {
             1: ["Volveré en mis próximas vacaciones.", "Ideal para una escapada."],
@@ -418,25 +486,43 @@ TOPICS: dict[str, dict] = {
     "auriculares": {
         "aspects": {
             1: [
-                "el sonido es nítido y con buenos graves", "la batería dura días",
-                "la cancelación de ruido funciona de maravilla", "se conectan al móvil al instante",
-                "son ligeros y no molestan aunque los lleve horas", "el micrófono se oye perfecto en las llamadas",
-                "llegaron bien embalados y antes de lo previsto", "por este precio son una ganga",
-                "no se caen ni corriendo", "el estuche es pequeño y cabe en cualquier bolsillo",
+                "el sonido es nítido y con buenos graves",
+                "la batería dura días",
+                "la cancelación de ruido funciona de maravilla",
+                "se conectan al móvil al instante",
+                "son ligeros y no molestan aunque los lleve horas",
+                "el micrófono se oye perfecto en las llamadas",
+                "llegaron bien embalados y antes de lo previsto",
+                "por este precio son una ganga",
+                "no se caen ni corriendo",
+                "el estuche es pequeño y cabe en cualquier bolsillo",
             ],
             0: [
-                "uno de los auriculares dejó de sonar a la semana", "la batería no dura ni dos horas",
-                "la conexión bluetooth se corta cada dos por tres", "se oye un zumbido constante",
-                "aprietan tanto que me duelen las orejas", "el micrófono capta más ruido que voz",
-                "el estuche de carga se rompió enseguida", "el sonido es plano y sin graves",
-                "se me caen de las orejas al mínimo movimiento", "tardan muchísimo en emparejarse",
+                "uno de los auriculares dejó de sonar a la semana",
+                "la batería no dura ni dos horas",
+                "la conexión bluetooth se corta cada dos por tres",
+                "se oye un zumbido constante",
+                "aprietan tanto que me duelen las orejas",
+                "el micrófono capta más ruido que voz",
+                "el estuche de carga se rompió enseguida",
+                "el sonido es plano y sin graves",
+                "se me caen de las orejas al mínimo movimiento",
+                "tardan muchísimo en emparejarse",
             ],
         },
         "mild": {
-            1: ["la caja es bonita", "el diseño es elegante", "vienen con varias almohadillas",
-                "el precio parecía bueno"],
-            0: ["las instrucciones son escasas", "la app que los acompaña es mejorable",
-                "solo vienen en negro", "el cable de carga es corto"],
+            1: [
+                "la caja es bonita",
+                "el diseño es elegante",
+                "vienen con varias almohadillas",
+                "el precio parecía bueno",
+            ],
+            0: [
+                "las instrucciones son escasas",
+                "la app que los acompaña es mejorable",
+                "solo vienen en negro",
+                "el cable de carga es corto",
+            ],
         },
         "closings": {
             1: ["Me los llevo a todas partes.", "Mejor compra del año."],
@@ -446,25 +532,43 @@ TOPICS: dict[str, dict] = {
     "película": {
         "aspects": {
             1: [
-                "el guion te engancha desde el primer minuto", "las actuaciones son brutales",
-                "la fotografía es preciosa", "la banda sonora pone los pelos de punta",
-                "el final me dejó sin palabras", "es divertida sin ser tonta",
-                "los efectos especiales están muy logrados", "se me pasaron las dos horas volando",
-                "la protagonista está espectacular", "tiene un ritmo perfecto",
+                "el guion te engancha desde el primer minuto",
+                "las actuaciones son brutales",
+                "la fotografía es preciosa",
+                "la banda sonora pone los pelos de punta",
+                "el final me dejó sin palabras",
+                "es divertida sin ser tonta",
+                "los efectos especiales están muy logrados",
+                "se me pasaron las dos horas volando",
+                "la protagonista está espectacular",
+                "tiene un ritmo perfecto",
             ],
             0: [
-                "el guion no tiene ni pies ni cabeza", "los actores parecen leer el texto sin ganas",
-                "es lenta y aburridísima", "el final es absurdo",
-                "los efectos especiales parecen de hace veinte años", "me quedé dormido a la mitad",
-                "los diálogos son forzadísimos", "dura media hora más de lo necesario",
-                "los chistes no tienen ninguna gracia", "la trama es un refrito de otras mil películas",
+                "el guion no tiene ni pies ni cabeza",
+                "los actores parecen leer el texto sin ganas",
+                "es lenta y aburridísima",
+                "el final es absurdo",
+                "los efectos especiales parecen de hace veinte años",
+                "me quedé dormido a la mitad",
+                "los diálogos son forzadísimos",
+                "dura media hora más de lo necesario",
+                "los chistes no tienen ninguna gracia",
+                "la trama es un refrito de otras mil películas",
             ],
         },
         "mild": {
-            1: ["la fotografía tiene algún plano bonito", "la banda sonora es correcta",
-                "la idea de partida era interesante", "el protagonista lo intenta"],
-            0: ["el cartel no le hace justicia", "algún personaje secundario sobra",
-                "la sala del cine era incómoda", "el doblaje no es perfecto"],
+            1: [
+                "la fotografía tiene algún plano bonito",
+                "la banda sonora es correcta",
+                "la idea de partida era interesante",
+                "el protagonista lo intenta",
+            ],
+            0: [
+                "el cartel no le hace justicia",
+                "algún personaje secundario sobra",
+                "la sala del cine era incómoda",
+                "el doblaje no es perfecto",
+            ],
         },
         "closings": {
             1: ["Hay que verla en el cine.", "Ya quiero verla otra vez."],
@@ -474,26 +578,38 @@ TOPICS: dict[str, dict] = {
     "app": {
         "aspects": {
             1: [
-                "la app es rapidísima", "la interfaz es clara y fácil de usar",
-                "no tiene publicidad molesta", "las notificaciones son útiles y no agobian",
+                "la app es rapidísima",
+                "la interfaz es clara y fácil de usar",
+                "no tiene publicidad molesta",
+                "las notificaciones son útiles y no agobian",
                 "se sincroniza perfecto entre el móvil y el ordenador",
-                "las actualizaciones siempre traen mejoras", "el soporte me respondió en minutos",
-                "apenas gasta batería", "funciona sin conexión sin ningún problema",
+                "las actualizaciones siempre traen mejoras",
+                "el soporte me respondió en minutos",
+                "apenas gasta batería",
+                "funciona sin conexión sin ningún problema",
                 "la versión gratuita ya trae todo lo necesario",
             ],
             0: [
-                "la app se cierra sola cada dos por tres", "está llena de anuncios",
-                "tarda una eternidad en cargar", "desde la última actualización no puedo iniciar sesión",
-                "consume muchísima batería", "me cobraron la suscripción sin avisar",
-                "la interfaz es un lío", "el soporte nunca contesta",
-                "pide permisos que no tienen ningún sentido", "se come los datos móviles",
+                "la app se cierra sola cada dos por tres",
+                "está llena de anuncios",
+                "tarda una eternidad en cargar",
+                "desde la última actualización no puedo iniciar sesión",
+                "consume muchísima batería",
+                "me cobraron la suscripción sin avisar",
+                "la interfaz es un lío",
+                "el soporte nunca contesta",
+                "pide permisos que no tienen ningún sentido",
+                "se come los datos móviles",
             ],
         },
         "mild": {
-            1: ["el diseño es bonito", "la idea es buena", "tiene muchas funciones",
-                "el registro es sencillo"],
-            0: ["algunas opciones están un poco escondidas", "el modo oscuro es mejorable",
-                "ocupa bastante espacio", "le faltan algunos idiomas"],
+            1: ["el diseño es bonito", "la idea es buena", "tiene muchas funciones", "el registro es sencillo"],
+            0: [
+                "algunas opciones están un poco escondidas",
+                "el modo oscuro es mejorable",
+                "ocupa bastante espacio",
+                "le faltan algunos idiomas",
+            ],
         },
         "closings": {
             1: ["La uso a diario.", "Imprescindible en mi móvil."],
@@ -503,25 +619,38 @@ TOPICS: dict[str, dict] = {
     "tienda online": {
         "aspects": {
             1: [
-                "el pedido llegó en dos días", "todo venía perfectamente embalado",
-                "la devolución fue facilísima", "la atención al cliente fue de diez",
-                "la web es fácil de usar", "los precios son muy competitivos",
-                "me avisaron del envío en cada paso", "el producto era exactamente como en las fotos",
-                "me regalaron una muestra con el pedido", "resolvieron una incidencia en un día",
+                "el pedido llegó en dos días",
+                "todo venía perfectamente embalado",
+                "la devolución fue facilísima",
+                "la atención al cliente fue de diez",
+                "la web es fácil de usar",
+                "los precios son muy competitivos",
+                "me avisaron del envío en cada paso",
+                "el producto era exactamente como en las fotos",
+                "me regalaron una muestra con el pedido",
+                "resolvieron una incidencia en un día",
             ],
             0: [
-                "el pedido llegó con dos semanas de retraso", "el paquete venía roto",
-                "me enviaron una talla que no era", "nadie contesta en atención al cliente",
-                "la devolución es un calvario", "me cobraron dos veces el mismo pedido",
-                "el seguimiento del envío nunca se actualizó", "el producto no se parecía en nada a las fotos",
-                "cancelaron mi pedido sin dar explicaciones", "el reembolso tardó más de un mes",
+                "el pedido llegó con dos semanas de retraso",
+                "el paquete venía roto",
+                "me enviaron una talla que no era",
+                "nadie contesta en atención al cliente",
+                "la devolución es un calvario",
+                "me cobraron dos veces el mismo pedido",
+                "el seguimiento del envío nunca se actualizó",
+                "el producto no se parecía en nada a las fotos",
+                "cancelaron mi pedido sin dar explicaciones",
+                "el reembolso tardó más de un mes",
             ],
         },
         "mild": {
-            1: ["la web es bonita", "los precios son atractivos", "hay mucho catálogo",
-                "el pago es sencillo"],
-            0: ["los gastos de envío son algo caros", "la web es un poco lenta",
-                "la confirmación del pedido tardó un poco", "el catálogo podría ser mayor"],
+            1: ["la web es bonita", "los precios son atractivos", "hay mucho catálogo", "el pago es sencillo"],
+            0: [
+                "los gastos de envío son algo caros",
+                "la web es un poco lenta",
+                "la confirmación del pedido tardó un poco",
+                "el catálogo podría ser mayor",
+            ],
         },
         "closings": {
             1: ["Seguiré comprando aquí.", "Tienda de confianza."],
@@ -531,25 +660,43 @@ TOPICS: dict[str, dict] = {
     "libro": {
         "aspects": {
             1: [
-                "la historia engancha desde la primera página", "los personajes están muy bien construidos",
-                "está escrito con una prosa preciosa", "el giro final es buenísimo",
-                "me lo leí en un fin de semana", "te hace pensar sin ponerse pesado",
-                "la ambientación es tan buena que parece que estás allí", "los diálogos son muy naturales",
-                "tiene momentos que te sacan una sonrisa", "cada capítulo termina con ganas de más",
+                "la historia engancha desde la primera página",
+                "los personajes están muy bien construidos",
+                "está escrito con una prosa preciosa",
+                "el giro final es buenísimo",
+                "me lo leí en un fin de semana",
+                "te hace pensar sin ponerse pesado",
+                "la ambientación es tan buena que parece que estás allí",
+                "los diálogos son muy naturales",
+                "tiene momentos que te sacan una sonrisa",
+                "cada capítulo termina con ganas de más",
             ],
             0: [
-                "la trama no avanza en cientos de páginas", "los personajes son planos",
-                "el final queda abierto sin ninguna razón", "está lleno de erratas",
-                "me costó muchísimo terminarlo", "la traducción es malísima",
-                "es predecible de principio a fin", "repite las mismas ideas una y otra vez",
-                "los diálogos suenan de cartón piedra", "la mitad de los capítulos sobran",
+                "la trama no avanza en cientos de páginas",
+                "los personajes son planos",
+                "el final queda abierto sin ninguna razón",
+                "está lleno de erratas",
+                "me costó muchísimo terminarlo",
+                "la traducción es malísima",
+                "es predecible de principio a fin",
+                "repite las mismas ideas una y otra vez",
+                "los diálogos suenan de cartón piedra",
+                "la mitad de los capítulos sobran",
             ],
         },
         "mild": {
-            1: ["la portada es preciosa", "la premisa prometía", "algún capítulo se salva",
-                "el autor tiene buena fama"],
-            0: ["la portada no le hace justicia", "hay demasiados personajes al principio",
-                "la letra es pequeña", "la edición de bolsillo es algo frágil"],
+            1: [
+                "la portada es preciosa",
+                "la premisa prometía",
+                "algún capítulo se salva",
+                "el autor tiene buena fama",
+            ],
+            0: [
+                "la portada no le hace justicia",
+                "hay demasiados personajes al principio",
+                "la letra es pequeña",
+                "la edición de bolsillo es algo frágil",
+            ],
         },
         "closings": {
             1: ["Ya estoy buscando otro del mismo autor.", "Se lo he regalado a media familia."],
@@ -559,25 +706,43 @@ TOPICS: dict[str, dict] = {
     "gimnasio": {
         "aspects": {
             1: [
-                "las máquinas son nuevas y están bien cuidadas", "los monitores te corrigen la técnica con paciencia",
-                "las clases de spinning son una pasada", "los vestuarios están siempre limpios",
-                "la cuota es muy razonable", "hay máquinas de sobra para todos",
-                "el horario es amplísimo", "el ambiente es muy bueno",
-                "te preparan un plan de entrenamiento personalizado", "las duchas tienen agua caliente de sobra",
+                "las máquinas son nuevas y están bien cuidadas",
+                "los monitores te corrigen la técnica con paciencia",
+                "las clases de spinning son una pasada",
+                "los vestuarios están siempre limpios",
+                "la cuota es muy razonable",
+                "hay máquinas de sobra para todos",
+                "el horario es amplísimo",
+                "el ambiente es muy bueno",
+                "te preparan un plan de entrenamiento personalizado",
+                "las duchas tienen agua caliente de sobra",
             ],
             0: [
-                "la mitad de las máquinas están estropeadas", "los vestuarios dan asco",
-                "te ponen mil trabas para darte de baja", "está tan lleno que no se puede entrenar",
-                "los monitores pasan de todo", "subieron la cuota sin avisar",
-                "el aire acondicionado nunca funciona", "las duchas salen frías",
-                "cierran las salas sin avisar", "las clases se cancelan cada dos por tres",
+                "la mitad de las máquinas están estropeadas",
+                "los vestuarios dan asco",
+                "te ponen mil trabas para darte de baja",
+                "está tan lleno que no se puede entrenar",
+                "los monitores pasan de todo",
+                "subieron la cuota sin avisar",
+                "el aire acondicionado nunca funciona",
+                "las duchas salen frías",
+                "cierran las salas sin avisar",
+                "las clases se cancelan cada dos por tres",
             ],
         },
         "mild": {
-            1: ["la ubicación es cómoda", "la recepcionista es simpática", "el local es amplio",
-                "la cuota parece barata"],
-            0: ["a ciertas horas hay bastante gente", "la música está algo alta",
-                "el parking es pequeño", "las taquillas son pequeñas"],
+            1: [
+                "la ubicación es cómoda",
+                "la recepcionista es simpática",
+                "el local es amplio",
+                "la cuota parece barata",
+            ],
+            0: [
+                "a ciertas horas hay bastante gente",
+                "la música está algo alta",
+                "el parking es pequeño",
+                "las taquillas son pequeñas",
+            ],
         },
         "closings": {
             1: ["Me apunté para un mes y ya llevo un año.", "Por fin un gimnasio al que da gusto ir."],
@@ -639,7 +804,7 @@ def build_reviews(rng: random.Random) -> list[dict]:
     rows = []
     n_test = round(REVIEWS_PER_TOPIC_AND_LABEL * TEST_FRACTION)
     n_validation = round(REVIEWS_PER_TOPIC_AND_LABEL * VALIDATION_FRACTION)
-    for name, topic in TOPICS.items():
+    for _name, topic in TOPICS.items():
         for label in (1, 0):
             texts = []
             while len(texts) < REVIEWS_PER_TOPIC_AND_LABEL:
@@ -668,56 +833,113 @@ GENERAL_NAME = "texto_general.jsonl"
 GENERAL_PAIRS: list[tuple[str, str]] = [
     ("¿Cuánto es dos más dos?", "Dos más dos son cuatro."),
     ("¿Cuántos días tiene una semana?", "Una semana tiene siete días, de lunes a domingo."),
-    ("¿Por qué el cielo es azul?", "Porque el aire dispersa más la luz azul del sol que la roja, y esa luz llega a nuestros ojos desde todas las direcciones."),
-    ("Dame una receta sencilla de tortilla de patatas.", "Fríe patatas en rodajas finas con cebolla, escúrrelas, mézclalas con huevos batidos y sal, y cuaja la mezcla en la sartén por los dos lados."),
-    ("¿Qué es la fotosíntesis?", "Es el proceso con el que las plantas usan la luz del sol, el agua y el dióxido de carbono para fabricar azúcares y liberar oxígeno."),
+    (
+        "¿Por qué el cielo es azul?",
+        "Porque el aire dispersa más la luz azul del sol que la roja, y esa luz llega a nuestros ojos desde todas las direcciones.",
+    ),
+    (
+        "Dame una receta sencilla de tortilla de patatas.",
+        "Fríe patatas en rodajas finas con cebolla, escúrrelas, mézclalas con huevos batidos y sal, y cuaja la mezcla en la sartén por los dos lados.",
+    ),
+    (
+        "¿Qué es la fotosíntesis?",
+        "Es el proceso con el que las plantas usan la luz del sol, el agua y el dióxido de carbono para fabricar azúcares y liberar oxígeno.",
+    ),
     ("¿Cuál es el planeta más grande del sistema solar?", "Júpiter es el planeta más grande del sistema solar."),
     ("Escribe una frase sobre el mar.", "El mar se movía despacio y las olas dejaban espuma blanca sobre la arena."),
     ("¿Cuántos minutos tiene una hora?", "Una hora tiene sesenta minutos."),
     ("¿Qué hace un corazón?", "El corazón es un músculo que bombea la sangre por todo el cuerpo."),
     ("¿A qué temperatura hierve el agua?", "Al nivel del mar, el agua hierve a cien grados Celsius."),
-    ("Recomiéndame un hábito saludable.", "Caminar media hora al día es un hábito sencillo que mejora el corazón y el ánimo."),
-    ("¿Qué es un sustantivo?", "Un sustantivo es una palabra que nombra personas, animales, cosas o ideas, como «mesa» o «alegría»."),
-    ("¿Quién escribió Don Quijote de la Mancha?", "Lo escribió Miguel de Cervantes; la primera parte se publicó en 1605."),
-    ("Explica qué es una fracción.", "Una fracción representa partes de un todo: en tres cuartos, el todo se divide en cuatro partes y se toman tres."),
+    (
+        "Recomiéndame un hábito saludable.",
+        "Caminar media hora al día es un hábito sencillo que mejora el corazón y el ánimo.",
+    ),
+    (
+        "¿Qué es un sustantivo?",
+        "Un sustantivo es una palabra que nombra personas, animales, cosas o ideas, como «mesa» o «alegría».",
+    ),
+    (
+        "¿Quién escribió Don Quijote de la Mancha?",
+        "Lo escribió Miguel de Cervantes; la primera parte se publicó en 1605.",
+    ),
+    (
+        "Explica qué es una fracción.",
+        "Una fracción representa partes de un todo: en tres cuartos, el todo se divide en cuatro partes y se toman tres.",
+    ),
     ("¿Qué animal es el más grande del mundo?", "La ballena azul es el animal más grande que se conoce."),
     ("¿Cómo se dice «gracias» en inglés?", "En inglés, «gracias» se dice «thank you»."),
     ("¿Para qué sirve un paraguas?", "Un paraguas sirve para protegerse de la lluvia y, a veces, del sol."),
     ("¿Cuál es el resultado de diez por tres?", "Diez por tres son treinta."),
-    ("Describe el otoño en una frase.", "En otoño los días se acortan, refresca y las hojas de muchos árboles se vuelven amarillas y caen."),
-    ("¿Qué es la gravedad?", "Es la fuerza con la que los cuerpos con masa se atraen; por ella caen los objetos y la Luna gira alrededor de la Tierra."),
+    (
+        "Describe el otoño en una frase.",
+        "En otoño los días se acortan, refresca y las hojas de muchos árboles se vuelven amarillas y caen.",
+    ),
+    (
+        "¿Qué es la gravedad?",
+        "Es la fuerza con la que los cuerpos con masa se atraen; por ella caen los objetos y la Luna gira alrededor de la Tierra.",
+    ),
     ("¿Qué comen las abejas?", "Las abejas se alimentan del néctar y del polen de las flores."),
     ("¿Cuántas patas tiene una araña?", "Una araña tiene ocho patas."),
-    ("Dame un consejo para estudiar mejor.", "Estudia en sesiones cortas con descansos y repasa al día siguiente lo que aprendiste."),
-    ("¿Qué es un volcán?", "Un volcán es una abertura de la corteza terrestre por la que sale roca fundida, gases y ceniza."),
+    (
+        "Dame un consejo para estudiar mejor.",
+        "Estudia en sesiones cortas con descansos y repasa al día siguiente lo que aprendiste.",
+    ),
+    (
+        "¿Qué es un volcán?",
+        "Un volcán es una abertura de la corteza terrestre por la que sale roca fundida, gases y ceniza.",
+    ),
     ("¿De qué color es la clorofila?", "La clorofila es verde, y por eso lo son las hojas de las plantas."),
     ("¿Qué instrumento tiene teclas blancas y negras?", "El piano tiene teclas blancas y negras."),
     ("¿Qué significa reciclar?", "Reciclar es transformar residuos en materiales nuevos para volver a usarlos."),
     ("¿Cuántos lados tiene un triángulo?", "Un triángulo tiene tres lados."),
-    ("Escribe un saludo para un correo formal.", "Estimada señora García: le escribo para consultarle una duda sobre su última factura."),
-    ("¿Qué es un ordenador?", "Un ordenador es una máquina que procesa información siguiendo las instrucciones de un programa."),
-    ("¿Por qué hay que lavarse las manos?", "Lavarse las manos con jabón elimina microbios y evita muchas infecciones."),
-    ("¿Qué es una metáfora?", "Una metáfora nombra una cosa con el nombre de otra por su parecido, como «las perlas de tu boca» por los dientes."),
-    ("¿Cuál es el hueso más largo del cuerpo humano?", "El fémur, el hueso del muslo, es el más largo del cuerpo humano."),
+    (
+        "Escribe un saludo para un correo formal.",
+        "Estimada señora García: le escribo para consultarle una duda sobre su última factura.",
+    ),
+    (
+        "¿Qué es un ordenador?",
+        "Un ordenador es una máquina que procesa información siguiendo las instrucciones de un programa.",
+    ),
+    (
+        "¿Por qué hay que lavarse las manos?",
+        "Lavarse las manos con jabón elimina microbios y evita muchas infecciones.",
+    ),
+    (
+        "¿Qué es una metáfora?",
+        "Una metáfora nombra una cosa con el nombre de otra por su parecido, como «las perlas de tu boca» por los dientes.",
+    ),
+    (
+        "¿Cuál es el hueso más largo del cuerpo humano?",
+        "El fémur, el hueso del muslo, es el más largo del cuerpo humano.",
+    ),
     ("¿Qué hora es al mediodía?", "El mediodía son las doce de la mañana."),
-    ("Resume en una frase qué es la democracia.", "La democracia es una forma de gobierno en la que el poder reside en el pueblo, que elige a sus representantes."),
+    (
+        "Resume en una frase qué es la democracia.",
+        "La democracia es una forma de gobierno en la que el poder reside en el pueblo, que elige a sus representantes.",
+    ),
     ("¿Qué necesita una planta para crecer?", "Una planta necesita luz, agua, aire y nutrientes del suelo."),
     ("¿Cuántos meses tiene un año?", "Un año tiene doce meses."),
     ("¿Qué es el arcoíris?", "Es la luz del sol separada en colores al atravesar las gotas de lluvia."),
-    ("¿Qué deporte se juega con una red y una pelota que no puede tocar el suelo?", "El voleibol: los equipos golpean la pelota por encima de la red sin dejar que caiga en su campo."),
+    (
+        "¿Qué deporte se juega con una red y una pelota que no puede tocar el suelo?",
+        "El voleibol: los equipos golpean la pelota por encima de la red sin dejar que caiga en su campo.",
+    ),
     ("Dime un sinónimo de «rápido».", "Un sinónimo de «rápido» es «veloz»."),
 ]
 
 
 def build_general() -> list[dict]:
     """Las preguntas de ``GENERAL_PAIRS``, en su orden, todas en la partición «test» (solo se evalúan)."""
-    return [{"id": f"gen-{i:04d}", "instruction": q, "response": a, "split": "test"}
-            for i, (q, a) in enumerate(GENERAL_PAIRS, 1)]
+    return [
+        {"id": f"gen-{i:04d}", "instruction": q, "response": a, "split": "test"}
+        for i, (q, a) in enumerate(GENERAL_PAIRS, 1)
+    ]
 
 
 # --------------------------------------------------------------------------------------
 # 4. Escritura
 # --------------------------------------------------------------------------------------
+
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Escribe una fila JSON por línea, en UTF-8 legible y con salto de línea final."""
@@ -736,8 +958,12 @@ def summary(rows: list[dict], key: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Genera los conjuntos de datos del curso (JSONL).")
-    parser.add_argument("--salida", type=Path, default=DATA_DIR,
-                        help=f"carpeta donde escribirlos (por defecto {DATA_DIR}, la que usa el paquete)")
+    parser.add_argument(
+        "--salida",
+        type=Path,
+        default=DATA_DIR,
+        help=f"carpeta donde escribirlos (por defecto {DATA_DIR}, la que usa el paquete)",
+    )
     out = parser.parse_args(argv).salida
     out.mkdir(parents=True, exist_ok=True)
     # Un generador por conjunto: cambiar uno no altera el otro.

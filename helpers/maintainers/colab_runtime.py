@@ -12,6 +12,7 @@ Colab publica lo que trae su entorno de ejecución con GPU en el repositorio
 - ``python -m helpers.maintainers.colab_runtime actualizar [--desde CARPETA]`` vuelve a escribir la
   copia desde GitHub (o desde una copia local del repositorio de Colab).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,9 @@ def _machine_uv_args() -> list[str]:
     return uv_arguments(config)
 
 
-def compile_command(requirements: list[str], constraints: list[str], python: str, folder: Path,
-                    preferred: dict[str, str] | None = None) -> list[str]:
+def compile_command(
+    requirements: list[str], constraints: list[str], python: str, folder: Path, preferred: dict[str, str] | None = None
+) -> list[str]:
     """La orden ``uv pip compile`` que resuelve ``requirements`` para ``python`` en la plataforma de Colab.
 
     ``preferred`` (lo que Colab ya trae) va como resolución previa en el archivo de salida: uv se
@@ -105,17 +107,38 @@ def compile_command(requirements: list[str], constraints: list[str], python: str
     (folder / "requisitos.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     (folder / "restricciones.txt").write_text("\n".join(constraints) + "\n", encoding="utf-8")
     (folder / "resuelto.txt").write_text(
-        "".join(f"{name}=={version.split('+')[0]}\n" for name, version in (preferred or {}).items()), encoding="utf-8")
-    return [_uv(), "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python-version", python,
-            "--python-platform", PLATFORM, *_machine_uv_args(), "--constraint", str(folder / "restricciones.txt"),
-            "--output-file", str(folder / "resuelto.txt"), str(folder / "requisitos.txt")]
+        "".join(f"{name}=={version.split('+')[0]}\n" for name, version in (preferred or {}).items()), encoding="utf-8"
+    )
+    return [
+        _uv(),
+        "pip",
+        "compile",
+        "--quiet",
+        "--no-header",
+        "--no-annotate",
+        "--python-version",
+        python,
+        "--python-platform",
+        PLATFORM,
+        *_machine_uv_args(),
+        "--constraint",
+        str(folder / "restricciones.txt"),
+        "--output-file",
+        str(folder / "resuelto.txt"),
+        str(folder / "requisitos.txt"),
+    ]
 
 
-def start(requirements: list[str], constraints: list[str], python: str, folder: Path,
-          preferred: dict[str, str] | None = None) -> subprocess.Popen:
+def start(
+    requirements: list[str], constraints: list[str], python: str, folder: Path, preferred: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Lanza la resolución sin esperarla (varias a la vez esperan a la red a la vez)."""
-    process = subprocess.Popen(compile_command(requirements, constraints, python, folder, preferred),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        compile_command(requirements, constraints, python, folder, preferred),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     process.output_file = Path(folder) / "resuelto.txt"
     return process
 
@@ -132,14 +155,23 @@ def finish(process: subprocess.Popen, python: str, timeout: float = 600) -> Reso
     return Resolution(process.returncode == 0, (out + err).strip(), python, resolved)
 
 
-def resolve(requirements: list[str] | None = None, runtime: dict | None = None,
-            extra_constraints: list[str] = (), python: str | None = None) -> Resolution:
+def resolve(
+    requirements: list[str] | None = None,
+    runtime: dict | None = None,
+    extra_constraints: list[str] = (),
+    python: str | None = None,
+) -> Resolution:
     """Resuelve ``requirements`` (por defecto, lo que instala la celda de preparación) para Colab."""
     runtime = runtime or load_runtime()
     python = python or python_version(runtime)
     with tempfile.TemporaryDirectory(prefix="colab-") as folder:
-        process = start(requirements or pinned_requirements(), held_constraints(runtime) + list(extra_constraints),
-                        python, Path(folder), preferred=preferred(runtime))
+        process = start(
+            requirements or pinned_requirements(),
+            held_constraints(runtime) + list(extra_constraints),
+            python,
+            Path(folder),
+            preferred=preferred(runtime),
+        )
         return finish(process, python)
 
 
@@ -151,8 +183,11 @@ def preferred(runtime: dict) -> dict[str, str]:
 def changes(resolution: Resolution, runtime: dict) -> list[tuple[str, str, str]]:
     """Paquetes que Colab ya trae y que la instalación cambiaría: ``(paquete, en Colab, instalado)``."""
     pins = preferred(runtime)
-    return sorted((name, pins[name], version) for name, version in resolution.resolved.items()
-                  if name in pins and pins[name].split("+")[0] != version)
+    return sorted(
+        (name, pins[name], version)
+        for name, version in resolution.resolved.items()
+        if name in pins and pins[name].split("+")[0] != version
+    )
 
 
 # --- actualizar la copia -----------------------------------------------------------------------
@@ -164,8 +199,10 @@ def _read_remote(file: str, ref: str) -> str:
 def snapshot(source: Path | None = None) -> dict:
     """Lee el entorno de Colab de GitHub o de una copia local (``git clone``) de ``backend-info``."""
     if source is not None:
+
         def git(*args):
             return subprocess.run(["git", *args], cwd=source, capture_output=True, text=True, check=True).stdout
+
         commit, when = git("log", "-1", "--format=%H %cI", "HEAD").split()
         freeze, os_info = git("show", f"HEAD:{FREEZE_FILE}"), git("show", f"HEAD:{OS_FILE}")
     else:
@@ -200,13 +237,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.orden == "actualizar":
         data = snapshot(args.desde)
         write_snapshot(data, DATA)
-        print(f"{DATA}: Colab con Python {data['python']}, {len(data['paquetes'])} paquetes "
-              f"(commit {data['commit'][:12]} del {data['fecha']}).")
+        print(
+            f"{DATA}: Colab con Python {data['python']}, {len(data['paquetes'])} paquetes "
+            f"(commit {data['commit'][:12]} del {data['fecha']})."
+        )
         return 0
     runtime = load_runtime()
     result = resolve(runtime=runtime)
-    print(f"Colab de {runtime['fecha'][:10]} ({runtime['fuente']}, commit {runtime['commit'][:12]}): "
-          f"Python {runtime['python']}, {', '.join(held_constraints(runtime))}")
+    print(
+        f"Colab de {runtime['fecha'][:10]} ({runtime['fuente']}, commit {runtime['commit'][:12]}): "
+        f"Python {runtime['python']}, {', '.join(held_constraints(runtime))}"
+    )
     if not result.ok:
         print(f"NO se puede instalar el curso en ese Colab:\n{result.output}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@
 Escribe los cuadernos ejecutados y sus figuras (PNG) en la carpeta de salida, y al final una
 tabla en español (cuaderno, estado, segundos) que también queda en ``resumen.csv``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,9 +80,14 @@ def run_notebook(name: str, out_dir: Path) -> tuple[str, float, int]:
     # «immediate»: al terminar, el núcleo se cierra sin esperar a que Python se despida (con torch y
     # peft cargados, apagarlo con calma costaba varios segundos por cuaderno y no guarda nada más).
     # Núcleo por sockets de Unix: sin el aviso «Kernel is running over TCP without encryption».
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", shutdown_kernel="immediate",
-                            config=Config({"KernelManager": ipc_kernel_settings()}),
-                            resources={"metadata": {"path": str(work)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        shutdown_kernel="immediate",
+        config=Config({"KernelManager": ipc_kernel_settings()}),
+        resources={"metadata": {"path": str(work)}},
+    )
     start = time.perf_counter()
     state = "correcto"
     try:
@@ -98,9 +104,15 @@ def run_notebook(name: str, out_dir: Path) -> tuple[str, float, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Ejecuta todos los cuadernos del curso con el modelo real.")
-    parser.add_argument("--perfil", default="embedded", help="perfil del modelo: embedded (por defecto), tiny, hub o hub:<id>")
-    parser.add_argument("--solo", nargs="*", default=None, help="prefijos de los cuadernos que quieres ejecutar (p. ej. 01 03)")
-    parser.add_argument("--salida", type=Path, default=DEFAULT_OUT, help="carpeta de resultados (por defecto build/curso)")
+    parser.add_argument(
+        "--perfil", default="embedded", help="perfil del modelo: embedded (por defecto), tiny, hub o hub:<id>"
+    )
+    parser.add_argument(
+        "--solo", nargs="*", default=None, help="prefijos de los cuadernos que quieres ejecutar (p. ej. 01 03)"
+    )
+    parser.add_argument(
+        "--salida", type=Path, default=DEFAULT_OUT, help="carpeta de resultados (por defecto build/curso)"
+    )
     args = parser.parse_args(argv)
 
     profile = resolve_profile(args.perfil)  # valida el perfil antes de empezar
@@ -129,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<{width}}  {state:<22} {seconds:>9.1f}  {figures:>7}")
     print(f"{'Total':<{width}}  {'':<22} {total:>9.1f}")
     speed = {"gflops_inicio": round(speed_start, 1), "gflops_fin": round(speed_reference(), 1)}
-    print(f"Velocidad de la máquina (producto de matrices fp32 1024 × 1024): {speed['gflops_inicio']} GFLOPS al "
-          f"empezar, {speed['gflops_fin']} al terminar")
+    print(
+        f"Velocidad de la máquina (producto de matrices fp32 1024 × 1024): {speed['gflops_inicio']} GFLOPS al "
+        f"empezar, {speed['gflops_fin']} al terminar"
+    )
     (args.salida / SPEED_FILE).write_text(json.dumps(speed), encoding="utf-8")
     with open(args.salida / "resumen.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

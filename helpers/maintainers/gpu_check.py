@@ -16,6 +16,7 @@ cada proceso limitada a la de una T4 con ``torch.cuda.set_per_process_memory_fra
 Sin CUDA termina enseguida con un mensaje en español y código 2: en la CPU, la T4 simulada ya la
 prueba ``make test``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ REAL_PARTS = ("c",)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.maintainers.gpu_check",
-                                     description="Cuadernos y banco en una GPU, en modo T4.")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.maintainers.gpu_check", description="Cuadernos y banco en una GPU, en modo T4."
+    )
     parser.add_argument("--perfil", default="embedded", help="perfil del modelo (por defecto embedded, sin internet)")
     parser.add_argument("--pasos", type=int, default=None, help="pasos de entrenamiento de las partes b y d")
     parser.add_argument("--salida", type=Path, default=None, help="carpeta del informe (por defecto docs/)")
@@ -59,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ[SIMULATE_ENV] = "t4"  # también lo heredan los núcleos de los cuadernos
     fraction = cap_cuda_memory_like_t4()
-    print(f"Modo T4 en {torch.cuda.get_device_name(0)}: {decide().describe()}; memoria de CUDA limitada al "
-          f"{100 * fraction:.1f} % de la de esta GPU.", flush=True)
+    print(
+        f"Modo T4 en {torch.cuda.get_device_name(0)}: {decide().describe()}; memoria de CUDA limitada al "
+        f"{100 * fraction:.1f} % de la de esta GPU.",
+        flush=True,
+    )
     t4_results = bench.run_parts(list(T4_PARTS), opts)
     print(f"Datos (modo T4): {bench.save_results(t4_results, out)}", flush=True)
 

@@ -5,6 +5,7 @@
 los ciclos. Sale con código 1 si hay alguno. ``tests/test_arquitectura.py`` usa :func:`build_graph`
 y :func:`find_cycles` para que un ciclo nuevo haga fallar las pruebas.
 """
+
 from __future__ import annotations
 
 import ast
@@ -187,11 +188,17 @@ def render(graph: dict[str, set[Edge]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m helpers.maintainers.import_graph",
-                            description="Imprime el grafo de importaciones del paquete y sus ciclos "
-                                        "(termina con código 1 si hay alguno).")
-    parser.add_argument("paquete", nargs="?", type=Path, default=PACKAGE_DIR,
-                        help="carpeta del paquete (por defecto, helpers/ de este repositorio)")
+    parser = ArgumentParser(
+        prog="python -m helpers.maintainers.import_graph",
+        description="Imprime el grafo de importaciones del paquete y sus ciclos (termina con código 1 si hay alguno).",
+    )
+    parser.add_argument(
+        "paquete",
+        nargs="?",
+        type=Path,
+        default=PACKAGE_DIR,
+        help="carpeta del paquete (por defecto, helpers/ de este repositorio)",
+    )
     package_dir = parser.parse_args(argv).paquete
     graph = build_graph(package_dir)
     print(render(graph))

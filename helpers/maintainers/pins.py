@@ -5,6 +5,7 @@ Uso: ``python -m helpers.maintainers.pins no-deps`` imprime los paquetes que se 
 que reproducen la configuración de pip de esta máquina (``pip config list``: índices, carpetas de
 ruedas, restricciones).
 """
+
 from __future__ import annotations
 
 import shlex
@@ -21,9 +22,7 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 def read_pyproject(path: Path = PYPROJECT) -> dict:
     """Devuelve el contenido de pyproject.toml como diccionario."""
     if not path.exists():
-        raise FileNotFoundError(
-            f"No encuentro {path}. Ejecuta esto desde una copia del repositorio del curso."
-        )
+        raise FileNotFoundError(f"No encuentro {path}. Ejecuta esto desde una copia del repositorio del curso.")
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
@@ -40,8 +39,12 @@ def installer_requirement(data: dict | None = None) -> str:
 
 
 # Opciones de pip que cambian de dónde salen los paquetes → su equivalente en ``uv pip install``.
-_PIP_TO_UV = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
-              "constraint": "--constraint"}
+_PIP_TO_UV = {
+    "index-url": "--index-url",
+    "extra-index-url": "--extra-index-url",
+    "find-links": "--find-links",
+    "constraint": "--constraint",
+}
 
 
 def uv_arguments(pip_config: str) -> list[str]:
@@ -91,11 +94,17 @@ def repository_url(data: dict | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m helpers.maintainers.pins",
-                            description="Imprime las versiones fijadas de pyproject.toml (las usa el Makefile).")
-    parser.add_argument("que", metavar="QUÉ", choices=["no-deps", "installer", "uv-args", "all"],
-                        help="no-deps (los paquetes sin dependencias), installer (el instalador), uv-args (las "
-                             "opciones de uv sacadas de la configuración de pip) o all (todas las versiones fijadas)")
+    parser = ArgumentParser(
+        prog="python -m helpers.maintainers.pins",
+        description="Imprime las versiones fijadas de pyproject.toml (las usa el Makefile).",
+    )
+    parser.add_argument(
+        "que",
+        metavar="QUÉ",
+        choices=["no-deps", "installer", "uv-args", "all"],
+        help="no-deps (los paquetes sin dependencias), installer (el instalador), uv-args (las "
+        "opciones de uv sacadas de la configuración de pip) o all (todas las versiones fijadas)",
+    )
     what = parser.parse_args(argv).que
     if what == "no-deps":
         print(" ".join(no_deps_requirements()))

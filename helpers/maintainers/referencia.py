@@ -21,6 +21,7 @@ Uso::
     python -m helpers.maintainers.referencia --solo 05     # un cuaderno
     python -m helpers.maintainers.referencia --plan        # qué falta y cuánto tardaría, sin ejecutar
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,8 @@ def pinned_versions(data: dict | None = None) -> dict[str, str]:
 
 
 def code_fingerprint() -> str:
-    """La huella del código de :func:`helpers.reference.code_fingerprint`, con ``loftq_factors`` de la solución del 08."""
+    """La huella del código de :func:`helpers.reference.code_fingerprint`, con ``loftq_factors`` de la
+    solución del 08."""
     return reference.code_fingerprint(custom_inits()[1])
 
 
@@ -85,10 +87,17 @@ def course_cache(folder: Path) -> Cache:
 def provenance(gflops: float | None, command: str) -> dict:
     """Máquina, GFLOPS, versiones instaladas, fecha, orden y commit de esta invocación."""
     installed = reference.installed_versions()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"maquina": machine(), "gflops": None if gflops is None else round(gflops, 1), "versiones": installed,
-            "fecha": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "orden": command,
-            "commit": commit or None}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "maquina": machine(),
+        "gflops": None if gflops is None else round(gflops, 1),
+        "versiones": installed,
+        "fecha": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "orden": command,
+        "commit": commit or None,
+    }
 
 
 def notebook_definitions(notebook: str, names: tuple[str, ...], namespace: dict | None = None) -> tuple[dict, str]:
@@ -112,8 +121,13 @@ def notebook_definitions(notebook: str, names: tuple[str, ...], namespace: dict 
         except SyntaxError:
             continue
         for node in tree.body:
-            defined = {node.name} if isinstance(node, ast.FunctionDef) else \
-                {t.id for t in node.targets if isinstance(t, ast.Name)} if isinstance(node, ast.Assign) else set()
+            defined = (
+                {node.name}
+                if isinstance(node, ast.FunctionDef)
+                else {t.id for t in node.targets if isinstance(t, ast.Name)}
+                if isinstance(node, ast.Assign)
+                else set()
+            )
             if defined & set(names):
                 sources.append(ast.unparse(node))
                 exec(compile(ast.Module([node], []), str(path), "exec"), namespace)
@@ -139,9 +153,18 @@ def custom_inits() -> tuple[dict[str, Callable], str]:
 # ----------------------------------------------------------------------------------------------
 # Ejecutar y publicar
 # ----------------------------------------------------------------------------------------------
-def run_experiments(experiments: list[Experiment], cache: Cache, *, command: str, data_file: Path | None,
-                    docs: Path | None, deadline: float | None = None, on_checkpoint=None, log=print,
-                    progress: bool = False) -> dict:
+def run_experiments(
+    experiments: list[Experiment],
+    cache: Cache,
+    *,
+    command: str,
+    data_file: Path | None,
+    docs: Path | None,
+    deadline: float | None = None,
+    on_checkpoint=None,
+    log=print,
+    progress: bool = False,
+) -> dict:
     """Ejecuta lo que falta de ``experiments``, en orden, y publica después de cada ejecución."""
     from .course import speed_reference
 
@@ -149,9 +172,17 @@ def run_experiments(experiments: list[Experiment], cache: Cache, *, command: str
     log(f"Máquina: {prov['maquina']['cpu']} · {prov['gflops']} GFLOPS · caché {cache.folder}")
     inits = custom_inits()[0]
     for experiment in experiments:
-        reference.run_experiment(experiment, cache=cache, inits=inits, provenance=prov, deadline=deadline,
-                                 on_checkpoint=on_checkpoint, log=log, progress=progress,
-                                 after_run=lambda: publish(cache, data_file, docs, experiments))
+        reference.run_experiment(
+            experiment,
+            cache=cache,
+            inits=inits,
+            provenance=prov,
+            deadline=deadline,
+            on_checkpoint=on_checkpoint,
+            log=log,
+            progress=progress,
+            after_run=lambda: publish(cache, data_file, docs, experiments),
+        )
         if deadline is not None and time.time() > deadline:
             break
     return publish(cache, data_file, docs, experiments)
@@ -162,19 +193,29 @@ def publish(cache: Cache, data_file: Path | None, docs: Path | None, experiments
     metric = task_metric_function()
     # Siempre todos los del curso (una invocación con --solo no borra los demás) y los que se pidan.
     experiments = list({**EXPERIMENTS, **{e.key: e for e in experiments or []}}.values())
-    data = {"descripcion": "Resultados de referencia (make referencia); generado, no lo edites a mano.",
-            "protocolo": {"pasos": reference.STEPS, "semillas": list(reference.SEEDS), "lote": reference.BATCH_SIZE,
-                          "longitud": reference.MAX_LENGTH, "ampliaciones_de_rejilla": reference.MAX_GRID_EXTENSIONS},
-            "versiones_fijadas": cache.versions, "dispositivo": cache.device, "codigo": cache.fingerprint[:16],
-            "experimentos": {}}
+    data = {
+        "descripcion": "Resultados de referencia (make referencia); generado, no lo edites a mano.",
+        "protocolo": {
+            "pasos": reference.STEPS,
+            "semillas": list(reference.SEEDS),
+            "lote": reference.BATCH_SIZE,
+            "longitud": reference.MAX_LENGTH,
+            "ampliaciones_de_rejilla": reference.MAX_GRID_EXTENSIONS,
+        },
+        "versiones_fijadas": cache.versions,
+        "dispositivo": cache.device,
+        "codigo": cache.fingerprint[:16],
+        "experimentos": {},
+    }
     for experiment in experiments:
         summary = reference.summarize(experiment, cache.get, metric)
         if any(o["rejilla"] for o in summary["opciones"].values()):
             data["experimentos"][experiment.key] = summary
     if data_file is not None:
         data_file.parent.mkdir(parents=True, exist_ok=True)
-        data_file.write_text(json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False,
-                                        default=str) + "\n", encoding="utf-8")
+        data_file.write_text(
+            json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False, default=str) + "\n", encoding="utf-8"
+        )
     if docs is not None and data_file is not None:
         write_docs(docs, data_file, data)
     return data
@@ -182,16 +223,27 @@ def publish(cache: Cache, data_file: Path | None, docs: Path | None, experiments
 
 def markdown_section(data: dict, data_file: Path, images: Path | None) -> list[str]:
     """La sección de referencia de ``docs/rendimiento.md``."""
-    lines = [BEGIN, "", "## Experimentos de referencia", "",
-             "Generado por `make referencia` (`python -m helpers.maintainers.referencia`) a partir de "
-             f"`helpers/{data_file.relative_to(ROOT / 'helpers').as_posix() if data_file.is_relative_to(ROOT / 'helpers') else data_file.name}`. "
-             f"Protocolo: {reference.STEPS} pasos con lotes de {reference.BATCH_SIZE} × {reference.MAX_LENGTH}; "
-             f"cada opción, con su tasa elegida en la partición de validación entera (la semilla {reference.SEEDS[0]} "
-             f"en una rejilla de factor ~3 que se amplía si la mejor sale en un borde) y después las semillas "
-             f"{', '.join(map(str, reference.SEEDS))} en esa tasa. Cada celda es media ± desviación típica entre "
-             "semillas. Formato y dato: la métrica de la tarea del cuaderno 03 en la partición de prueba. Olvido: "
-             "pérdida en preguntas de cultura general (`texto_general.jsonl`) con el adaptador menos sin él "
-             "(`disable_adapter()`); positivo = el ajuste empeoró el texto general.", ""]
+    shown = (
+        data_file.relative_to(ROOT / "helpers").as_posix()
+        if data_file.is_relative_to(ROOT / "helpers")
+        else data_file.name
+    )
+    lines = [
+        BEGIN,
+        "",
+        "## Experimentos de referencia",
+        "",
+        "Generado por `make referencia` (`python -m helpers.maintainers.referencia`) a partir de "
+        f"`helpers/{shown}`. "
+        f"Protocolo: {reference.STEPS} pasos con lotes de {reference.BATCH_SIZE} × {reference.MAX_LENGTH}; "
+        f"cada opción, con su tasa elegida en la partición de validación entera (la semilla {reference.SEEDS[0]} "
+        f"en una rejilla de factor ~3 que se amplía si la mejor sale en un borde) y después las semillas "
+        f"{', '.join(map(str, reference.SEEDS))} en esa tasa. Cada celda es media ± desviación típica entre "
+        "semillas. Formato y dato: la métrica de la tarea del cuaderno 03 en la partición de prueba. Olvido: "
+        "pérdida en preguntas de cultura general (`texto_general.jsonl`) con el adaptador menos sin él "
+        "(`disable_adapter()`); positivo = el ajuste empeoró el texto general.",
+        "",
+    ]
     if not data["experimentos"]:
         lines += ["Todavía no hay resultados.", ""]
     for key, summary in data["experimentos"].items():
@@ -199,8 +251,12 @@ def markdown_section(data: dict, data_file: Path, images: Path | None) -> list[s
         complete = [k for k, o in options.items() if o["completa"]]
         missing = [k for k, o in options.items() if not o["completa"]]
         lines += [f"### {key}. {summary['titulo']}", "", summary["pregunta"], ""]
-        state = ("completo" if not missing else
-                 f"**incompleto**: faltan ejecuciones de {', '.join(missing)}" + (f" (completas: {', '.join(complete)})" if complete else ""))
+        state = (
+            "completo"
+            if not missing
+            else f"**incompleto**: faltan ejecuciones de {', '.join(missing)}"
+            + (f" (completas: {', '.join(complete)})" if complete else "")
+        )
         lines += [f"Estado: {state}.", ""]
         if images is not None:
             name = f"referencia_{key}.png"
@@ -212,11 +268,16 @@ def markdown_section(data: dict, data_file: Path, images: Path | None) -> list[s
             gflops = [p["gflops"] for p in provs if p.get("gflops")]
             dates = sorted(p["fecha"] for p in provs)
             machine = provs[0]["maquina"]
-            lines += [f"*{len(provs)} {'ejecución' if len(provs) == 1 else 'ejecuciones'} en la tabla · {machine.get('cpu')} ({machine.get('nucleos')} núcleos)"
-                      f"{' · GPU ' + machine['gpu'] if machine.get('gpu') else ''} · torch {provs[0]['versiones'].get('torch')}"
-                      f", peft {provs[0]['versiones'].get('peft')} · {min(gflops) if gflops else '?'}–"
-                      f"{max(gflops) if gflops else '?'} GFLOPS · del {dates[0]} al {dates[-1]} · commit "
-                      f"{provs[0].get('commit')} · para repetirlo: `python -m helpers.maintainers.referencia --solo {key}`.*", ""]
+            lines += [
+                f"*{len(provs)} {'ejecución' if len(provs) == 1 else 'ejecuciones'} en la tabla · "
+                f"{machine.get('cpu')} ({machine.get('nucleos')} núcleos)"
+                f"{' · GPU ' + machine['gpu'] if machine.get('gpu') else ''} · "
+                f"torch {provs[0]['versiones'].get('torch')}"
+                f", peft {provs[0]['versiones'].get('peft')} · {min(gflops) if gflops else '?'}–"
+                f"{max(gflops) if gflops else '?'} GFLOPS · del {dates[0]} al {dates[-1]} · commit "
+                f"{provs[0].get('commit')} · para repetirlo: `python -m helpers.maintainers.referencia --solo {key}`.*",
+                "",
+            ]
         for source in summary.get("fuentes", []):
             lines += [f"Fuente: {source}", ""]
     lines += [END]
@@ -256,25 +317,35 @@ def plan(experiments: list[Experiment], cache: Cache, seconds_per_step: dict[str
     for experiment in experiments:
         for option in experiment.options:
             grid_runs = len(experiment.lr_grids[option]) + len(experiment.seeds) - 1
-            done = sum(1 for rate in tried_rates(experiment, option, cache.get)
-                       for seed in experiment.seeds if cache.get(run_config(experiment, option, rate, seed)))
+            done = sum(
+                1
+                for rate in tried_rates(experiment, option, cache.get)
+                for seed in experiment.seeds
+                if cache.get(run_config(experiment, option, rate, seed))
+            )
             left = max(0, grid_runs - done) if plan_next(experiment, option, cache.get) else 0
             method = experiment.options[option]["method"]
             seconds = (seconds_per_step or {}).get(method)
             cost = left * experiment.steps * seconds if seconds else math.nan
             total += 0 if math.isnan(cost) else cost
-            lines.append(f"{experiment.key} · {option:<22} hechas {done:>2} · faltan ≥{left} ejecuciones"
-                         + (f" (~{cost / 60:.0f} min)" if not math.isnan(cost) else ""))
+            lines.append(
+                f"{experiment.key} · {option:<22} hechas {done:>2} · faltan ≥{left} ejecuciones"
+                + (f" (~{cost / 60:.0f} min)" if not math.isnan(cost) else "")
+            )
     if seconds_per_step:
         lines.append(f"Total que falta: ~{total / 3600:.1f} h (sin la evaluación ni ampliaciones de rejilla)")
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.maintainers.referencia",
-                                     description="Ejecuta los experimentos de referencia (reanudables) y publica sus resultados.")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.maintainers.referencia",
+        description="Ejecuta los experimentos de referencia (reanudables) y publica sus resultados.",
+    )
     parser.add_argument("--solo", default=None, help="cuadernos separados por comas, p. ej. 05,08 (por defecto todos)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"carpeta de la caché (por defecto {DEFAULT_CACHE})")
+    parser.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help=f"carpeta de la caché (por defecto {DEFAULT_CACHE})"
+    )
     parser.add_argument("--datos", type=Path, default=reference.DATA_FILE, help="archivo de resultados que se publica")
     parser.add_argument("--docs", type=Path, default=DOCS, help="documento con la sección de referencia")
     parser.add_argument("--plan", action="store_true", help="solo dice qué falta, sin ejecutar")
@@ -298,8 +369,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = "python -m helpers.maintainers.referencia " + shlex.join(argv if argv is not None else sys.argv[1:])
     deadline = time.time() + 3600 * args.horas if args.horas else None
-    run_experiments(experiments, cache, command=command.strip(), data_file=args.datos, docs=args.docs, deadline=deadline,
-                    progress=True, log=lambda *a: print(*a, flush=True))
+    run_experiments(
+        experiments,
+        cache,
+        command=command.strip(),
+        data_file=args.datos,
+        docs=args.docs,
+        deadline=deadline,
+        progress=True,
+        log=lambda *a: print(*a, flush=True),
+    )
     print(f"Datos: {args.datos}\nDocumento: {args.docs}")
     return 0
 

@@ -16,6 +16,7 @@
 
 notebooks/ nunca se edita a mano: se regenera con ``make release``.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,22 @@ from ..course_files import NOTEBOOKS, ROOT, SOLUTIONS, generate, notebook_names
 from ..validar import MANIFEST, released_cells
 from .pins import PYPROJECT, read_pyproject, repository_url
 
-__all__ = ["COLAB_METADATA", "NOTEBOOKS", "ROOT", "SOLUTIONS", "SETUP_TAG", "SUBMIT_TAG", "badge_line", "colab_url",
-           "generate", "main", "notebook_names", "setup_cell_source", "submit_cells_source", "sync_solution"]
+__all__ = [
+    "COLAB_METADATA",
+    "NOTEBOOKS",
+    "ROOT",
+    "SOLUTIONS",
+    "SETUP_TAG",
+    "SUBMIT_TAG",
+    "badge_line",
+    "colab_url",
+    "generate",
+    "main",
+    "notebook_names",
+    "setup_cell_source",
+    "submit_cells_source",
+    "sync_solution",
+]
 
 SETUP_TAG = "preparacion"
 SUBMIT_TAG = "antes-de-entregar"
@@ -77,11 +92,11 @@ def setup_cell_source() -> str:
         "# muestra dónde se ejecuta el cuaderno.\n"
         "import subprocess, sys\n"
         "reiniciar = False\n"
-        "if \"google.colab\" in sys.modules:\n"
+        'if "google.colab" in sys.modules:\n'
         "    from importlib.metadata import distributions\n"
-        "    antes = {d.metadata[\"Name\"]: d.version for d in distributions() if d.metadata[\"Name\"]}\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
-        f"                    \"{install_requirement()}\"], check=True)\n"
+        '    antes = {d.metadata["Name"]: d.version for d in distributions() if d.metadata["Name"]}\n'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q",\n'
+        f'                    "{install_requirement()}"], check=True)\n'
         "    from helpers.colab import restart_notice\n"
         "    reiniciar = restart_notice(antes)\n"
         "if not reiniciar:\n"
@@ -143,7 +158,7 @@ def write_release_ref(ref: str, path: Path = PYPROJECT) -> bool:
         raise ValueError(f"Referencia de git no válida: {ref!r} (usa una etiqueta como v1.0 o un commit).")
     text = path.read_text(encoding="utf-8")
     if not REF_LINE.search(text):
-        raise ValueError(f"{path} no tiene la línea `ref = \"...\"` en [tool.curso-peft].")
+        raise ValueError(f'{path} no tiene la línea `ref = "..."` en [tool.curso-peft].')
     new = REF_LINE.sub(f'ref = "{ref}"', text, count=1)
     if new == text:
         return False
@@ -188,8 +203,10 @@ def sync_solution(path: Path) -> bool:
 
 def manifest_data(folder: Path = NOTEBOOKS) -> dict[str, list[dict]]:
     """Las celdas calificadas de cada cuaderno publicado (sin soluciones ni pruebas ocultas)."""
-    return {name: released_cells(nbformat.read(Path(folder) / name / f"{name}.ipynb", as_version=4))
-            for name in notebook_names()}
+    return {
+        name: released_cells(nbformat.read(Path(folder) / name / f"{name}.ipynb", as_version=4))
+        for name in notebook_names()
+    }
 
 
 def manifest_text(folder: Path = NOTEBOOKS) -> str:
@@ -206,11 +223,17 @@ def write_manifest(folder: Path = NOTEBOOKS) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m helpers.maintainers.release",
-                            description="Regenera notebooks/ (alumnado) desde solutions/ (profesorado) con nbgrader.")
+    parser = ArgumentParser(
+        prog="python -m helpers.maintainers.release",
+        description="Regenera notebooks/ (alumnado) desde solutions/ (profesorado) con nbgrader.",
+    )
     parser.add_argument("--ref", help="etiqueta o commit desde el que Colab instala el curso (por defecto, HEAD)")
-    parser.add_argument("cuadernos", nargs="*", metavar="NN_nombre",
-                        help="cuadernos que se publican, por nombre o número (p. ej. 03); por defecto, todos")
+    parser.add_argument(
+        "cuadernos",
+        nargs="*",
+        metavar="NN_nombre",
+        help="cuadernos que se publican, por nombre o número (p. ej. 03); por defecto, todos",
+    )
     args = parser.parse_args(argv)
     argv = args.cuadernos
     ref = args.ref or current_ref()
@@ -218,16 +241,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Celda de preparación: Colab instalará curso-peft en {ref} (anotado en pyproject.toml)")
     dirty = _git("status", "--porcelain", "--", "helpers", "pyproject.toml").stdout.split("\n")
     if any(line and not line.endswith("pyproject.toml") for line in dirty):
-        print(f"AVISO: hay cambios sin confirmar en helpers/; {ref} no los incluye. Confírmalos y vuelve a "
-              "ejecutar `make release` para que Colab instale los helpers con los que se probó el cuaderno.",
-              file=sys.stderr)
+        print(
+            f"AVISO: hay cambios sin confirmar en helpers/; {ref} no los incluye. Confírmalos y vuelve a "
+            "ejecutar `make release` para que Colab instale los helpers con los que se probó el cuaderno.",
+            file=sys.stderr,
+        )
     known = notebook_names()
     # Se acepta el nombre completo o solo su número («03»).
     names = [next((n for n in known if n == arg or n.startswith(f"{arg}_")), arg) for arg in argv] or known
     unknown = sorted(set(names) - set(known))
     if unknown:
-        print(f"No existen en solutions/: {', '.join(unknown)}. Usa el nombre de la carpeta o su número "
-              f"(p. ej. 03); los cuadernos son: {', '.join(known)}", file=sys.stderr)
+        print(
+            f"No existen en solutions/: {', '.join(unknown)}. Usa el nombre de la carpeta o su número "
+            f"(p. ej. 03); los cuadernos son: {', '.join(known)}",
+            file=sys.stderr,
+        )
         return 2
     for name in names:
         path = SOLUTIONS / name / f"{name}.ipynb"

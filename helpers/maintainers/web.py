@@ -11,6 +11,7 @@ las pruebas ocultas (ni lo que imprimen) llegan nunca a la web. El sitio no ejec
 (docs/glosario.md), el rendimiento (docs/rendimiento.md) y la guía del profesorado (la sección
 «Calificar una clase» del README), con búsqueda e interfaz en español.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,14 +113,14 @@ def split_exercise(source: str) -> tuple[str, str, str, str] | None:
         match = EXERCISE_HEADING.match(line)
         tier = next((emoji for emoji in TIERS if emoji in line), None) if match else None
         if tier:
-            return "\n".join(lines[:i]), line, tier, "\n".join(lines[i + 1:]).strip()
+            return "\n".join(lines[:i]), line, tier, "\n".join(lines[i + 1 :]).strip()
     return None
 
 
 def exercise_points(cells, start: int) -> int:
     """Puntos de las celdas calificadas que siguen al enunciado hasta el próximo ejercicio o apartado."""
     points = 0
-    for cell in cells[start + 1:]:
+    for cell in cells[start + 1 :]:
         if cell.cell_type == "markdown" and (split_exercise(cell.source) or cell.source.startswith("## ")):
             break
         if nbgrader(cell).get("grade"):
@@ -137,7 +138,9 @@ def mark_exercises(nb) -> int:
         before, heading, tier, body = parts
         points = exercise_points(nb.cells, index)
         kind = "Comprobación calificada" if "Comprobación" in heading else "Ejercicio"
-        title = f"{tier} {kind} · nivel {TIERS[tier]}" + (f" · {points} {'punto' if points == 1 else 'puntos'}" if points else "")
+        title = f"{tier} {kind} · nivel {TIERS[tier]}" + (
+            f" · {points} {'punto' if points == 1 else 'puntos'}" if points else ""
+        )
         box = f"::::{{admonition}} {title}\n:class: tip\n{body}\n::::\n"
         cell.source = "\n\n".join(part for part in (before.strip(), heading, box) if part)
         count += 1
@@ -188,8 +191,10 @@ def executed_run(name: str, run_dir: Path, summary: dict) -> tuple[nbformat.Note
         return None, "`make curso` falló (una celda dio un error)"
     pending = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() and not c.get("execution_count")]
     if pending:  # sin ejecutar del todo: `make curso` sigue en marcha, o se cortó (p. ej. por tiempo)
-        return None, (f"{path} no se ejecutó entero ({len(pending)} {'celda' if len(pending) == 1 else 'celdas'} "
-                      "sin ejecutar; ¿sigue en marcha `make curso`?)")
+        return None, (
+            f"{path} no se ejecutó entero ({len(pending)} {'celda' if len(pending) == 1 else 'celdas'} "
+            "sin ejecutar; ¿sigue en marcha `make curso`?)"
+        )
     return nb, ""
 
 
@@ -240,7 +245,7 @@ def instructors_guide() -> str:
     start = text.find(GUIDE_HEADING)
     if start < 0:
         raise WebError(f"El README no tiene la sección «{GUIDE_HEADING[3:]}»: la guía del profesorado sale de ahí.")
-    body = text[start + len(GUIDE_HEADING):]
+    body = text[start + len(GUIDE_HEADING) :]
     end = body.find("\n## ")
     body = body if end < 0 else body[:end]
     return "# Guía del profesorado\n\nCómo calificar una clase con el calificador del curso.\n" + body
@@ -268,7 +273,8 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
     if problems and not allow_unexecuted:
         raise WebError(
             "El sitio muestra las salidas de una ejecución real, y faltan las de estos cuadernos:\n  "
-            + "\n  ".join(problems) + "\nEjecuta antes `make curso` (y arregla lo que falle). Para construirlo "
+            + "\n  ".join(problems)
+            + "\nEjecuta antes `make curso` (y arregla lo que falle). Para construirlo "
             "igualmente, con esos cuadernos sin salidas: `make web WEB_OPCIONES=--permitir-sin-ejecutar`."
         )
     # Las imágenes primero: los enlaces que ya llevan a un archivo del proyecto se quedan como están.
@@ -282,9 +288,14 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
     rows = [notebook_page(name, runs[name][0], project, pages) for name in names]
 
     listing = "\n".join(f"{i}. [{row['titulo']}](cuadernos/{row['cuaderno']}.ipynb)" for i, row in enumerate(rows, 1))
-    profiles = sorted({summary[r["cuaderno"]][1] for r in rows if r["ejecutado"] and summary.get(r["cuaderno"], ("", ""))[1]})
-    origin = (f"Las salidas que ves son de una ejecución de `make curso` con el perfil del modelo «{', '.join(profiles)}»."
-              if profiles else "")
+    profiles = sorted(
+        {summary[r["cuaderno"]][1] for r in rows if r["ejecutado"] and summary.get(r["cuaderno"], ("", ""))[1]}
+    )
+    origin = (
+        f"Las salidas que ves son de una ejecución de `make curso` con el perfil del modelo «{', '.join(profiles)}»."
+        if profiles
+        else ""
+    )
     unexecuted = [r["cuaderno"] for r in rows if not r["ejecutado"]]
     if unexecuted:
         origin += f" Sin salidas (no se ejecutaron o fallaron en `make curso`): {', '.join(unexecuted)}."
@@ -308,7 +319,10 @@ def prepare_project(run_dir: Path, project: Path, allow_unexecuted: bool = False
         "root": "index",
         "parts": [
             {"caption": "Cuadernos", "chapters": [{"file": f"cuadernos/{row['cuaderno']}"} for row in rows]},
-            {"caption": "Referencia", "chapters": [{"file": "glosario"}, {"file": "rendimiento"}, {"file": "profesorado"}]},
+            {
+                "caption": "Referencia",
+                "chapters": [{"file": "glosario"}, {"file": "rendimiento"}, {"file": "profesorado"}],
+            },
         ],
     }
     (project / "_toc.yml").write_text(yaml.safe_dump(toc, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -328,7 +342,9 @@ def jupyter_book() -> str:
     """La orden ``jupyter-book`` del entorno (la instala `make install`)."""
     command = Path(sys.executable).parent / "jupyter-book"
     if not command.exists():
-        raise WebError("Falta jupyter-book en el entorno: ejecuta `make install` (lo instala con las versiones fijadas).")
+        raise WebError(
+            "Falta jupyter-book en el entorno: ejecuta `make install` (lo instala con las versiones fijadas)."
+        )
     return str(command)
 
 
@@ -340,7 +356,10 @@ def build_site(project: Path, out: Path) -> float:
     start = time.perf_counter()
     result = subprocess.run(
         [jupyter_book(), "build", str(project), "--builder", "html", "--all", "-W", "--keep-going"],
-        capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        stdin=subprocess.DEVNULL,
     )
     seconds = time.perf_counter() - start
     html = project / "_build" / "html"
@@ -360,11 +379,21 @@ def build_site(project: Path, out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Construye el sitio web del curso (Jupyter Book) en build/web/.")
-    parser.add_argument("--curso", type=Path, default=DEFAULT_RUN, help="cuadernos ejecutados por `make curso` (por defecto build/curso)")
+    parser.add_argument(
+        "--curso",
+        type=Path,
+        default=DEFAULT_RUN,
+        help="cuadernos ejecutados por `make curso` (por defecto build/curso)",
+    )
     parser.add_argument("--salida", type=Path, default=DEFAULT_OUT, help="carpeta del sitio (por defecto build/web)")
-    parser.add_argument("--fuente", type=Path, default=PROJECT, help="carpeta del proyecto intermedio (por defecto build/web-fuente)")
-    parser.add_argument("--permitir-sin-ejecutar", action="store_true",
-                        help="publica sin salidas los cuadernos que no estén ejecutados o que fallaron en `make curso`")
+    parser.add_argument(
+        "--fuente", type=Path, default=PROJECT, help="carpeta del proyecto intermedio (por defecto build/web-fuente)"
+    )
+    parser.add_argument(
+        "--permitir-sin-ejecutar",
+        action="store_true",
+        help="publica sin salidas los cuadernos que no estén ejecutados o que fallaron en `make curso`",
+    )
     args = parser.parse_args(argv)
     try:
         rows = prepare_project(args.curso.resolve(), args.fuente.resolve(), args.permitir_sin_ejecutar)

@@ -1,4 +1,5 @@
 """Métricas locales para ``evaluate`` (sin descargas del Hub)."""
+
 from __future__ import annotations
 
 from pathlib import Path

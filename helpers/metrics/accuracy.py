@@ -3,6 +3,7 @@
 ``evaluate.load("accuracy")`` la descarga del Hub; este módulo es equivalente y se carga sin
 internet con ``helpers.load_accuracy()`` (o ``evaluate.load(ruta_de_este_archivo)``).
 """
+
 import datasets
 import evaluate
 
@@ -25,9 +26,7 @@ class Accuracy(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}
-            ),
+            features=datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}),
         )
 
     def _compute(self, predictions, references, normalize=True, sample_weight=None):

@@ -6,6 +6,7 @@ desde el cuaderno publicado y la solución (:mod:`fixtures_classroom.casos`), as
 si el cuaderno cambia. ``token`` es una marca única de la prueba: los archivos que un ataque intenta
 crear fuera llevan esa marca, para buscarlos después.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ WRONG_ANSWERS = {
 
 @dataclass
 class Attack(Expect):
-    salida: list = field(default_factory=list)   # fragmentos de la salida del cuaderno calificado
+    salida: list = field(default_factory=list)  # fragmentos de la salida del cuaderno calificado
 
 
 def _with_cell(nb, source: str, *, at_end: bool = False, before_first_test: bool = False, nbk: Notebook):
@@ -71,12 +72,13 @@ for carpeta in ("..", "../..", "/tmp"):
         res[carpeta] = type(e).__name__
 print("ENLACES=" + repr(res))'''
     return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
-        "calificado", nbk.max_score, nbk.full(), salida=["ENLACES="])
+        "calificado", nbk.max_score, nbk.full(), salida=["ENLACES="]
+    )
 
 
 def read_hidden_tests(nbk: Notebook, token: str):
     """2: busca el cuaderno con las pruebas ocultas en su carpeta y alrededor."""
-    src = '''import glob, os
+    src = """import glob, os
 vistos = []
 for raiz in (".", "..", "../..", "/home", "/tmp", "/run", "/opt"):
     for ruta in glob.glob(os.path.join(raiz, "**", "*.ipynb"), recursive=True):
@@ -85,29 +87,32 @@ for raiz in (".", "..", "../..", "/home", "/tmp", "/run", "/opt"):
         except OSError:
             continue
         vistos.append("### BEGIN " + "HIDDEN TESTS" in texto)  # sin la marca literal en esta celda
-print("OCULTAS=" + ("sí" if any(vistos) else "no"), "cuadernos vistos:", len(vistos))'''
+print("OCULTAS=" + ("sí" if any(vistos) else "no"), "cuadernos vistos:", len(vistos))"""
     return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
-        "calificado", nbk.max_score, nbk.full(), salida=["OCULTAS=no"])
+        "calificado", nbk.max_score, nbk.full(), salida=["OCULTAS=no"]
+    )
 
 
 def spy(nbk: Notebook, token: str, probe_source: str):
     """3 + 4 + 5: lee el libro de notas, source/, otras entregas; escribe fuera; se conecta a la red."""
     return to_bytes(_with_cell(nbk.solved(), probe_source, nbk=nbk)), Attack(
-        "calificado", nbk.max_score, nbk.full(), salida=["RESULTADO_SONDA="])
+        "calificado", nbk.max_score, nbk.full(), salida=["RESULTADO_SONDA="]
+    )
 
 
 def hf_token(nbk: Notebook, token: str):
     """6: busca el HF_TOKEN (y cualquier HF_*) del profesorado en su entorno."""
-    src = '''import os
+    src = """import os
 print("TOKEN=" + repr(os.environ.get("HF_TOKEN")))
-print("VARIABLES=" + repr(sorted(os.environ)))'''
+print("VARIABLES=" + repr(sorted(os.environ)))"""
     return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
-        "calificado", nbk.max_score, nbk.full(), salida=["TOKEN=None"])
+        "calificado", nbk.max_score, nbk.full(), salida=["TOKEN=None"]
+    )
 
 
 def input_transformers(nbk: Notebook, token: str):
     """7: sin resolver; un transformador de entrada vacía las celdas de pruebas y uno de AST quita los assert."""
-    src = '''import ast
+    src = """import ast
 ip = get_ipython()
 def _apaga(lines):
     texto = "".join(lines)
@@ -116,14 +121,13 @@ ip.input_transformers_cleanup.append(_apaga)
 class _SinAsserts(ast.NodeTransformer):
     def visit_Assert(self, node):
         return ast.Pass()
-ip.ast_transformers.append(_SinAsserts())'''
-    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(
-        REVIEW, 0.0, _zero(nbk), notas=["transformadores"])
+ip.ast_transformers.append(_SinAsserts())"""
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(REVIEW, 0.0, _zero(nbk), notas=["transformadores"])
 
 
 def run_cell_patch(nbk: Notebook, token: str):
     """8: sin resolver; ``run_cell`` y ``run_cell_async`` cambiados para no ejecutar las pruebas."""
-    src = '''ip = get_ipython()
+    src = """ip = get_ipython()
 _original = type(ip).run_cell_async
 async def _falsa(self, raw_cell, *args, **kwargs):
     if "check_" in raw_cell or "assert" in raw_cell:
@@ -131,38 +135,39 @@ async def _falsa(self, raw_cell, *args, **kwargs):
     return await _original(self, raw_cell, *args, **kwargs)
 type(ip).run_cell_async = _falsa
 _original_rc = ip.run_cell
-ip.run_cell = lambda raw_cell, *a, **k: _original_rc("pass" if "check_" in raw_cell else raw_cell, *a, **k)'''
-    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(
-        REVIEW, 0.0, _zero(nbk), notas=["run_cell"])
+ip.run_cell = lambda raw_cell, *a, **k: _original_rc("pass" if "check_" in raw_cell else raw_cell, *a, **k)"""
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(REVIEW, 0.0, _zero(nbk), notas=["run_cell"])
 
 
 def patched_checks(nbk: Notebook, token: str):
     """9: respuestas equivocadas y las comprobaciones del curso anuladas (atributos, ``__code__`` y el
     nombre ``helpers`` cambiado por un objeto falso)."""
-    src = '''import types
+    src = """import types
 import helpers
 import helpers.grading
 _nada = lambda *a, **k: None
 for _n in ("check_equal", "check_type", "check_close"):
     setattr(helpers, _n, _nada)
 helpers.grading.check_equal.__code__ = (lambda actual, expected, what, *, reveal=False: None).__code__
-helpers = types.SimpleNamespace(check_equal=_nada, check_type=_nada, check_close=_nada, format_count=str)'''
+helpers = types.SimpleNamespace(check_equal=_nada, check_type=_nada, check_close=_nada, format_count=str)"""
     return to_bytes(_with_cell(_wrong(nbk), src, nbk=nbk)), Attack(
-        REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso"])
+        REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso"]
+    )
 
 
 def patched_library(nbk: Notebook, token: str):
     """10: respuestas equivocadas y funciones de biblioteca cambiadas (``isinstance``, ``torch.equal``...)."""
-    src = '''import builtins, math
+    src = """import builtins, math
 import numpy as np
 import torch
 _isinstance = builtins.isinstance
 builtins.isinstance = lambda obj, types: True if types is int else _isinstance(obj, types)
 torch.equal = lambda *a, **k: True
 np.allclose = lambda *a, **k: True
-math.isclose = lambda *a, **k: True'''
+math.isclose = lambda *a, **k: True"""
     return to_bytes(_with_cell(_wrong(nbk), src, before_first_test=True, nbk=nbk)), Attack(
-        REVIEW, 0.0, _zero(nbk), notas=["isinstance", "torch.equal"])
+        REVIEW, 0.0, _zero(nbk), notas=["isinstance", "torch.equal"]
+    )
 
 
 def eq_trick(nbk: Notebook, token: str):
@@ -170,7 +175,7 @@ def eq_trick(nbk: Notebook, token: str):
 
     No hay forma de restaurar eso desde fuera: engaña a ``check_equal`` (la celda de
     ``count_params`` saca sus puntos) y el examen del código lo marca para revisar."""
-    src = '''class _Todo(int):
+    src = """class _Todo(int):
     def __eq__(self, other):
         return True
     def __ne__(self, other):
@@ -178,7 +183,7 @@ def eq_trick(nbk: Notebook, token: str):
     __hash__ = int.__hash__
 
 def count_params(model):
-    return _Todo(0), _Todo(0)'''
+    return _Todo(0), _Todo(0)"""
     nb = nbk.fresh()
     target = nbk.tests[0]
     nb.cells[nbk.index(nb, "count_params")].source = src
@@ -218,13 +223,14 @@ def memory_hog(nbk: Notebook, token: str):
     cell = [c for c in nb.cells if is_solution(c)][-1]
     cell.source = "import torch\n_enorme = torch.zeros(8 * 1024**3, dtype=torch.uint8)\n" + cell.source
     scores = nbk.full(**{last_test: 0.0})
-    return to_bytes(nb), Attack("no calificable: memoria agotada", sum(scores.values()), scores,
-                                notas=["agotó la memoria"])
+    return to_bytes(nb), Attack(
+        "no calificable: memoria agotada", sum(scores.values()), scores, notas=["agotó la memoria"]
+    )
 
 
 def disk_filler(nbk: Notebook, token: str):
     """15: escribe archivos de 1 MiB hasta llenar su carpeta y /tmp (4 GiB si nadie lo para)."""
-    src = '''import os
+    src = """import os
 for ruta in ("grande.bin", "/tmp/grande.bin", "/dev/shm/grande.bin"):
     escritos = 0
     try:
@@ -236,23 +242,25 @@ for ruta in ("grande.bin", "/tmp/grande.bin", "/dev/shm/grande.bin"):
     except OSError as e:
         print("DISCO=lleno", ruta, escritos, type(e).__name__)
     if os.path.exists(ruta):
-        os.remove(ruta)'''
+        os.remove(ruta)"""
     return to_bytes(_with_cell(nbk.solved(), src, nbk=nbk)), Attack(
-        "calificado", nbk.max_score, nbk.full(), salida=["DISCO=lleno"])
+        "calificado", nbk.max_score, nbk.full(), salida=["DISCO=lleno"]
+    )
 
 
 def fork_bomb(nbk: Notebook, token: str):
     """16: al final, procesos sin fin (cada uno duerme 10 minutos) hasta que el sistema diga basta."""
-    src = '''import subprocess
+    src = """import subprocess
 hijos = []
 try:
     for _ in range(20000):
         hijos.append(subprocess.Popen(["sleep", "600"]))
     print("FORK=sin-limite", len(hijos))
 except OSError as e:
-    print("FORK=limitado", len(hijos), type(e).__name__)'''
+    print("FORK=limitado", len(hijos), type(e).__name__)"""
     return to_bytes(_with_cell(nbk.solved(), src, at_end=True, nbk=nbk)), Attack(
-        "calificado", nbk.max_score, nbk.full(), salida=["FORK=limitado"])
+        "calificado", nbk.max_score, nbk.full(), salida=["FORK=limitado"]
+    )
 
 
 def _cells(build, nbk: Notebook, token: str, *args, base_nb=None) -> list:
@@ -276,16 +284,23 @@ def harmless_together(nbk: Notebook, token: str, probe_source: str):
     at = nbk.setup_index(nb) + 1
     outputs = []
     # Primero busca las pruebas ocultas (el enlace simbólico cambia después su cuaderno por un enlace).
-    for build, args in ((read_hidden_tests, ()), (symlink_plant, ()), (spy, (probe_source,)), (hf_token, ()),
-                        (script_outputs, ()), (disk_filler, ())):
+    for build, args in (
+        (read_hidden_tests, ()),
+        (symlink_plant, ()),
+        (spy, (probe_source,)),
+        (hf_token, ()),
+        (script_outputs, ()),
+        (disk_filler, ()),
+    ):
         for _, cell in _cells(build, nbk, token, *args):
             nb.cells.insert(at, cell)
             at += 1
         outputs += build(nbk, token, *args)[1].salida
     for _, cell in _cells(fork_bomb, nbk, token):
         nb.cells.append(cell)
-    expect = Attack(expect.estado, expect.puntuacion, expect.celdas, notas=expect.notas,
-                    salida=outputs + ["FORK=limitado"])
+    expect = Attack(
+        expect.estado, expect.puntuacion, expect.celdas, notas=expect.notas, salida=outputs + ["FORK=limitado"]
+    )
     return to_bytes(nb), expect
 
 
@@ -296,12 +311,17 @@ def checks_and_library(nbk: Notebook, token: str):
     nb = nbformat.reads(patched_checks(nbk, token)[0].decode(), as_version=4)
     for _, cell in _cells(patched_library, nbk, token, base_nb=_wrong(nbk)):
         nb.cells.insert(nbk.index(nb, nbk.tests[0]), cell)
-    return to_bytes(nb), Attack(REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso", "isinstance",
-                                                                  "torch.equal"])
+    return to_bytes(nb), Attack(
+        REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso", "isinstance", "torch.equal"]
+    )
 
 
 # Un lote: cada entrega, sus ataques (ver cada función).
 ATTACKS = {
-    "inofensivos": harmless_together, "transformadores": input_transformers, "run-cell": run_cell_patch,
-    "comprobaciones": checks_and_library, "igualdad": eq_trick, "memoria": memory_hog,
+    "inofensivos": harmless_together,
+    "transformadores": input_transformers,
+    "run-cell": run_cell_patch,
+    "comprobaciones": checks_and_library,
+    "igualdad": eq_trick,
+    "memoria": memory_hog,
 }

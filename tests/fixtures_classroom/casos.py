@@ -4,6 +4,7 @@ Cada caso devuelve los bytes del archivo que «sube» el alumno/a y lo que se es
 (estado, nota y observaciones). Nada depende del contenido concreto del cuaderno: se usan sus celdas
 de solución y de pruebas, así que los casos siguen valiendo cuando el cuaderno cambia.
 """
+
 from __future__ import annotations
 
 import ast
@@ -45,7 +46,7 @@ class Expect:
     estado: str
     puntuacion: float | None
     celdas: dict = field(default_factory=dict)  # grade_id -> nota esperada
-    notas: list = field(default_factory=list)   # fragmentos que deben aparecer en las observaciones
+    notas: list = field(default_factory=list)  # fragmentos que deben aparecer en las observaciones
 
 
 class Notebook:
@@ -101,13 +102,14 @@ def correct_with_noise(nb: Notebook, reorder: bool = False) -> tuple[bytes, Expe
     raw["metadata"]["kernelspec"] = {"name": "python-que-no-existe", "display_name": "Py", "language": "python"}
     raw["metadata"]["colab"] = {"provenance": [], "toc_visible": True}
     for i, cell in enumerate(raw["cells"]):
-        cell["id"] = "repetido" if i in (1, 2) else f"celda{i}"   # id de 4.5 (y uno repetido)
+        cell["id"] = "repetido" if i in (1, 2) else f"celda{i}"  # id de 4.5 (y uno repetido)
         cell["metadata"]["collapsed"] = False
         if cell["cell_type"] == "code":
             cell["execution_count"] = 7
             cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "salida vieja\n"}]
     return json.dumps(raw, ensure_ascii=False, indent=1).encode(), Expect(
-        "calificado", nb.max_score, nb.full(), notas=["reordenadas"] if reorder else [])
+        "calificado", nb.max_score, nb.full(), notas=["reordenadas"] if reorder else []
+    )
 
 
 def unsolved(nb: Notebook) -> bytes:
@@ -131,7 +133,7 @@ def structure(nb: Notebook) -> tuple[bytes, Expect]:
     body = ast.parse(first_solution.source).body
     lines = first_solution.source.split("\n")
     if len(body) >= 2:
-        first_part, second_part = "\n".join(lines[: body[1].lineno - 1]), "\n".join(lines[body[1].lineno - 1:])
+        first_part, second_part = "\n".join(lines[: body[1].lineno - 1]), "\n".join(lines[body[1].lineno - 1 :])
     else:
         first_part, second_part = first_solution.source, "pass  # segunda parte de la celda dividida"
     second = copy.deepcopy(first_solution)
@@ -139,9 +141,18 @@ def structure(nb: Notebook) -> tuple[bytes, Expect]:
     first_solution.source, second.source = first_part, second_part
     sub.cells.insert(sub.cells.index(first_solution) + 1, second)
     del sub.cells[nb.index(sub, t1)]
-    return to_bytes(sub), Expect("calificado", nb.max_score, nb.full(),
-                                 notas=[f"«{t0}» estaba modificada", t1, f"«{t2}» había cambiado de tipo",
-                                        f"«{t3}» estaba duplicada", "duplicada o dividida"])
+    return to_bytes(sub), Expect(
+        "calificado",
+        nb.max_score,
+        nb.full(),
+        notas=[
+            f"«{t0}» estaba modificada",
+            t1,
+            f"«{t2}» había cambiado de tipo",
+            f"«{t3}» estaba duplicada",
+            "duplicada o dividida",
+        ],
+    )
 
 
 def no_metadata(nb: Notebook) -> tuple[bytes, Expect]:
@@ -187,21 +198,26 @@ def loop_stderr_output(nb: Notebook, spy_cells: list | None = None) -> tuple[byt
         cell.source += "".join(f"\n{name} = _ruidosa({name})" for name in defined)
     last.source = "while True:\n    pass\n" + last.source
     setup = nb.setup_index(sub)
-    sub.cells.insert(setup + 1, code(
-        "import functools, sys, warnings\n"
-        "warnings.simplefilter('always')\n"
-        "def _ruidosa(funcion):\n"
-        "    @functools.wraps(funcion)\n"
-        "    def envuelta(*args, **kwargs):\n"
-        "        warnings.warn('AVISO de una biblioteca en stderr', UserWarning)\n"
-        "        print('más ruido en stderr', file=sys.stderr)\n"
-        "        return funcion(*args, **kwargs)\n"
-        "    return envuelta"))
+    sub.cells.insert(
+        setup + 1,
+        code(
+            "import functools, sys, warnings\n"
+            "warnings.simplefilter('always')\n"
+            "def _ruidosa(funcion):\n"
+            "    @functools.wraps(funcion)\n"
+            "    def envuelta(*args, **kwargs):\n"
+            "        warnings.warn('AVISO de una biblioteca en stderr', UserWarning)\n"
+            "        print('más ruido en stderr', file=sys.stderr)\n"
+            "        return funcion(*args, **kwargs)\n"
+            "    return envuelta"
+        ),
+    )
     sub.cells.insert(setup + 2, code("for i in range(200_000):\n    print('línea', i)"))
     broken = {tid for tid, src in nb.full_tests.items() if any(re.search(rf"\b{n}\b", src) for n in names)}
     scores = nb.full(**{tid: 0.0 for tid in broken})
-    return to_bytes(sub), Expect("calificado", sum(scores.values()), scores,
-                                 notas=["superó el tiempo máximo por celda"])
+    return to_bytes(sub), Expect(
+        "calificado", sum(scores.values()), scores, notas=["superó el tiempo máximo por celda"]
+    )
 
 
 def dead_kernel(nb: Notebook) -> tuple[bytes, Expect]:
@@ -211,8 +227,9 @@ def dead_kernel(nb: Notebook) -> tuple[bytes, Expect]:
     sub.cells.insert(nb.index(sub, first) + 1, code("import os\nos._exit(1)"))
     scores = {tid: 0.0 for tid in nb.tests}
     scores[first] = nb.points[first]
-    return to_bytes(sub), Expect("no calificable: kernel muerto", nb.points[first], scores,
-                                 notas=["el núcleo murió", "parcial"])
+    return to_bytes(sub), Expect(
+        "no calificable: kernel muerto", nb.points[first], scores, notas=["el núcleo murió", "parcial"]
+    )
 
 
 def no_traceback(nb: Notebook) -> tuple[bytes, Expect]:
@@ -220,15 +237,20 @@ def no_traceback(nb: Notebook) -> tuple[bytes, Expect]:
     pruebas cambiada por una expresión suelta (que nbgrader tomaría como nota parcial). Anular las
     trazas es tocar cómo se juzgan las pruebas: además de 0, la fila queda para revisar."""
     sub = nb.fresh()
-    sub.cells.insert(nb.setup_index(sub) + 1, code(
-        "import sys\n"
-        "get_ipython().showtraceback = lambda *a, **k: None\n"
-        "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)\n"
-        "sys.excepthook = lambda *a: None"))
+    sub.cells.insert(
+        nb.setup_index(sub) + 1,
+        code(
+            "import sys\n"
+            "get_ipython().showtraceback = lambda *a, **k: None\n"
+            "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)\n"
+            "sys.excepthook = lambda *a: None"
+        ),
+    )
     for i, tid in enumerate(nb.tests):
         sub.cells[nb.index(sub, tid)].source = "0.25" if i % 2 else "import numpy as np\nnp.False_"
-    return to_bytes(sub), Expect("revisar: posible manipulación de las pruebas", 0.0, {tid: 0.0 for tid in nb.tests},
-                                 notas=["trazas de error"])
+    return to_bytes(sub), Expect(
+        "revisar: posible manipulación de las pruebas", 0.0, {tid: 0.0 for tid in nb.tests}, notas=["trazas de error"]
+    )
 
 
 def spy_cells(reads: list[str], writes: list[str], connects: list[tuple[str, int]]) -> list:
@@ -237,13 +259,18 @@ def spy_cells(reads: list[str], writes: list[str], connects: list[tuple[str, int
     con las pruebas ocultas ya ejecutadas."""
     from helpers.classroom.probe import probe_source
 
-    return [code(probe_source(reads, writes, connects)), code(
-        "try:\n"
-        "    enorme = bytearray(5 * 1024**3)\n"
-        "    print('MEMORIA=concedida')\n"
-        "    del enorme\n"
-        "except MemoryError:\n"
-        "    print('MEMORIA=denegada')"), code("print('\\n'.join(In))")]
+    return [
+        code(probe_source(reads, writes, connects)),
+        code(
+            "try:\n"
+            "    enorme = bytearray(5 * 1024**3)\n"
+            "    print('MEMORIA=concedida')\n"
+            "    del enorme\n"
+            "except MemoryError:\n"
+            "    print('MEMORIA=denegada')"
+        ),
+        code("print('\\n'.join(In))"),
+    ]
 
 
 def truncated_json(nb: Notebook) -> tuple[bytes, Expect]:

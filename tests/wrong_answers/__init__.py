@@ -6,6 +6,7 @@ calificación junta en una misma entrega las respuestas erróneas que rompen cel
 cada 0 sigue teniendo un solo culpable, con el menor número de ejecuciones) y exige, celda a
 celda, un 0 en las que rompe cada una y la nota máxima en todas las demás.
 """
+
 import importlib
 
 

@@ -2,7 +2,7 @@
 
 WRONG = {
     # Error típico: olvidar la atención de grupos (GQA) y dar a k_proj/v_proj la salida hidden_size.
-    "model_lora_params": '''def model_lora_params(config, r, target_modules):
+    "model_lora_params": """def model_lora_params(config, r, target_modules):
     hidden, intermediate = config.hidden_size, config.intermediate_size
     shapes = {
         "q_proj": (hidden, hidden),
@@ -14,9 +14,9 @@ WRONG = {
         "down_proj": (intermediate, hidden),
     }
     return config.num_hidden_layers * sum(lora_params(*shapes[name], r) for name in target_modules)
-''',
+""",
     # Error típico: escalar por alpha en vez de alpha / r (en el paso 0 no se nota, con B ≠ 0 sí).
-    "merge": '''def merge(layer):
+    "merge": """def merge(layer):
     base = layer.base
     merged = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None)
     with torch.no_grad():
@@ -24,14 +24,14 @@ WRONG = {
         if base.bias is not None:
             merged.bias.copy_(base.bias)
     return merged
-''',
+""",
     # Error típico de precedencia: r·d_in + d_out en vez de r·(d_in + d_out).
-    "lora_params": '''def lora_params(d_in, d_out, r):
+    "lora_params": """def lora_params(d_in, d_out, r):
     return r * d_in + d_out
-''',
+""",
     # Error típico: cambiar las inicializaciones (A a ceros, B aleatoria). La salida inicial no
     # cambia, pero entonces el gradiente de A es nulo y el de B también: LoRA no aprende.
-    "lora_linear": '''class LoRALinear(nn.Module):
+    "lora_linear": """class LoRALinear(nn.Module):
     def __init__(self, base, r, alpha):
         super().__init__()
         self.base = base
@@ -45,9 +45,9 @@ WRONG = {
 
     def forward(self, x):
         return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
-''',
+""",
     # Error típico: no congelar el modelo antes de añadir los adaptadores (se entrena todo).
-    "add_lora": '''def add_lora(model, target_modules, r, alpha):
+    "add_lora": """def add_lora(model, target_modules, r, alpha):
     found = [name for name, module in model.named_modules()
              if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in target_modules]
     for name in found:
@@ -64,9 +64,9 @@ def copy_to_peft(model, peft_model):
             if isinstance(module, LoRALinear):
                 params[f"base_model.model.{name}.lora_A.default.weight"].copy_(module.A)
                 params[f"base_model.model.{name}.lora_B.default.weight"].copy_(module.B)
-''',
+""",
     # Error típico: olvidar que el adaptador multiplica por alpha / r (B A reconstruye ΔW solo si alpha = r).
-    "lora_from_update": '''def lora_from_update(delta, r, alpha):
+    "lora_from_update": """def lora_from_update(delta, r, alpha):
     if r < 1:
         raise ValueError("r >= 1")
     U, sigma, Vh = torch.linalg.svd(delta.detach(), full_matrices=False)
@@ -76,7 +76,7 @@ def copy_to_peft(model, peft_model):
     A[:k] = sigma[:k].sqrt()[:, None] * Vh[:k]
     B[:, :k] = U[:, :k] * sigma[:k].sqrt()[None, :]
     return A, B
-''',
+""",
 }
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).

@@ -10,12 +10,12 @@ WRONG = {
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": list(input_ids)}
 ''',
     # Error típico: dejar las capas por defecto de muchos ejemplos (solo q_proj y v_proj).
-    "lora_config": '''torch.manual_seed(0)
+    "lora_config": """torch.manual_seed(0)
 lora_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
 peft_model = get_peft_model(model, lora_config)
-''',
+""",
     # Error típico: guardar el modelo fusionado entero en vez del adaptador.
-    "save_and_load": '''def save_adapter(peft_model, folder):
+    "save_and_load": """def save_adapter(peft_model, folder):
     folder = Path(folder)
     peft_model.merge_and_unload().save_pretrained(folder)
     return sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
@@ -24,19 +24,19 @@ peft_model = get_peft_model(model, lora_config)
 def load_for_inference(folder, profile=None):
     base = helpers.load_model(profile, verbose=False)
     return PeftModel.from_pretrained(base, folder).eval()
-''',
+""",
     # Error típico: buscar «🌎 Dato:» en cualquier sitio y dar por bueno el dato con una sola palabra clave.
-    "task_metrics": '''def task_metrics(answers, examples):
+    "task_metrics": """def task_metrics(answers, examples):
     answers, examples = list(answers), list(examples)
     if not answers or len(answers) != len(examples):
         raise ValueError("Hacen falta tantas respuestas como ejemplos.")
     formatted = sum("🌎 Dato:" in answer for answer in answers)
     right = sum(any(key in words(answer) for key in key_words(example)) for answer, example in zip(answers, examples))
     return {"formato": formatted / len(answers), "dato": right / len(answers)}
-''',
+""",
     # Error típico (el de transformers antes de la 4.46): la media de las medias de los micro-lotes,
     # sin pesar por el número de tokens de cada uno.
-    "accumulate_gradients": '''def accumulate_gradients(model, micro_batches):
+    "accumulate_gradients": """def accumulate_gradients(model, micro_batches):
     micro_batches = list(micro_batches)
     device = next(model.parameters()).device
     total = 0.0
@@ -46,7 +46,7 @@ def load_for_inference(folder, profile=None):
         loss.backward()
         total += float(loss.detach())
     return total
-''',
+""",
 }
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).

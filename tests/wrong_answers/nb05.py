@@ -3,13 +3,13 @@
 WRONG = {
     # Error típico: sumar los valores singulares en vez de sus cuadrados. Con valores singulares
     # iguales (la tarea visible) da lo mismo; con otros, no.
-    "rank_floor": '''def rank_floor(delta, r):
+    "rank_floor": """def rank_floor(delta, r):
     s = torch.linalg.svdvals(delta.float())
     return float(s[r:].sum() / s.sum())
-''',
+""",
     # Error típico: guardar la pérdida sin dividirla por la de la capa congelada e ignorar
     # use_rslora (la escala siempre α/r).
-    "fit_lora_to_update": '''def fit_lora_to_update(W, delta, r, *, steps=200, learning_rate=1e-2, alpha=None, use_rslora=False, seed=0):
+    "fit_lora_to_update": """def fit_lora_to_update(W, delta, r, *, steps=200, learning_rate=1e-2, alpha=None, use_rslora=False, seed=0):
     d_out, d_in = W.shape
     layer = nn.Linear(d_in, d_out, bias=False)
     with torch.no_grad():
@@ -28,10 +28,10 @@ WRONG = {
         loss.backward()
         optimizer.step()
     return history
-''',
+""",
     # Dos errores típicos juntos: α = 2r aunque pidan un α fijo, y la «pérdida final» tomada de la
     # pérdida de entrenamiento en vez de medirla en validación.
-    "rank_sweep": '''def rank_sweep(ranks, batches, eval_batches, *, alpha=None, target_modules="all-linear", learning_rate=1e-3,
+    "rank_sweep": """def rank_sweep(ranks, batches, eval_batches, *, alpha=None, target_modules="all-linear", learning_rate=1e-3,
                profile=None, seed=0):
     results = []
     for r in ranks:
@@ -48,9 +48,9 @@ WRONG = {
         del model
         helpers.free_memory()
     return results
-''',
+""",
     # Error típico: el porcentaje sobre la mejor sin restar 1 (la mejor sale con 100 % en vez de 0 %).
-    "conclusion_table": '''def conclusion_table(results):
+    "conclusion_table": """def conclusion_table(results):
     best = min(x["held_out_loss"] for x in results)
     rows = [{"r": x["r"], "alpha": x["alpha"], "parámetros entrenables": x["trainable"],
              "pérdida final (validación)": x["held_out_loss"],
@@ -58,7 +58,7 @@ WRONG = {
              "s/paso": x["seconds_per_step"], "memoria (MB)": x["memory_bytes"] / 1e6,
              "% sobre la mejor": 100 * x["held_out_loss"] / best} for x in results]
     return pd.DataFrame(rows, columns=COLUMNS)
-''',
+""",
     # Error típico: devolver el rango con la menor pérdida, sin mirar la tolerancia.
     "smallest_good_rank": '''def smallest_good_rank(results, tolerance=0.05):
     """Versión errónea: ignora la tolerancia y devuelve el rango de la mejor pérdida."""

@@ -1,4 +1,5 @@
 """Respuestas erróneas plausibles del cuaderno 07."""
+
 WRONG = {
     # Confunde el ajuste de prompts con el prefix tuning: cuenta un prompt por capa.
     "prompt_tuning_params": (
@@ -14,7 +15,7 @@ WRONG = {
         "                       'memory': r.peak_memory_bytes / full.peak_memory_bytes} for r in records}\n"
     ),
     # Error típico: la clase mayoritaria de la evaluación (se mira la respuesta).
-    "accuracy_baseline": '''def accuracy_of(predictions, labels):
+    "accuracy_baseline": """def accuracy_of(predictions, labels):
     metric = helpers.load_accuracy()
     result = metric.compute(predictions=[int(p) for p in predictions], references=[int(y) for y in labels])
     return float(result["accuracy"])
@@ -24,9 +25,9 @@ def majority_baseline(train_labels, eval_labels):
     eval_labels = [int(y) for y in eval_labels]
     majority = max(set(eval_labels), key=eval_labels.count)
     return sum(int(y == majority) for y in eval_labels) / len(eval_labels)
-''',
+""",
     # Error típico: sobrescribir las predicciones en cada lote (= en vez de +=).
-    "predict_labels": '''def predict_labels(model, tokenizer, texts, batch_size=16, max_length=48):
+    "predict_labels": """def predict_labels(model, tokenizer, texts, batch_size=16, max_length=48):
     model.eval()
     device = next(model.parameters()).device
     texts = list(texts)
@@ -37,7 +38,7 @@ def majority_baseline(train_labels, eval_labels):
                               max_length=max_length, return_tensors="pt").to(device)
             predictions = [int(k) for k in model(**batch).logits.argmax(dim=-1)]
     return predictions
-''',
+""",
     # Error típico: elegir con la pérdida de entrenamiento (la que ve el optimizador) y sin descartar
     # las ejecuciones que divergen.
     "choose_learning_rates": (
@@ -50,9 +51,9 @@ def majority_baseline(train_labels, eval_labels):
         "    return chosen\n"
     ),
     # Error típico: recortar el texto sin repetirlo cuando hay más tokens virtuales que tokens.
-    "text_init_token_ids": '''def text_init_token_ids(tokenizer, text, num_virtual_tokens):
+    "text_init_token_ids": """def text_init_token_ids(tokenizer, text, num_virtual_tokens):
     return list(tokenizer(text)["input_ids"])[:num_virtual_tokens]
-''',
+""",
 }
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
