@@ -24,7 +24,7 @@ def _toolbox_files() -> set[str]:
             path.is_file()
             and "__pycache__" not in rel.parts
             and rel.parts[1] not in ROOMS_NOT_SHIPPED
-            and (path.suffix == ".py" or path.match("data/*.jsonl"))
+            and (path.suffix == ".py" or path.match("data/*.jsonl") or path.match("data/*.json"))
         ):
             files.add(rel.as_posix())
     return files
@@ -65,7 +65,14 @@ def test_la_rueda_lleva_solo_la_caja_de_herramientas(tmp_path):
     )
     assert shipped == _toolbox_files()
     # Lo que el alumnado ejecuta en Colab va dentro: el diagnóstico del README y los datos.
-    assert {"helpers/doctor.py", "helpers/data/resenas.jsonl", "helpers/data/geografia_instrucciones.jsonl"} <= shipped
+    assert {
+        "helpers/doctor.py",
+        "helpers/validar.py",
+        "helpers/data/resenas.jsonl",
+        "helpers/data/geografia_instrucciones.jsonl",
+        "helpers/data/cuadernos_publicados.json",  # helpers.validar en Colab
+        "helpers/data/referencia.json",  # helpers.reference en Colab
+    } <= shipped
 
 
 def test_la_instalacion_editable_lo_ve_todo(tmp_path):
