@@ -41,6 +41,8 @@ $(STAMP): pyproject.toml
 		&& $(UV_PIP) -e ".[local,dev]" && $(UV_PIP) --no-deps $$($(BIN)/python -m helpers.maintainers.pins no-deps) \
 		|| ($(BIN)/python -m pip install -q -e ".[local,dev]" \
 		    && $(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -m helpers.maintainers.pins no-deps))
+	@# Lo que pyproject.toml dice que sobra (`without`): se instala como dependencia y nadie lo usa.
+	$(BIN)/python -m pip uninstall -y -q $$($(BIN)/python -m helpers.maintainers.pins without)
 	@# Chromium del sistema para la prueba en el navegador (playwright no descarga navegadores).
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "AVISO: no se pudo instalar chromium (apt-get); instálalo a mano para la prueba del navegador."

@@ -205,6 +205,33 @@ def _live_tensor_peak(profiler) -> int:
     return peak
 
 
+# Lo que todos los cuadernos importan (peft trae transformers y accelerate).
+HEAVY_LIBRARIES = ("transformers", "peft")
+
+
+def settle_imports(libraries: tuple[str, ...] = HEAVY_LIBRARIES) -> int:
+    """Importa las bibliotecas pesadas del curso y aparta del recolector de basura lo ya cargado.
+
+    torch, transformers y peft dejan unos 600 000 objetos de Python (funciones, clases, tuplas) que
+    viven hasta el final del proceso. Cada ``gc.collect()`` —el de :func:`free_memory`, que los
+    cuadernos llaman entre experimento y experimento, y las recolecciones completas que Python hace
+    solo— los recorre todos: más de un segundo cada vez en la máquina de referencia.
+    ``gc.freeze()`` los pasa a una generación permanente y el recolector solo mira lo creado después
+    (modelos, tensores, lotes). Por eso se llama al principio, desde la celda de preparación
+    (:func:`helpers.show_environment`), antes de crear ningún modelo: nada de lo congelado es basura
+    que luego se quiera liberar. Devuelve cuántos objetos quedaron congelados.
+    """
+    import gc
+    import importlib
+
+    for name in libraries:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def free_memory() -> None:
     """Libera la memoria que ya no se usa: recolector de Python, caché de CUDA y, en Linux, la
     memoria libre del asignador de C (para que lo liberado se note en la memoria del proceso)."""

@@ -29,6 +29,7 @@ import torch
 
 from .environment import in_autograder, in_colab, where
 from .locking import file_lock
+from .measure import settle_imports
 from .precision import decide, hardware_lines
 
 ENV_VAR = "CURSO_PEFT_PROFILE"
@@ -430,6 +431,8 @@ def show_environment() -> None:
 
     Las líneas del hardware y de la precisión son las del diagnóstico
     (:func:`helpers.precision.hardware_lines`): salen de la misma decisión con la que se entrena.
+    Después deja importadas las bibliotecas pesadas y fuera del recolector de basura
+    (:func:`helpers.measure.settle_imports`): así cada :func:`helpers.free_memory` tarda centésimas.
     """
     import platform
 
@@ -442,3 +445,4 @@ def show_environment() -> None:
     width = max(len(k) for k, _ in info)
     for key, value in info:
         print(f"{key:<{width}} : {value}")
+    settle_imports()

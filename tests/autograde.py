@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import kernel_pool  # tests/kernel_pool.py: núcleos que nacen con torch, transformers y peft ya importados
+
 from helpers.course_files import ROOT, SOLUTIONS, copy_source, nbgrader_env, run_nbgrader, write_config
 
 __all__ = [
@@ -76,7 +78,8 @@ def autograde(
         dest = course / "submitted" / student / name
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, dest / f"{name}.ipynb")
-    env = nbgrader_env(**{ENV_VAR: profile})
+    # Los núcleos de estas ejecuciones nacen del zigoto de tests/kernel_pool.py (ver su docstring).
+    env = nbgrader_env(**{ENV_VAR: profile, "JUPYTER_PATH": kernel_pool.kernel_path()})
     for student, extra in student_env.items():
         run_nbgrader(course, "autograde", name, "--force", f"--student={student}", env=dict(env, **extra))
     rest = [s for s in submissions if s not in student_env]

@@ -300,6 +300,17 @@ def test_versiones_fijadas_exactas():
         assert version(name).split("+")[0] == wanted, f"{name}: instalado {version(name)}, fijado {wanted}"
 
 
+def test_lo_que_sobra_no_esta_instalado():
+    """`make install` quita lo de ``without`` (pyproject.toml): jsonschema no lo importa en cada proceso."""
+    import importlib.util
+
+    removed = pins.removed_packages()
+    assert removed, "pyproject.toml debe decir qué se desinstala (without)"
+    for package in removed:
+        module = package.replace("-", "_")
+        assert importlib.util.find_spec(module) is None, f"{package} sigue instalado: ejecuta `make install`"
+
+
 def test_conda_usa_pyproject():
     text = (pins.PYPROJECT.parent / "environment.yml").read_text(encoding="utf-8")
     assert "--editable .[local,dev]" in text and "==" not in text.replace("python=3.11", "")

@@ -32,6 +32,12 @@ def no_deps_requirements(data: dict | None = None) -> list[str]:
     return list(data["tool"]["curso-peft"]["no-deps"])
 
 
+def removed_packages(data: dict | None = None) -> list[str]:
+    """Paquetes que ``make install`` desinstala después de instalar (ver ``without`` en pyproject.toml)."""
+    data = data or read_pyproject()
+    return list(data["tool"]["curso-peft"].get("without", []))
+
+
 def installer_requirement(data: dict | None = None) -> str:
     """El instalador rápido fijado (``uv==…``) con el que ``make install`` instala las versiones fijadas."""
     data = data or read_pyproject()
@@ -101,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "que",
         metavar="QUÉ",
-        choices=["no-deps", "installer", "uv-args", "all"],
+        choices=["no-deps", "installer", "uv-args", "without", "all"],
         help="no-deps (los paquetes sin dependencias), installer (el instalador), uv-args (las "
-        "opciones de uv sacadas de la configuración de pip) o all (todas las versiones fijadas)",
+        "opciones de uv sacadas de la configuración de pip), without (lo que se desinstala después) "
+        "o all (todas las versiones fijadas)",
     )
     what = parser.parse_args(argv).que
     if what == "no-deps":
         print(" ".join(no_deps_requirements()))
+    elif what == "without":
+        print(" ".join(removed_packages()))
     elif what == "installer":
         print(installer_requirement())
     elif what == "uv-args":
