@@ -20,6 +20,10 @@ c.ClearSolutions.text_stub = "ESCRIBE AQUÍ TU RESPUESTA"
 # Calificación: tiempo máximo por celda y sin reintentos.
 c.Execute.timeout = 300
 c.Execute.execute_retries = 0
+# Tras la respuesta de una celda, nbclient espera su última salida (IOPub) solo 4 s por defecto y, con
+# nbgrader, si no llega da la celda por fallida. En una máquina cargada (varias entregas a la vez en 2
+# núcleos) esa salida llega a tardar más: la nota no puede depender de la carga de la máquina.
+c.Execute.iopub_timeout = 60
 # Al terminar el cuaderno, el núcleo se cierra en el acto: las salidas ya están recogidas y apagarlo
 # con calma (Python descargando torch y peft) costaba varios segundos por entrega sin guardar nada.
 c.Execute.shutdown_kernel = "immediate"

@@ -22,6 +22,7 @@ __all__ = [
     "autograde",
     "autograded_notebook",
     "copy_source",
+    "course_template",
     "make_course",
     "nbgrader_env",
     "released_notebook",
@@ -42,15 +43,45 @@ class NotebookGrade:
     cells: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def make_course(workdir: Path, names: list[str], extra_config: str = "") -> Path:
-    """Crea un directorio de curso de nbgrader con los cuadernos ``names`` ya generados."""
+def make_course(workdir: Path, names: list[str], extra_config: str = "", template: Path | None = None) -> Path:
+    """Crea un directorio de curso de nbgrader con los cuadernos ``names`` ya generados.
+
+    Con ``template`` (ver :func:`course_template`) copia lo ya generado en vez de volver a ejecutar
+    ``nbgrader generate_assignment``: el resultado es el mismo, un arranque de nbgrader menos.
+    """
     workdir = Path(workdir)
     (workdir / "source").mkdir(parents=True, exist_ok=True)
     write_config(workdir, extra_config)
+    if template is not None:
+        for folder in ("source", "release"):
+            for name in names:
+                shutil.copytree(Path(template) / folder / name, workdir / folder / name, dirs_exist_ok=True)
+        shutil.copy(Path(template) / "gradebook.db", workdir / "gradebook.db")
+        return workdir
     for name in names:
         copy_source(name, workdir / "source" / name)
         run_nbgrader(workdir, "generate_assignment", name, "--force")
     return workdir
+
+
+def course_template(shared: Path) -> Path:
+    """Un curso de nbgrader con todos los cuadernos generados de una vez (``generate_assignment "*"``),
+    en ``shared``: la carpeta común a los procesos de pytest-xdist. El primero que llega lo construye
+    (con un cerrojo); los demás lo reutilizan. Cada prueba copia de aquí su curso (:func:`make_course`)."""
+    from helpers.locking import file_lock
+    from helpers.maintainers.release import notebook_names
+
+    folder = Path(shared) / "curso-plantilla"
+    with file_lock(Path(shared) / "curso-plantilla.lock"):
+        if not (folder / "listo").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            write_config(folder)
+            for name in notebook_names():
+                copy_source(name, folder / "source" / name)
+            run_nbgrader(folder, "generate_assignment", "*", "--force")
+            (folder / "listo").touch()
+    return folder
 
 
 def released_notebook(course: Path, name: str) -> Path:

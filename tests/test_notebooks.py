@@ -3,6 +3,7 @@ calificación automática real con nbgrader (solución = nota máxima, publicado
 celda, cada respuesta errónea = 0 justo en las celdas que rompe y nota máxima en las demás)."""
 
 import ast
+import os
 import re
 import sys
 from pathlib import Path
@@ -164,13 +165,21 @@ def _with_wrong(name: str, grade_ids: list[str], path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def course_template(tmp_path_factory):
+    """Todos los cuadernos generados una sola vez para todos los procesos de pytest (autograde.course_template)."""
+    base = tmp_path_factory.getbasetemp()
+    # Con xdist, la carpeta de cada proceso cuelga de una común a esta ejecución; sin xdist, la propia.
+    return autograde.course_template(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_calificacion_automatica(name, tmp_path):
+def test_calificacion_automatica(name, tmp_path, course_template):
     """Con el perfil rápido: la solución se ejecuta entera sin errores y saca la nota máxima; el
     cuaderno publicado sin tocar saca 0 en cada celda; cada entrega con respuestas erróneas saca 0
     exactamente en las celdas que rompen (``BREAKS``) y la nota máxima en todas las demás."""
-    course = autograde.make_course(tmp_path, [name])
+    course = autograde.make_course(tmp_path, [name], template=course_template)
     wrong_groups = groups(name, list(solution_cells(name)))
     assert wrong_groups, f"tests/wrong_answers/nb{name[:2]}.py debe definir WRONG y BREAKS"
     submissions = {"solucion": solution(name), "publicado": autograde.released_notebook(course, name)}

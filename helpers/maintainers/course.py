@@ -1,6 +1,6 @@
 """Ejecuta el curso completo: cada cuaderno de solutions/ de principio a fin con el modelo real.
 
-``python -m helpers.maintainers.course [--perfil embedded] [--solo 01 03] [--salida build/curso]``
+``python -m helpers.maintainers.course [--perfil embedded] [--solo 01 03] [--salida build/curso] [--trabajos 2]``
 
 Escribe los cuadernos ejecutados y sus figuras (PNG) en la carpeta de salida, y al final una
 tabla en español (cuaderno, estado, segundos) que también queda en ``resumen.csv``.
@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -70,6 +71,35 @@ def extract_figures(nb, folder: Path) -> int:
     return count
 
 
+def default_jobs() -> int:
+    """Cuadernos a la vez por defecto: 2 si hay al menos 2 núcleos de CPU (con un hilo cada uno, dos
+    cuadernos a la vez terminan antes que uno tras otro con dos hilos: buena parte de cada cuaderno es
+    Python de un solo hilo), 1 si no. En una GPU, 1: se la repartirían."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def longest_first(names: list[str], out_dir: Path) -> list[str]:
+    """Los cuadernos, el más largo primero según el ``resumen.csv`` anterior (si lo hay): así el último
+    en empezar es corto y nadie espera a un cuaderno largo que empezó tarde."""
+    previous = {}
+    summary = out_dir / "resumen.csv"
+    if summary.exists():
+        with open(summary, encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    previous[row["cuaderno"]] = float(row["segundos"])
+                except (KeyError, ValueError):
+                    pass
+    return sorted(names, key=lambda name: -previous.get(name, 0.0))
+
+
 def run_notebook(name: str, out_dir: Path) -> tuple[str, float, int]:
     """Ejecuta un cuaderno en su propia carpeta de trabajo; devuelve (estado, segundos, figuras)."""
     work = out_dir / name
@@ -113,7 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--salida", type=Path, default=DEFAULT_OUT, help="carpeta de resultados (por defecto build/curso)"
     )
+    parser.add_argument(
+        "--trabajos",
+        type=int,
+        default=default_jobs(),
+        help="cuadernos a la vez, cada uno con núcleos de CPU / trabajos hilos (por defecto "
+        f"{default_jobs()} en esta máquina)",
+    )
     args = parser.parse_args(argv)
+    if args.trabajos < 1:
+        parser.error("--trabajos debe ser 1 o más")
 
     profile = resolve_profile(args.perfil)  # valida el perfil antes de empezar
     os.environ[ENV_VAR] = args.perfil
@@ -124,13 +163,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.salida.mkdir(parents=True, exist_ok=True)
     print(f"Ejecutando {len(names)} cuadernos con el perfil {profile.label}; resultados en {args.salida}")
-    rows = []
     speed_start = speed_reference()
-    for name in names:
+    jobs = min(args.trabajos, len(names))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if jobs > 1:
+        # Cada núcleo hereda el entorno al arrancar: con varios cuadernos a la vez, cada uno usa su
+        # parte de los núcleos (dos núcleos de torch con dos hilos cada uno en 2 núcleos se estorban).
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        print(f"{jobs} cuadernos a la vez, {threads} {'hilo' if threads == 1 else 'hilos'} cada uno")
+    start = time.perf_counter()
+    results = {}
+
+    def one(name: str) -> None:
         print(f"→ {name} ...", flush=True)
         state, seconds, figures = run_notebook(name, args.salida)
-        rows.append((name, state, seconds, figures))
-        print(f"  {state} en {seconds:.1f} s ({figures} {'figura' if figures == 1 else 'figuras'})", flush=True)
+        results[name] = (name, state, seconds, figures)
+        print(f"  {name}: {state} en {seconds:.1f} s ({figures} {'figura' if figures == 1 else 'figuras'})", flush=True)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(one, name) for name in longest_first(names, args.salida)]:
+            future.result()
+    wall = time.perf_counter() - start
+    rows = [results[name] for name in names]
 
     total = sum(r[2] for r in rows)
     width = max(len(r[0]) for r in rows)
@@ -140,7 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, state, seconds, figures in rows:
         print(f"{name:<{width}}  {state:<22} {seconds:>9.1f}  {figures:>7}")
     print(f"{'Total':<{width}}  {'':<22} {total:>9.1f}")
-    speed = {"gflops_inicio": round(speed_start, 1), "gflops_fin": round(speed_reference(), 1)}
+    if jobs > 1:
+        print(f"Tiempo de reloj con {jobs} cuadernos a la vez: {wall:.1f} s")
+    speed = {
+        "gflops_inicio": round(speed_start, 1),
+        "gflops_fin": round(speed_reference(), 1),
+        "trabajos": jobs,
+        "hilos_por_cuaderno": threads if jobs > 1 else None,
+        "segundos_de_reloj": round(wall, 1),
+    }
     print(
         f"Velocidad de la máquina (producto de matrices fp32 1024 × 1024): {speed['gflops_inicio']} GFLOPS al "
         f"empezar, {speed['gflops_fin']} al terminar"
