@@ -403,3 +403,56 @@ def test_texto_general_sin_geografia_ni_formato():
     assert not any("🌎" in e["response"] for e in general)
     geography = {e["instruction"] for e in hd.load_instructions(None)}
     assert not geography & {e["instruction"] for e in general}
+
+
+# --- preparar datos de SFT (helpers.data_prep, cuaderno 03) ----------------------------------
+def test_normalize_text_iguala_lo_que_no_cambia_el_texto():
+    from helpers.data_prep import normalize_text
+
+    assert (
+        normalize_text("¿Cuál es la CAPITAL de  Perú?")
+        == normalize_text("cual es la capital de peru")
+        == "cual es la capital de peru"
+    )
+    assert normalize_text("🌎 Dato: La capital de Perú es Lima.") == "dato la capital de peru es lima"
+    assert normalize_text("La capital de Perú no es Lima") != normalize_text("La capital de Perú es Lima")
+    assert normalize_text("año") != normalize_text("ano y")  # la ñ pierde la tilde, pero no se pega a nada
+    with pytest.raises(TypeError, match="texto"):
+        normalize_text(None)
+
+
+def test_marcas_de_generacion_en_la_plantilla_de_smollm2():
+    """Las marcas no cambian el texto; la máscara del asistente es la respuesta y su <|im_end|>, sin el
+    salto de línea final; otra plantilla da un error que dice qué hacer."""
+    from helpers.data_prep import with_generation_markers
+
+    tokenizer = helpers.load_tokenizer("tiny")
+    example = hd.load_instructions("train", limit=1)[0]
+    messages = hd.to_messages(example)["messages"]
+    template = with_generation_markers(tokenizer.chat_template)
+    assert with_generation_markers(template) == template  # ya marcada: igual
+    plain = tokenizer.apply_chat_template(messages)["input_ids"]
+    marked = tokenizer.apply_chat_template(
+        messages, chat_template=template, return_dict=True, return_assistant_tokens_mask=True
+    )
+    assert marked["input_ids"] == plain
+    prompt = tokenizer.apply_chat_template(messages[:1], add_generation_prompt=True)["input_ids"]
+    assert marked["assistant_masks"] == [0] * len(prompt) + [1] * (len(plain) - len(prompt) - 1) + [0]
+    assert plain[-2] == tokenizer.eos_token_id and tokenizer.decode(plain[-1:]) == "\n"
+    with pytest.raises(ValueError, match="generation"):
+        with_generation_markers("{{ messages[0]['content'] }}")
+
+
+def test_batch_stats_con_relleno_y_sin_relleno():
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from helpers.data_prep import batch_stats
+
+    rows = [{"input_ids": [5, 6, 7, 8], "labels": [-100, -100, 7, 8]}, {"input_ids": [9, 10], "labels": [-100, 10]}]
+    padded = batch_stats(DataCollatorForLanguageModeling(pad_token_id=0)(rows))
+    assert padded == {"filas": 2, "secuencias": 2, "posiciones": 8, "relleno": 2, "utiles": 3}
+    flat = batch_stats(DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(rows))
+    # sin relleno: una fila con las dos secuencias; la primera etiqueta de cada secuencia es -100 (trl)
+    assert flat == {"filas": 1, "secuencias": 2, "posiciones": 6, "relleno": 0, "utiles": 3}
+    with pytest.raises(ValueError, match="attention_mask"):
+        batch_stats({"input_ids": torch.zeros(1, 2), "labels": torch.zeros(1, 2)})

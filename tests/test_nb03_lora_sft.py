@@ -336,3 +336,142 @@ def test_configuracion_de_lora_comprueba_dropout_y_tipo_de_tarea(tokenizer, sour
     else:
         with pytest.raises(AssertionError):
             run_cells(namespace, sources["test_lora_config"])
+
+
+# --- duplicados y contaminación (ejercicio 2) ---------------------------------------------------
+
+
+def contamination_namespace(tokenizer, source):
+    from helpers.data_prep import normalize_text
+
+    extra = dict(
+        normalize_text=normalize_text,
+        train_data=helpers.load_instructions("train"),
+        test_data=helpers.load_instructions("test"),
+    )
+    return run_cells(base_namespace(tokenizer, **extra), source)
+
+
+def naive_split(seed=0):
+    """Las tres particiones juntas, barajadas, partidas por pregunta (como la celda del cuaderno)."""
+    import random
+
+    rows = list(helpers.load_instructions(None))
+    random.Random(seed).shuffle(rows)
+    return rows[42:], rows[:42]
+
+
+def test_contaminacion_por_hecho_y_por_pregunta(tokenizer, sources):
+    """La partición del curso está limpia; la partición por pregunta, contaminada casi entera, y la
+    respuesta errónea (solo las preguntas, sin normalizar) no lo ve."""
+    find = contamination_namespace(tokenizer, sources["find_contamination"])["find_contamination"]
+    wrong = contamination_namespace(tokenizer, WRONG["find_contamination"])["find_contamination"]
+    train, validation, test = (helpers.load_instructions(s) for s in ("train", "validation", "test"))
+    assert find(train, test) == [] and find(train, validation) == [] and find(validation, test) == []
+    naive_train, naive_test = naive_split()
+    found = find(naive_train, naive_test)
+    assert len(found) >= 35 and found == sorted(found)  # cada hecho tiene 3 preguntas: casi todas se cuelan
+    assert wrong(naive_train, naive_test) == []  # mirando solo la pregunta, parece limpia
+    # Por la respuesta: cada índice encontrado tiene su respuesta en el entrenamiento.
+    from helpers.data_prep import normalize_text
+
+    answers = {normalize_text(r["response"]) for r in naive_train}
+    assert all(normalize_text(naive_test[i]["response"]) in answers for i in found)
+
+
+WRONG_CONTAMINATION = {
+    "solo la pregunta normalizada": """def find_contamination(train_rows, test_rows) -> list[int]:
+    seen = {normalize_text(row["instruction"]) for row in train_rows}
+    return [i for i, row in enumerate(test_rows) if normalize_text(row["instruction"]) in seen]
+""",
+    "la respuesta sin normalizar": """def find_contamination(train_rows, test_rows) -> list[int]:
+    seen = {row["response"] for row in train_rows} | {row["instruction"] for row in train_rows}
+    return [i for i, row in enumerate(test_rows) if row["response"] in seen or row["instruction"] in seen]
+""",
+    "sin repetir índices de la prueba": """def find_contamination(train_rows, test_rows) -> list[int]:
+    seen = {normalize_text(r["instruction"]) for r in train_rows} | {normalize_text(r["response"]) for r in train_rows}
+    found, said = [], set()
+    for i, row in enumerate(test_rows):
+        key = normalize_text(row["response"])
+        if (normalize_text(row["instruction"]) in seen or key in seen) and key not in said:
+            found.append(i)
+            said.add(key)
+    return found
+""",
+}
+
+
+@pytest.mark.parametrize("what", ["solución", "erronea", *WRONG_CONTAMINATION])
+def test_la_celda_de_contaminacion_aprueba_solo_la_solucion(tokenizer, sources, what):
+    source = {"solución": sources["find_contamination"], "erronea": WRONG["find_contamination"]}.get(
+        what, WRONG_CONTAMINATION.get(what)
+    )
+    namespace = contamination_namespace(tokenizer, source)
+    if what == "solución":
+        run_cells(namespace, sources["test_find_contamination"])
+    else:
+        with pytest.raises(AssertionError):
+            run_cells(namespace, sources["test_find_contamination"])
+
+
+def test_la_erronea_de_contaminacion_conserva_la_firma(sources):
+    import inspect
+
+    def signature(source):
+        namespace = {}
+        exec(source, namespace)
+        return inspect.signature(namespace["find_contamination"])
+
+    assert str(signature(WRONG["find_contamination"])) == str(signature(sources["find_contamination"]))
+
+
+def test_eos_cuenta_con_trl_y_no_con_el_colector_que_enmascara_el_relleno(tokenizer, tokenize_with_mask):
+    """Lo que enseña la sección del EOS: relleno = EOS en este tokenizador; el colector de trl conserva
+    la etiqueta del EOS de cada respuesta y el de transformers (mlm=False) las borra todas."""
+    from transformers import DataCollatorForLanguageModeling
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling as TrlCollator
+
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    rows = [tokenize_with_mask(e, tokenizer, MAX_LENGTH) for e in helpers.load_instructions("train", limit=4)]
+    trl_batch = TrlCollator(pad_token_id=tokenizer.pad_token_id)(
+        [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+    )
+    hf_batch = DataCollatorForLanguageModeling(tokenizer, mlm=False)([{"input_ids": r["input_ids"]} for r in rows])
+    assert int((trl_batch["labels"] == tokenizer.eos_token_id).sum()) == 4
+    assert int((hf_batch["labels"] == tokenizer.eos_token_id).sum()) == 0
+
+
+def test_empaquetado_quita_el_relleno_y_separa_los_ejemplos(tokenizer, tokenize_with_mask, tiny_lora):
+    """Lo que mide la celda del empaquetado: sin relleno, los mismos tokens útiles, menos lotes con filas
+    largas; y con position_ids (use_cache=False) el segundo ejemplo no ve el primero."""
+    from datasets import Dataset
+    from trl import pack_dataset
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling as TrlCollator
+
+    from helpers.data_prep import batch_stats
+
+    rows = [tokenize_with_mask(e, tokenizer, MAX_LENGTH) for e in helpers.load_instructions("train", limit=32)]
+    chunk = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+
+    def totals(data, collator):
+        stats = [
+            batch_stats(collator([data[j] for j in range(i, min(i + 4, len(data)))])) for i in range(0, len(data), 4)
+        ]
+        return len(stats), {k: sum(s[k] for s in stats) for k in stats[0]}
+
+    n_plain, plain = totals(chunk, TrlCollator(pad_token_id=tokenizer.pad_token_id))
+    n_packed, packed = totals(pack_dataset(chunk, 256, "bfd"), TrlCollator(pad_token_id=0, padding_free=True))
+    assert plain["relleno"] > 0 and packed["relleno"] == 0
+    assert n_packed < n_plain and packed["secuencias"] == plain["secuencias"] == 32
+    # trl pone -100 en el primer token de cada secuencia empaquetada (no se predice desde la anterior),
+    # que en la respuesta nunca está: los mismos tokens útiles.
+    assert packed["utiles"] == plain["utiles"]
+    first, second = (r["input_ids"] for r in rows[:2])
+    glued = torch.tensor([first + second])
+    positions = torch.tensor([list(range(len(first))) + list(range(len(second)))])
+    with torch.no_grad():
+        alone = tiny_lora(input_ids=torch.tensor([second])).logits[0]
+        together = tiny_lora(input_ids=glued, position_ids=positions, use_cache=False).logits[0, len(first) :]
+        leaked = tiny_lora(input_ids=glued, use_cache=False).logits[0, len(first) :]
+    assert (together - alone).abs().max().item() < 1e-4
+    assert (leaked - alone).abs().max().item() > 1e-2

@@ -47,6 +47,12 @@ def load_for_inference(folder, profile=None):
         total += float(loss.detach())
     return total
 """,
+    # Error típico: buscar la contaminación solo en las preguntas, y tal cual (sin normalizar). En una
+    # partición por pregunta, la misma respuesta llega a la prueba con otra pregunta y no se ve.
+    "find_contamination": """def find_contamination(train_rows, test_rows) -> list[int]:
+    seen = {row["instruction"] for row in train_rows}
+    return [index for index, row in enumerate(test_rows) if row["instruction"] in seen]
+""",
 }
 
 # Celdas calificadas que cada respuesta errónea deja a 0 (las demás, nota máxima).
@@ -56,4 +62,5 @@ BREAKS = {
     "task_metrics": ["test_task_metrics"],
     "accumulate_gradients": ["test_accumulate_gradients"],
     "save_and_load": ["test_adapter"],
+    "find_contamination": ["test_find_contamination"],
 }
