@@ -412,7 +412,7 @@ def check_course(root: Path = ROOT) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .doctor import installed_version
+    from ..doctor import installed_version
 
     report = check_course()
     versions = ", ".join(f"{p} {installed_version(p) or '—'}" for p in PACKAGES)
