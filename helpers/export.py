@@ -192,6 +192,23 @@ def _without_vocabulary(reader):
     return view
 
 
+def _dequantize(data, qtype, *, _original=None):
+    """``gguf.dequantize`` con q8_0 de golpe sobre el tensor entero (numpy), no por grupos de filas:
+    las mismas operaciones (escala fp16 → fp32 por los 32 enteros de 8 bits de cada bloque), el mismo
+    resultado bit a bit y unas diez veces más deprisa. Los demás tipos, con ``gguf``."""
+    import gguf
+
+    original = _original or gguf.dequantize
+    if qtype != gguf.GGMLQuantizationType.Q8_0:
+        return original(data, qtype)
+    raw = np.ascontiguousarray(data).view(np.uint8)
+    blocks = raw.reshape(-1, 34)
+    scales = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    values = blocks[:, 2:].copy().view(np.int8).astype(np.float32)
+    shape = (*raw.shape[:-1], raw.shape[-1] // 34 * 32)
+    return (values * scales).reshape(shape)
+
+
 @contextlib.contextmanager
 def _read_each_gguf_once(preloaded=None):
     """Dentro del bloque, ``transformers`` lee cada GGUF con :func:`read_gguf` y una sola vez.
@@ -201,16 +218,17 @@ def _read_each_gguf_once(preloaded=None):
     ``gguf.GGUFReader`` durante la carga, las dos lecturas son una y rápida. Además, para traducir
     los nombres de los tensores construye la tabla de nombres de ``gguf`` (``get_tensor_name_map``) una
     vez por cada submódulo del modelo (~400 veces, ~2/3 del tiempo de carga): dentro del bloque se
-    construye una sola, y no le enseña las listas del vocabulario (:func:`_without_vocabulary`). Al
-    salir, todo queda como estaba. Quita también la barra de progreso en
-    inglés de la conversión de tensores. ``preloaded`` es un lector de :func:`read_gguf` ya hecho:
-    ese archivo no se vuelve a leer.
+    construye una sola, no le enseña las listas del vocabulario (:func:`_without_vocabulary`) y
+    descuantiza q8_0 de golpe (:func:`_dequantize`). Al salir, todo queda como estaba. Quita también
+    la barra de progreso en inglés de la conversión de tensores. ``preloaded`` es un lector de
+    :func:`read_gguf` ya hecho: ese archivo no se vuelve a leer.
     """
     import gguf
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
     fast = _fast_reader_class()  # antes de cambiar gguf.GGUFReader: es su subclase
     original_reader, original_tqdm, original_names = gguf.GGUFReader, gguf_utils.tqdm, gguf.get_tensor_name_map
+    original_dequantize = gguf.dequantize
     readers: dict = {}
 
     def key_of(path, *args, **kwargs):
@@ -229,11 +247,13 @@ def _read_each_gguf_once(preloaded=None):
 
     gguf.GGUFReader = reader
     gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original_names)
+    gguf.dequantize = functools.partial(_dequantize, _original=original_dequantize)
     gguf_utils.tqdm = functools.partial(original_tqdm, disable=True)
     try:
         yield readers
     finally:
         gguf.GGUFReader, gguf_utils.tqdm, gguf.get_tensor_name_map = original_reader, original_tqdm, original_names
+        gguf.dequantize = original_dequantize
 
 
 def load_gguf_model(path: str | Path, dtype=None, *, reader=None):

@@ -140,3 +140,26 @@ def test_sin_vocab_size_no_se_ocultan_las_listas_del_vocabulario():
     fields["llama.vocab_size"] = object()
     hidden = _without_vocabulary(reader)
     assert "tokenizer.ggml.tokens" not in hidden.fields and "tokenizer.ggml.tokens" in reader.fields
+
+
+def test_descuantizar_q8_0_de_golpe_da_lo_mismo_que_gguf(tmp_path):
+    """La descuantización q8_0 de load_gguf_model (el tensor entero de una vez) es bit a bit la de gguf."""
+    import gguf
+
+    from helpers.export import _dequantize
+
+    model = tiny_llama_for_export()
+    reader = read_gguf(export_gguf(model, tmp_path / "q.gguf", "q8_0"))
+    q8 = [t for t in reader.tensors if t.tensor_type == gguf.GGMLQuantizationType.Q8_0]
+    assert q8
+    for tensor in q8:
+        ours, theirs = _dequantize(tensor.data, tensor.tensor_type), gguf.dequantize(tensor.data, tensor.tensor_type)
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape and np.array_equal(ours, theirs), tensor.name
+    f32 = next(t for t in reader.tensors if t.tensor_type == gguf.GGMLQuantizationType.F32)
+    assert np.array_equal(_dequantize(f32.data, f32.tensor_type), gguf.dequantize(f32.data, f32.tensor_type))
+
+
+def tiny_llama_for_export():
+    from helpers.adapters import tiny_llama
+
+    return tiny_llama(seed=2, intermediate_size=64)
