@@ -111,7 +111,7 @@ def completion_times(calls: Sequence[Callable[[], object]]) -> list[float]:
 
 def matmul_flops(size: int = 1024, repeats: int = 3, dtype=None) -> float:
     """FLOP/s de un producto de matrices ``size × size`` en el dispositivo y la precisión de cálculo
-    del curso (mediana de ``repeats`` medidas). Es lo más deprisa que calcula esta máquina en la
+    del curso (en CPU, fp32), mediana de ``repeats`` medidas. Es lo más deprisa que calcula esta máquina en la
     práctica: un entrenamiento no pasa de ahí."""
     import torch
 
@@ -119,7 +119,9 @@ def matmul_flops(size: int = 1024, repeats: int = 3, dtype=None) -> float:
 
     decision = decide()
     device = decision.device
-    dtype = dtype or {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[decision.compute]
+    if dtype is None:  # en CPU, fp32 (la T4 simulada calcula en fp16, pero la CPU no tiene productos fp16 rápidos)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(decision.compute, torch.float32)
+        dtype = torch.float32 if device == "cpu" else dtype
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=generator).to(device, dtype)
     b = torch.randn(size, size, generator=generator).to(device, dtype)
