@@ -6,7 +6,7 @@ import torch
 
 import helpers
 from helpers import models
-from helpers.export import _permute_rows, export_gguf, gguf_tensor_name
+from helpers.export import _permute_rows, export_gguf, gguf_tensor_name, load_gguf_model, read_gguf
 
 TEXTS = ["La capital de Francia es París y la de Italia es Roma.", "Hola, ¿qué tal estás? Hoy hace sol."]
 
@@ -74,3 +74,92 @@ def test_errores_en_espanol(tmp_path):
     with pytest.raises(ValueError, match="merge_and_unload"):
         gguf_tensor_name("base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight")
     assert not list(tmp_path.iterdir())
+
+
+def _same_reader(ours, theirs):
+    """Dos lectores de GGUF leen lo mismo: campos (partes, índices, tipos) y tensores."""
+    assert list(ours.fields) == list(theirs.fields)
+    for key, field in ours.fields.items():
+        other = theirs.fields[key]
+        assert (field.offset, field.types, field.data) == (other.offset, other.types, other.data), key
+        assert len(field.parts) == len(other.parts), key
+        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(field.parts, other.parts)), key
+        assert field.contents() == other.contents(), key
+    assert [(t.name, t.tensor_type, t.n_bytes) for t in ours.tensors] == [
+        (t.name, t.tensor_type, t.n_bytes) for t in theirs.tensors
+    ]
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(ours.tensors, theirs.tensors))
+
+
+@pytest.mark.slow
+def test_read_gguf_lee_lo_mismo_que_gguf(tmp_path):
+    """El lector rápido (listas de cadenas y de números de golpe, sin memmap por dato) da exactamente lo
+    mismo que gguf.GGUFReader, en un GGUF nuestro (q8_0) y en el embebido (escrito por llama.cpp)."""
+    import gguf
+
+    model = helpers.load_model("tiny", verbose=False)
+    for path in (export_gguf(model, tmp_path / "d.gguf", "q8_0"), models.embedded_gguf_path()):
+        _same_reader(read_gguf(path), gguf.GGUFReader(path))
+
+
+@pytest.mark.slow
+def test_load_gguf_model_igual_que_transformers_y_sin_dejar_nada_cambiado(tmp_path):
+    """load_gguf_model (una lectura, sin las listas del vocabulario) carga el mismo modelo que
+    from_pretrained(gguf_file=) a secas, y deja gguf y transformers como estaban."""
+    import gguf
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers import AutoModelForCausalLM
+
+    originals = (gguf.GGUFReader, gguf.get_tensor_name_map, gguf_utils.tqdm)
+    path = export_gguf(helpers.load_model("tiny", verbose=False), tmp_path / "d.gguf", "f16")
+    ours = load_gguf_model(path, reader=read_gguf(path))
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name, dtype=torch.float32)
+    assert ours.config.to_dict() == theirs.config.to_dict()
+    mine, other = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == other.keys() and all(torch.equal(mine[k], other[k]) for k in mine)
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map, gguf_utils.tqdm) == originals
+    with pytest.raises(ValueError, match="lector"):
+        load_gguf_model(path, reader=read_gguf(models.embedded_gguf_path()))
+    with pytest.raises(FileNotFoundError, match="export_gguf"):
+        load_gguf_model(tmp_path / "no_existe.gguf")
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map, gguf_utils.tqdm) == originals
+
+
+def test_sin_vocab_size_no_se_ocultan_las_listas_del_vocabulario():
+    """Sin <arquitectura>.vocab_size, transformers saca el tamaño del vocabulario de la lista de tokens:
+    entonces no se le oculta (el GGUF embebido, escrito por llama.cpp, es de ese tipo o no según versión)."""
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    from helpers.export import _without_vocabulary
+
+    field = SimpleNamespace(contents=lambda: "llama")
+    fields = OrderedDict([("general.architecture", field), ("tokenizer.ggml.tokens", object())])
+    reader = SimpleNamespace(fields=fields)
+    assert _without_vocabulary(reader) is reader
+    fields["llama.vocab_size"] = object()
+    hidden = _without_vocabulary(reader)
+    assert "tokenizer.ggml.tokens" not in hidden.fields and "tokenizer.ggml.tokens" in reader.fields
+
+
+def test_descuantizar_q8_0_de_golpe_da_lo_mismo_que_gguf(tmp_path):
+    """La descuantización q8_0 de load_gguf_model (el tensor entero de una vez) es bit a bit la de gguf."""
+    import gguf
+
+    from helpers.export import _dequantize
+
+    model = tiny_llama_for_export()
+    reader = read_gguf(export_gguf(model, tmp_path / "q.gguf", "q8_0"))
+    q8 = [t for t in reader.tensors if t.tensor_type == gguf.GGMLQuantizationType.Q8_0]
+    assert q8
+    for tensor in q8:
+        ours, theirs = _dequantize(tensor.data, tensor.tensor_type), gguf.dequantize(tensor.data, tensor.tensor_type)
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape and np.array_equal(ours, theirs), tensor.name
+    f32 = next(t for t in reader.tensors if t.tensor_type == gguf.GGMLQuantizationType.F32)
+    assert np.array_equal(_dequantize(f32.data, f32.tensor_type), gguf.dequantize(f32.data, f32.tensor_type))
+
+
+def tiny_llama_for_export():
+    from helpers.adapters import tiny_llama
+
+    return tiny_llama(seed=2, intermediate_size=64)
