@@ -341,14 +341,31 @@ class Guard:
 GUARD: Guard | None = None
 
 
+COLLECTOR_MODULE = "curso_peft_recogedor"
+
+
+def load_collector() -> None:
+    """Carga el recogedor del examinador (``collector.py``, al lado de este archivo) por su ruta."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "collector.py")
+    spec = importlib.util.spec_from_file_location(COLLECTOR_MODULE, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[COLLECTOR_MODULE] = module
+    spec.loader.exec_module(module)
+
+
 def main(argv: list[str]) -> None:
-    """Arranca el núcleo de IPython con la guardia puesta antes de cualquier código del alumnado."""
+    """Arranca el núcleo de IPython con la guardia puesta antes de cualquier código del alumnado, y
+    con el recogedor que contesta las preguntas del examinador."""
     global GUARD
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
     app.initialize(argv)
     GUARD = Guard(app.shell, app.kernel)
+    load_collector()
     app.start()
 
 
