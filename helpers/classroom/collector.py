@@ -27,6 +27,7 @@ estándar y, al construir entradas, ``torch``, ``safetensors`` y ``helpers``.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 
 MODULE_NAME = "curso_peft_recogedor"
@@ -52,6 +53,18 @@ LAYER_KINDS = ("linear", "embedding", "layernorm", "relu", "same")
 
 
 # --- entradas -------------------------------------------------------------------------------
+_TINY: list = []
+
+
+def _tiny():
+    """El Llama diminuto del curso, cargado una vez por proceso (cada pregunta recibe una copia)."""
+    if not _TINY:
+        from helpers import models
+
+        _TINY.append(models.load_model("tiny", verbose=False))
+    return _TINY[0]
+
+
 def _dtype(name: str):
     import torch
 
@@ -69,9 +82,7 @@ def build_model(spec: dict):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(spec.get("semilla", 0)))
         if kind == "tiny":
-            from helpers import models
-
-            model = models.load_model("tiny", verbose=False)
+            model = copy.deepcopy(_tiny())
         elif kind == "red":
             layers = []
             for layer in spec["capas"]:
