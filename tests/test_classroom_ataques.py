@@ -37,6 +37,7 @@ from helpers.classroom import export, probe, sandbox  # noqa: E402
 from helpers.course_files import ROOT  # noqa: E402
 
 NB1 = "01_introduccion_peft"
+PUBLIC_NAME = re.compile(r'^"[A-Za-z_][A-Za-z0-9_]*",?$')
 SECRET = "hf_secreto_del_profesorado_" + uuid.uuid4().hex[:8]
 OPTIONS = [
     "--perfil",
@@ -262,7 +263,8 @@ def _secret_lines() -> dict[str, str]:
         exam = ROOT / "solutions" / name / EXAM_FILE
         if exam.exists():
             for line in exam.read_text(encoding="utf-8").splitlines():
-                if len(line.strip()) >= 20 and line.strip() not in released:
+                # Un nombre suelto entre comillas (``"count_params",``) es el de una celda publicada.
+                if len(line.strip()) >= 20 and line.strip() not in released and not PUBLIC_NAME.match(line.strip()):
                     lines[line.strip()] = f"{name}: {EXAM_FILE}"
     return lines
 

@@ -73,7 +73,7 @@ def _dtype(name: str):
     return getattr(torch, name)
 
 
-def build_model(spec: dict):
+def model_from_spec(spec: dict):
     """Un modelo a partir de su descripción (ver :class:`helpers.classroom.examiner.Model`)."""
     import torch
     from torch import nn
@@ -119,7 +119,7 @@ def build(value):
     """Construye un argumento a partir de su descripción en JSON."""
     if isinstance(value, dict):
         if set(value) == {"$modelo"}:
-            return build_model(value["$modelo"])
+            return model_from_spec(value["$modelo"])
         if set(value) == {"$tensor"}:
             import torch
 

@@ -349,9 +349,9 @@ def manipulators(nbk: Notebook, token: str):
 
 def poisoned_types(nbk: Notebook, token: str):
     """Tipos envenenados: cada función devuelve una subclase (``int`` igual a todo, con ``__repr__``
-    mentiroso; ``dict`` igual a todo) y ``builtins.type`` miente para que parezcan ``int``."""
-    classes = """import builtins
-class _Todo(int):
+    mentiroso; ``dict`` igual a todo) cuyo ``__class__`` dice ser ``int`` o ``dict`` (así
+    ``isinstance`` y ``x.__class__`` mienten; ``type(x)``, no)."""
+    classes = """class _Todo(int):
     def __eq__(self, other):
         return True
     def __ne__(self, other):
@@ -360,16 +360,16 @@ class _Todo(int):
     def __repr__(self):
         return "134515008"
     __str__ = __repr__
+    @property
+    def __class__(self):
+        return int
 class _Dicc(dict):
     def __eq__(self, other):
         return True
     __hash__ = None
-_tipo_real = builtins.type
-def _tipo(*args):
-    if len(args) == 1 and _tipo_real(args[0]) in (_Todo, _Dicc):
-        return int if _tipo_real(args[0]) is _Todo else dict
-    return _tipo_real(*args)
-builtins.type = _tipo"""
+    @property
+    def __class__(self):
+        return dict"""
     answers = {
         "count_params": "def count_params(model):\n    return _Todo(0), _Todo(0)",
         "full_ft_memory_bytes": "def full_ft_memory_bytes(n_params, bytes_per_weight=4, optimizer='adamw'):\n"
