@@ -228,7 +228,8 @@ def test_celda_visible_sin_pruebas_ocultas():
 def test_la_guardia_carga_el_recogedor():
     assert guard.COLLECTOR_MODULE == collector.MODULE_NAME
     assert (Path(guard.__file__).parent / "collector.py") == Path(collector.__file__)
-    assert collector.call_source("[]").startswith("__import__('sys').modules['curso_peft_recogedor']")
+    source = collector.call_source("[]")
+    assert source.endswith("_sys.modules['curso_peft_recogedor'].answer('[]')") and collector.__file__ in source
 
 
 # --- el examen nunca se publica --------------------------------------------------------------

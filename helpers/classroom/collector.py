@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 
 MODULE_NAME = "curso_peft_recogedor"
 MIME = "application/vnd.curso-peft.respuesta+json"
@@ -233,5 +234,15 @@ def answer(asks_json: str) -> None:
 
 
 def call_source(asks_json: str) -> str:
-    """Código que el calificador envía al núcleo en lugar de la celda de pruebas."""
-    return f"__import__('sys').modules[{MODULE_NAME!r}].answer({asks_json!r})"
+    """Código que el calificador envía al núcleo en lugar de la celda de pruebas. Con la caja, la
+    guardia ya cargó el recogedor al arrancar; sin caja (``--sin-aislamiento``), se carga aquí."""
+    path = os.path.abspath(__file__)
+    return (
+        f"import sys as _sys\n"
+        f"if {MODULE_NAME!r} not in _sys.modules:\n"
+        f"    import importlib.util as _util\n"
+        f"    _spec = _util.spec_from_file_location({MODULE_NAME!r}, {path!r})\n"
+        f"    _sys.modules[_spec.name] = _util.module_from_spec(_spec)\n"
+        f"    _spec.loader.exec_module(_sys.modules[_spec.name])\n"
+        f"_sys.modules[{MODULE_NAME!r}].answer({asks_json!r})"
+    )

@@ -496,4 +496,9 @@ def annotate(path: Path, verdicts: dict, max_points: dict) -> None:
             cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=text + "\n")]
         else:
             cell.outputs = [NotebookNode(output_type="error", ename="Examinador", evalue=text, traceback=[text])]
-    nbformat.write(nb, path)
+    # nbgrader deja el cuaderno calificado de solo lectura: se escribe al lado y se cambia por él.
+    mode = path.stat().st_mode & 0o777
+    fresh = path.with_name(f".{path.name}.examinador")
+    nbformat.write(nb, fresh)
+    os.chmod(fresh, mode)
+    os.replace(fresh, path)
