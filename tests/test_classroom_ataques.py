@@ -1,8 +1,9 @@
 """Entregas hostiles calificadas con la orden de verdad (``python -m helpers.classroom calificar``).
 
 Un solo lote (perfil rápido, 2 trabajadores) con una entrega por ataque
-(:mod:`fixtures_classroom.ataques`): cada una acaba denegada, con 0 puntos o marcada para revisar,
-con el estado y la nota esperados. Después se comprueba desde fuera que nada apareció fuera de la
+(:mod:`fixtures_classroom.ataques`): el cuaderno 01 tiene examinador (docs/examinador.md), así que
+cada entrega sin resolver, haga lo que haga su núcleo, saca 0 puntos del examinador; las resueltas,
+la nota máxima; cada una con el estado esperado. Después se comprueba desde fuera que nada apareció fuera de la
 carpeta de la clase, que no queda ningún proceso y que el libro de notas está sano.
 
 También: el calificador completo ejecutado por un usuario sin privilegios (``nobody``), y la caja

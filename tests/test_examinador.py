@@ -170,6 +170,7 @@ def test_examen_cubre_cada_celda_de_pruebas(exam01):
     assert {q.solution for q in exam01} <= solutions
 
 
+@pytest.mark.slow
 def test_la_solucion_aprueba_y_cada_respuesta_erronea_pierde_sus_puntos(exam01):
     solution = examiner.solution_namespace(NB1)
     verdicts = _grade(exam01, solution)
