@@ -9,6 +9,11 @@ de trabajo es una *copia* en memoria de lo entregado: el núcleo no ve ni puede 
 carpeta de nbgrader (tampoco el cuaderno con las pruebas ocultas), así que nada de lo que escribe
 lo lee, cambia de permisos o copia después el calificador.
 
+Si el cuaderno tiene examen (``solutions/<nb>/examen.py``), las celdas de pruebas no se ejecutan en
+el núcleo: el examinador (:mod:`helpers.classroom.examiner`, en este proceso) le hace sus preguntas
+en su lugar y decide los puntos de cada una; lo que detecten la guardia y el examen del código queda
+como aviso. Sin examen, como siempre:
+
 Antes de cada celda de pruebas, la guardia del núcleo (:mod:`helpers.classroom.guard`) restaura lo
 que usan las pruebas; lo que hubiera cambiado, y lo que encuentra el examen del código entregado
 (:mod:`helpers.classroom.tamper`), deja la fila en «revisar: posible manipulación de las pruebas».

@@ -9,6 +9,10 @@ manejador de ``execute_request``, ``helpers.check_*`` y funciones de biblioteca 
 lo devuelve todo a ese estado y contesta qué había cambiado. El calificador lo anota como
 «revisar: posible manipulación de las pruebas (...)».
 
+En un cuaderno con examen (``solutions/<nb>/examen.py``) la nota la decide el examinador
+(:mod:`helpers.classroom.examiner`) y lo que vea la guardia es solo un aviso; al arrancar, la guardia
+carga también el recogedor que contesta sus preguntas (:mod:`helpers.classroom.collector`).
+
 Esto es **detección**, no aislamiento: el código del alumnado corre en el mismo proceso y quien se
 empeñe puede engañar a la guardia; por eso el calificador también examina el código entregado
 (:mod:`helpers.classroom.tamper`) y, si la guardia no contesta, lo marca igual. Lo que sí está
