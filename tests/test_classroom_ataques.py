@@ -170,8 +170,10 @@ def lote(tmp_path_factory):
 
 def graded_output(lote, student: str) -> str:
     nb = nbformat.read(lote["dir"] / "resultados" / NB1 / student / "calificado.ipynb", as_version=4)
-    return "\n".join(
-        str(o.get("text", "")) + json.dumps(o.get("data", {}), ensure_ascii=False)
+    # El texto de las salidas seguido (una línea puede llegar partida en dos mensajes) y, en su
+    # propia línea, los datos de cada salida que los tenga.
+    return "".join(
+        str(o.get("text", "")) + ("\n" + json.dumps(o["data"], ensure_ascii=False) + "\n" if o.get("data") else "")
         for c in nb.cells
         if c.cell_type == "code"
         for o in c.get("outputs", [])
@@ -233,7 +235,8 @@ def test_libro_de_notas_intacto(lote):
 
 
 def test_el_espia_no_ve_ni_toca_nada(lote):
-    found = probe.parse(graded_output(lote, "inofensivos").replace("\\n", "\n"))
+    # Solo lo que imprimió la sonda: el volcado del final (ataques.dump_everything) repite su marca.
+    found = probe.parse(graded_output(lote, "inofensivos").split(ataques.DUMP_MARK)[0].replace("\\n", "\n"))
     assert found is not None
     assert {t: o for t, o in found["leer"].items() if o == "permitido"} == {}
     # Solo escribe en lo suyo: su carpeta y su /tmp, que son de la caja (test_nada_fuera_de_la_clase
