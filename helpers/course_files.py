@@ -58,6 +58,10 @@ def notebook_names(solutions: Path = SOLUTIONS) -> list[str]:
     return sorted(p.parent.name for p in Path(solutions).glob("*/*.ipynb") if p.stem == p.parent.name)
 
 
+# Lo que decide la nota de un cuaderno en el calificador (helpers.classroom.examiner); nunca se publica.
+EXAM_FILE = "examen.py"
+
+
 def write_config(workdir: Path, extra: str = "") -> Path:
     """Escribe ``nbgrader_config.py`` en ``workdir``: la configuración del curso con ese directorio
     como raíz y su propio libro de notas, más las líneas ``extra`` (ajustes de quien califica)."""
@@ -71,12 +75,15 @@ def write_config(workdir: Path, extra: str = "") -> Path:
 
 
 def copy_source(name: str, dest: Path, solutions: Path = SOLUTIONS) -> Path:
-    """Copia ``solutions/<name>`` (sin puntos de control ni salidas) en ``dest``."""
+    """Copia ``solutions/<name>`` (sin puntos de control, salidas ni el examen) en ``dest``.
+
+    El examen (:data:`EXAM_FILE`) lo lee solo el examinador del calificador, desde ``solutions/``:
+    nunca va a un curso de nbgrader, y así tampoco a la carpeta que ve el núcleo de una entrega."""
     shutil.copytree(
         Path(solutions) / name,
         dest,
         dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas", "__pycache__"),
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas", "__pycache__", EXAM_FILE),
     )
     return Path(dest)
 

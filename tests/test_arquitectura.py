@@ -77,7 +77,17 @@ def test_cada_habitacion_importa_solo_lo_permitido():
     """Los contratos de import-linter de pyproject.toml (los que pasa ``make quality``) se cumplen."""
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "1 kept, 0 broken" in result.stdout
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"][
+        "contracts"
+    ]
+    assert f"{len(contracts)} kept, 0 broken" in result.stdout
+    # Dentro del calificador, la guardia y el recogedor (se cargan por su ruta en el núcleo del
+    # alumnado) no pueden importar nada del calificador: otro contrato, también exhaustivo.
+    inner = [c for c in contracts if c.get("containers") == ["helpers.classroom"]]
+    assert len(inner) == 1 and inner[0]["exhaustive"] is True
+    assert "guard" in inner[0]["layers"][-1].split(" | ") and "collector" in inner[0]["layers"][-1].split(" | ")
 
 
 @pytest.mark.parametrize(

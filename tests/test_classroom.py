@@ -724,19 +724,25 @@ def test_moodle_por_id_aunque_cambie_el_nombre(tmp_path):
 @pytest.mark.slow
 def test_libro_de_notas_conserva_lo_manual_y_su_archivo(tmp_path):
     """Volver a calificar no borra notas ni comentarios puestos en formgrader ni cambia el archivo
-    (un formgrader abierto sigue trabajando sobre el libro de verdad)."""
+    (un formgrader abierto sigue trabajando sobre el libro de verdad). Los mensajes del examinador
+    van al comentario automático; el puesto a mano se conserva. El examen nunca llega a los cursos
+    de nbgrader (ni, por tanto, a la carpeta que ve el núcleo)."""
     from nbgrader.api import Gradebook
+
+    from helpers.course_files import EXAM_FILE
 
     cd = ClassDir(tmp_path / "clase")
     cd.create()
     info = assignments.prepare_template(cd, NB1)
     assignments.prepare_master(cd, NB1, info)
+    assert list(cd.template(NB1).rglob(EXAM_FILE)) == list(cd.course.rglob(EXAM_FILE)) == []
     t0, t1 = list(info["celdas"])[:2]
+    s0 = "count_params"  # la celda de solución de t0
     cells = {c: [0.0, m] for c, m in info["celdas"].items()}
     export.merge_into_gradebook(
         cd,
         [
-            {"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
+            {"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells, "comentarios": {s0: "mal"}},
             {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": cells},
         ],
     )
@@ -745,12 +751,13 @@ def test_libro_de_notas_conserva_lo_manual_y_su_archivo(tmp_path):
     with Gradebook(f"sqlite:///{db}") as gb:
         gb.find_grade(t0, NB1, NB1, "ana").manual_score = 1.5
         gb.find_grade(t0, NB1, NB1, "luis").manual_score = 0.5
+        gb.find_comment(s0, NB1, NB1, "ana").manual_comment = "revisado a mano"
         gb.db.commit()
     cells[t1] = [2.0, cells[t1][1]]
     export.merge_into_gradebook(
         cd,
         [
-            {"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells},
+            {"cuaderno": NB1, "alumno": "ana", "nombre": "Ana", "celdas": cells, "comentarios": {s0: "bien"}},
             {"cuaderno": NB1, "alumno": "luis", "nombre": "Luis", "celdas": {}},
         ],
     )
@@ -759,6 +766,8 @@ def test_libro_de_notas_conserva_lo_manual_y_su_archivo(tmp_path):
         grade = gb.find_grade(t0, NB1, NB1, "ana")
         assert (grade.manual_score, grade.auto_score) == (1.5, 0.0)
         assert gb.find_grade(t1, NB1, NB1, "ana").auto_score == 2.0
+        comment = gb.find_comment(s0, NB1, NB1, "ana")
+        assert (comment.manual_comment, comment.auto_comment) == ("revisado a mano", "bien")
         assert gb.find_grade(t0, NB1, NB1, "luis").manual_score == 0.5  # no calificable, pero no se borra
     assert export.check_integrity(db)
 

@@ -1,8 +1,9 @@
 """Entregas hostiles calificadas con la orden de verdad (``python -m helpers.classroom calificar``).
 
 Un solo lote (perfil rápido, 2 trabajadores) con una entrega por ataque
-(:mod:`fixtures_classroom.ataques`): cada una acaba denegada, con 0 puntos o marcada para revisar,
-con el estado y la nota esperados. Después se comprueba desde fuera que nada apareció fuera de la
+(:mod:`fixtures_classroom.ataques`): el cuaderno 01 tiene examinador (docs/examinador.md), así que
+cada entrega sin resolver, haga lo que haga su núcleo, saca 0 puntos del examinador; las resueltas,
+la nota máxima; cada una con el estado esperado. Después se comprueba desde fuera que nada apareció fuera de la
 carpeta de la clase, que no queda ningún proceso y que el libro de notas está sano.
 
 También: el calificador completo ejecutado por un usuario sin privilegios (``nobody``), y la caja
@@ -37,6 +38,7 @@ from helpers.classroom import export, probe, sandbox  # noqa: E402
 from helpers.course_files import ROOT  # noqa: E402
 
 NB1 = "01_introduccion_peft"
+PUBLIC_NAME = re.compile(r'^"[A-Za-z_][A-Za-z0-9_]*",?$')
 SECRET = "hf_secreto_del_profesorado_" + uuid.uuid4().hex[:8]
 OPTIONS = [
     "--perfil",
@@ -168,8 +170,10 @@ def lote(tmp_path_factory):
 
 def graded_output(lote, student: str) -> str:
     nb = nbformat.read(lote["dir"] / "resultados" / NB1 / student / "calificado.ipynb", as_version=4)
-    return "\n".join(
-        str(o.get("text", "")) + json.dumps(o.get("data", {}), ensure_ascii=False)
+    # El texto de las salidas seguido (una línea puede llegar partida en dos mensajes) y, en su
+    # propia línea, los datos de cada salida que los tenga.
+    return "".join(
+        str(o.get("text", "")) + ("\n" + json.dumps(o["data"], ensure_ascii=False) + "\n" if o.get("data") else "")
         for c in nb.cells
         if c.cell_type == "code"
         for o in c.get("outputs", [])
@@ -231,7 +235,8 @@ def test_libro_de_notas_intacto(lote):
 
 
 def test_el_espia_no_ve_ni_toca_nada(lote):
-    found = probe.parse(graded_output(lote, "inofensivos").replace("\\n", "\n"))
+    # Solo lo que imprimió la sonda: el volcado del final (ataques.dump_everything) repite su marca.
+    found = probe.parse(graded_output(lote, "inofensivos").split(ataques.DUMP_MARK)[0].replace("\\n", "\n"))
     assert found is not None
     assert {t: o for t, o in found["leer"].items() if o == "permitido"} == {}
     # Solo escribe en lo suyo: su carpeta y su /tmp, que son de la caja (test_nada_fuera_de_la_clase
@@ -242,23 +247,68 @@ def test_el_espia_no_ve_ni_toca_nada(lote):
     assert found["uid"] != 0 or os.geteuid() != 0
 
 
-def test_ni_pruebas_ocultas_ni_token_en_la_salida(lote):
-    seen = re.search(r"OCULTAS=no cuadernos vistos: (\d+)", graded_output(lote, "inofensivos"))
-    assert seen and int(seen.group(1)) >= 1  # vio su propia copia (sin pruebas ocultas), y nada más
-    hidden = [
-        line
-        for line in __import__("helpers.classroom.feedback", fromlist=["x"]).hidden_lines(lote["nb"].solution)
-        if len(line) >= 10 and line not in "\n".join(c.source for c in lote["nb"].released.cells)
+def _secret_lines() -> dict[str, str]:
+    """Cada línea oculta de cada cuaderno (pruebas ocultas y examen.py), con dónde está: las que no
+    están en ningún cuaderno publicado (una línea corta como ``try:`` no es un secreto)."""
+    from helpers.classroom.feedback import hidden_lines
+    from helpers.course_files import EXAM_FILE, notebook_names
+
+    released = "\n".join(
+        c.source
+        for name in notebook_names()
+        for c in nbformat.read(ROOT / "notebooks" / name / f"{name}.ipynb", as_version=4).cells
+    )
+    lines = {}
+    for name in notebook_names():
+        solution = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
+        for line in hidden_lines(solution):
+            if len(line) >= 10 and line not in released:
+                lines[line] = f"{name}: prueba oculta"
+        exam = ROOT / "solutions" / name / EXAM_FILE
+        if exam.exists():
+            for line in exam.read_text(encoding="utf-8").splitlines():
+                # Un nombre suelto entre comillas (``"count_params",``) es el de una celda publicada.
+                if len(line.strip()) >= 20 and line.strip() not in released and not PUBLIC_NAME.match(line.strip()):
+                    lines[line.strip()] = f"{name}: {EXAM_FILE}"
+    return lines
+
+
+def _artifacts(lote, student: str) -> dict[str, str]:
+    """Todo lo que el calificador escribió de esta entrega: resultados, retroalimentación y las copias
+    del curso maestro (lo que abre formgrader)."""
+    folders = [
+        lote["dir"] / "resultados" / NB1 / student,
+        lote["dir"] / "retroalimentacion" / student,
+        lote["dir"] / "curso" / "autograded" / student,
+        lote["dir"] / "curso" / "submitted" / student,
+        lote["dir"] / "curso" / "feedback" / student,
     ]
-    for student in lote["rows"]:
-        folder = lote["dir"] / "resultados" / NB1 / student
-        texts = [p.read_text(encoding="utf-8", errors="replace") for p in folder.iterdir() if p.is_file()]
-        texts.append((lote["dir"] / "retroalimentacion" / student / f"{NB1}.html").read_text(encoding="utf-8"))
-        assert not any(SECRET in t for t in texts), f"{student}: el HF_TOKEN llegó a la caja"
-        page = html_lib.unescape(texts[-1])
-        for line in hidden:
-            assert line not in page, f"{student}: la retroalimentación muestra una prueba oculta"
+    out = {}
+    for folder in folders:
+        for path in folder.rglob("*") if folder.exists() else []:
+            if path.is_file():
+                text = path.read_text(encoding="utf-8", errors="replace")
+                out[str(path)] = text + "\n" + html_lib.unescape(text)
+    return out
+
+
+def test_ni_pruebas_ocultas_ni_examen_ni_token_en_la_salida(lote):
+    """La entrega «inofensivos» vuelca todo lo que vio su núcleo (historial, espacio de nombres, el
+    recogedor, cada archivo legible): ninguna línea de las pruebas ocultas de ningún cuaderno ni de
+    ningún examen.py aparece en ningún artefacto de ninguna entrega, y el HF_TOKEN tampoco."""
     out = graded_output(lote, "inofensivos")
+    seen = re.search(r"OCULTAS=no cuadernos vistos: (\d+)", out)
+    assert seen and int(seen.group(1)) >= 1  # vio su propia copia (sin pruebas ocultas), y nada más
+    assert ataques.DUMP_MARK in out and "curso_peft_recogedor" in out  # el volcado se hizo
+    secret = _secret_lines()
+    assert any(where.endswith("examen.py") for where in secret.values())
+    for student in lote["rows"]:
+        artifacts = _artifacts(lote, student)
+        assert artifacts, student
+        for path, text in artifacts.items():
+            assert SECRET not in text, f"{student}: el HF_TOKEN llegó a {path}"
+            leaked = [f"{where}: {line}" for line, where in secret.items() if line in text]
+            assert leaked == [], f"{student}: {path} contiene líneas ocultas: {leaked[:5]}"
     assert "HF_" not in out.split("VARIABLES=")[1].split("\n")[0].replace("HF_HOME", "").replace(
         "HF_HUB_OFFLINE", ""
     ).replace("HF_DATASETS_OFFLINE", "")
@@ -470,8 +520,9 @@ def test_entregas_vecinas_no_comparten_nada():
 @needs_root_to_switch
 @pytest.mark.xdist_group("sin-root")
 def test_califica_sin_root():
-    """La orden entera (nbgrader, trabajador, caja y núcleo) como ``nobody``: una entrega correcta
-    que además planta un enlace simbólico, con el Python del sistema y los paquetes del
+    """La orden entera (nbgrader, trabajador, examinador, caja y núcleo) como ``nobody``: una entrega
+    correcta que además planta un enlace simbólico (nota máxima) y una sin resolver que falsifica las
+    respuestas del núcleo (0), con el Python del sistema y los paquetes del
     entorno del curso en PYTHONPATH (el Python del entorno vive en /root, que nobody no ve)."""
     site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"), None)
     if site is None or not Path("/usr/bin/python3").exists():
@@ -482,6 +533,9 @@ def test_califica_sin_root():
         token = "sinroot" + uuid.uuid4().hex[:8]
         (base / "entregas" / "enlace").mkdir(parents=True)
         (base / "entregas" / "enlace" / f"{NB1}.ipynb").write_bytes(ataques.symlink_plant(nbk, token)[0])
+        # Y un ataque contra el examinador, sin resolver: 0 también sin root.
+        (base / "entregas" / "falsificadas").mkdir(parents=True)
+        (base / "entregas" / "falsificadas" / f"{NB1}.ipynb").write_bytes(ataques.forged_replies(nbk, token)[0])
         from helpers import models
 
         # El modelo diminuto ya construido (en la caché de root, que nobody no puede leer).
@@ -528,6 +582,7 @@ def test_califica_sin_root():
             r["alumno"]: r for r in csv.DictReader(io.StringIO((base / "clase" / "calificaciones.csv").read_text()))
         }
         assert (rows["enlace"]["estado"], float(rows["enlace"]["puntuacion"])) == ("calificado", nbk.max_score), rows
+        assert (rows["falsificadas"]["estado"], float(rows["falsificadas"]["puntuacion"])) == ("calificado", 0.0), rows
         assert token_files(token) == []
         assert all(p.lstat().st_uid == 65534 for p in (base / "clase").rglob("*"))
     finally:

@@ -64,6 +64,8 @@ def test_la_rueda_lleva_solo_la_caja_de_herramientas(tmp_path):
         "la rueda lleva el calificador o el mantenimiento"
     )
     assert shipped == _toolbox_files()
+    # Ni las soluciones ni lo que decide una nota (examen.py del examinador) van en la rueda.
+    assert not [n for n in names if "examen" in n.rsplit("/", 1)[-1] or n.startswith("solutions/")], names
     # Lo que el alumnado ejecuta en Colab va dentro: el diagnóstico del README y los datos.
     assert {
         "helpers/doctor.py",

@@ -163,6 +163,13 @@ def merge_into_gradebook(cd: ClassDir, results: list[dict]) -> None:
                         grade.auto_score = float(score)
                         if grade.manual_score is None:
                             grade.needs_manual_grade = False
+                    # Mensajes del examinador (helpers.classroom.examiner): el comentario automático
+                    # de cada celda de solución; el comentario a mano no se toca.
+                    for cell, text in (res.get("comentarios") or {}).items():
+                        try:
+                            gb.find_comment(cell, nb, nb, sid).auto_comment = str(text)
+                        except MissingEntry:
+                            pass
                 gb.db.commit()
             except BaseException:
                 gb.db.rollback()

@@ -9,6 +9,11 @@ de trabajo es una *copia* en memoria de lo entregado: el núcleo no ve ni puede 
 carpeta de nbgrader (tampoco el cuaderno con las pruebas ocultas), así que nada de lo que escribe
 lo lee, cambia de permisos o copia después el calificador.
 
+Si el cuaderno tiene examen (``solutions/<nb>/examen.py``), las celdas de pruebas no se ejecutan en
+el núcleo: el examinador (:mod:`helpers.classroom.examiner`, en este proceso) le hace sus preguntas
+en su lugar y decide los puntos de cada una; lo que detecten la guardia y el examen del código queda
+como aviso. Sin examen, como siempre:
+
 Antes de cada celda de pruebas, la guardia del núcleo (:mod:`helpers.classroom.guard`) restaura lo
 que usan las pruebas; lo que hubiera cambiado, y lo que encuentra el examen del código entregado
 (:mod:`helpers.classroom.tamper`), deja la fila en «revisar: posible manipulación de las pruebas».
@@ -37,7 +42,7 @@ import nbformat
 
 from .. import repair
 from ..course_files import ROOT
-from . import feedback, kernel, sandbox, tamper
+from . import examiner, feedback, kernel, sandbox, tamper
 from .assignments import released_path
 from .layout import ClassDir, read_json, write_json
 from .nbgrader_api import api as nbgrader_api
@@ -75,6 +80,8 @@ GRADING_PACKAGES = (
 STATUS_GRADED = "calificado"
 STATUS_MISSING = "falta la entrega"
 STATUS_REVIEW = "revisar: posible manipulación de las pruebas"
+# Con examinador, la manipulación no cambia la nota: se informa para el profesorado.
+NOTICE_TAMPERING = "aviso: el núcleo intentó manipular las pruebas (la nota la decide el examinador y no cambia)"
 
 
 def ungradable(reason: str) -> str:
@@ -383,6 +390,8 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
         sub_dir.mkdir(parents=True)
         nbformat.write(fixed.nb, sub_dir / f"{name}.ipynb")
         report_path = workdir / "ejecucion.json"
+        exam = _exam(cd, name, job)
+        asks = {q.cell: examiner.asks_json(q) for q in exam} if exam is not None else None
         if settings.sandbox:
             # Lo que verá el núcleo: la entrega (sin pruebas ocultas) y los archivos del cuaderno.
             copy = workdir / "copia-para-el-nucleo"
@@ -396,9 +405,10 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
                 info_path=spec["info_path"],
                 report_path=str(report_path),
                 log_path=str(workdir / "nucleo.log"),
+                exam=asks,
             )
         else:
-            kernel.configure(spec_path=None, info_path=None, report_path=str(report_path))
+            kernel.configure(spec_path=None, info_path=None, report_path=str(report_path), exam=asks)
 
         api = nbgrader_api(workdir)
         with temp_env(CURSO_PEFT_PROFILE=settings.profile, OMP_NUM_THREADS=str(max(1, settings.threads))):
@@ -412,10 +422,12 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
                 (outcome.get("log") or "") + "\n" + (outcome.get("error") or ""), encoding="utf-8"
             )
             return result
+        if exam is not None:
+            result["comentarios"] = _examine(workdir, name, student, exam, info, autograded)
         score, max_score, cells = _grades(workdir, name, student)
         result.update(puntuacion=score, puntuacion_maxima=max_score, celdas=cells)
         suspicious += [x for x in report.get("tampering", []) if x not in suspicious]
-        result["estado"] = _status(result["observaciones"], report, settings, suspicious)
+        result["estado"] = _status(result["observaciones"], report, settings, suspicious, examined=exam is not None)
         shutil.copy(autograded, staging / "calificado.ipynb")
         shutil.copy(sub_dir / f"{name}.ipynb", staging / "entregado.ipynb")
         fb = _generate_feedback(api, name, student)
@@ -447,8 +459,37 @@ def grade(cd: ClassDir, job: dict, settings: Settings, slot: int = 0) -> dict:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _status(notes: list[str], report: dict, settings: Settings, suspicious: list[str]) -> str:
-    """Estado de una entrega ejecutada (y sus observaciones, que se añaden a ``notes``)."""
+def _exam(cd: ClassDir, name: str, job: dict) -> list | None:
+    """Las preguntas del examinador para esta entrega (None si el cuaderno no tiene ``examen.py``).
+
+    Las entradas salen de una semilla secreta de la clase y de la huella de la entrega: la misma
+    entrega recibe las mismas preguntas, y ninguna entrega puede saberlas de antemano."""
+    if not examiner.has_exam(name):
+        return None
+    rng = examiner.rng_for(examiner.class_secret(cd.root), name, str(job.get("sha256") or job["huella"]))
+    return examiner.questions(examiner.load_exam(name), rng)
+
+
+def _examine(workdir: Path, name: str, student: str, exam: list, info: dict, autograded: Path) -> dict:
+    """Juzga las respuestas del núcleo, escribe los puntos y mensajes en el libro de notas de esta
+    entrega y en el cuaderno calificado; devuelve ``{celda de solución: mensaje}``."""
+    answers = kernel.answers()
+    verdicts = {}
+    for question in exam:
+        if question.cell in info["celdas"]:
+            points = float(info["celdas"][question.cell])
+            verdicts[question.cell] = examiner.judge(name, question, answers.get(question.cell), points)
+    by_cell = {q.cell: q for q in exam}
+    examiner.write_gradebook(workdir / "gradebook.db", name, student, verdicts, by_cell)
+    examiner.annotate(autograded, verdicts, {c: float(p) for c, p in info["celdas"].items()})
+    return {by_cell[c].solution: v.message for c, v in verdicts.items()}
+
+
+def _status(notes: list[str], report: dict, settings: Settings, suspicious: list[str], examined: bool = False) -> str:
+    """Estado de una entrega ejecutada (y sus observaciones, que se añaden a ``notes``).
+
+    Con examinador (``examined``), lo que encuentran la guardia y el examen del código se anota
+    como aviso, sin cambiar el estado: la nota no depende de nada que dijera el núcleo."""
     partial = "la puntuación es parcial: solo cuentan las celdas ejecutadas antes"
     status = STATUS_GRADED
     if report.get("memory") is not None:
@@ -490,8 +531,8 @@ def _status(notes: list[str], report: dict, settings: Settings, suspicious: list
             "alguien cambió las pruebas"
         )
     for what in suspicious[:10]:
-        notes.append(f"{STATUS_REVIEW} ({what})")
-    if suspicious and status == STATUS_GRADED:
+        notes.append(f"{NOTICE_TAMPERING} ({what})" if examined else f"{STATUS_REVIEW} ({what})")
+    if suspicious and status == STATUS_GRADED and not examined:
         status = STATUS_REVIEW
     return status
 

@@ -9,6 +9,10 @@ manejador de ``execute_request``, ``helpers.check_*`` y funciones de biblioteca 
 lo devuelve todo a ese estado y contesta qué había cambiado. El calificador lo anota como
 «revisar: posible manipulación de las pruebas (...)».
 
+En un cuaderno con examen (``solutions/<nb>/examen.py``) la nota la decide el examinador
+(:mod:`helpers.classroom.examiner`) y lo que vea la guardia es solo un aviso; al arrancar, la guardia
+carga también el recogedor que contesta sus preguntas (:mod:`helpers.classroom.collector`).
+
 Esto es **detección**, no aislamiento: el código del alumnado corre en el mismo proceso y quien se
 empeñe puede engañar a la guardia; por eso el calificador también examina el código entregado
 (:mod:`helpers.classroom.tamper`) y, si la guardia no contesta, lo marca igual. Lo que sí está
@@ -341,14 +345,31 @@ class Guard:
 GUARD: Guard | None = None
 
 
+COLLECTOR_MODULE = "curso_peft_recogedor"
+
+
+def load_collector() -> None:
+    """Carga el recogedor del examinador (``collector.py``, al lado de este archivo) por su ruta."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "collector.py")
+    spec = importlib.util.spec_from_file_location(COLLECTOR_MODULE, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[COLLECTOR_MODULE] = module
+    spec.loader.exec_module(module)
+
+
 def main(argv: list[str]) -> None:
-    """Arranca el núcleo de IPython con la guardia puesta antes de cualquier código del alumnado."""
+    """Arranca el núcleo de IPython con la guardia puesta antes de cualquier código del alumnado, y
+    con el recogedor que contesta las preguntas del examinador."""
     global GUARD
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
     app.initialize(argv)
     GUARD = Guard(app.shell, app.kernel)
+    load_collector()
     app.start()
 
 

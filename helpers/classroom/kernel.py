@@ -57,8 +57,17 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
-# Estado de la entrega en curso (lo fija el trabajador con configure()).
-_STATE: dict = {"spec_path": None, "info_path": None, "report_path": None, "log_path": None}
+# Estado de la entrega en curso (lo fija el trabajador con configure()). ``exam``: preguntas del
+# examinador por celda de pruebas (JSON), o None si el cuaderno no tiene examen; ``answers``: lo que
+# contestó el núcleo a cada una (solo en memoria de este proceso, nunca en un archivo de la caja).
+_STATE: dict = {
+    "spec_path": None,
+    "info_path": None,
+    "report_path": None,
+    "log_path": None,
+    "exam": None,
+    "answers": {},
+}
 
 TIMEOUT_ENAME = "CellTimeoutError"
 NOT_RUN_ENAME = "CeldaNoEjecutada"
@@ -82,11 +91,26 @@ def die_with_parent() -> None:
 
 
 def configure(
-    *, spec_path: str | None, info_path: str | None, report_path: str | None, log_path: str | None = None
+    *,
+    spec_path: str | None,
+    info_path: str | None,
+    report_path: str | None,
+    log_path: str | None = None,
+    exam: dict | None = None,
 ) -> None:
     """Fija la caja de arena (o ninguna, con ``None``), dónde escribe bubblewrap el PID de la caja,
-    dónde va el informe de ejecución y dónde los errores de arranque del núcleo."""
-    _STATE.update(spec_path=spec_path, info_path=info_path, report_path=report_path, log_path=log_path)
+    dónde va el informe de ejecución, dónde los errores de arranque del núcleo y, con ``exam``
+    (``{celda de pruebas: preguntas en JSON}``), que las celdas de pruebas no se ejecuten: en su
+    lugar se hacen esas preguntas al recogedor del núcleo (:mod:`helpers.classroom.collector`)."""
+    _STATE.update(
+        spec_path=spec_path, info_path=info_path, report_path=report_path, log_path=log_path, exam=exam, answers={}
+    )
+
+
+def answers() -> dict:
+    """``{celda de pruebas: [respuestas del recogedor]}`` de la última entrega (solo las celdas a las
+    que se llegó a preguntar)."""
+    return dict(_STATE["answers"])
 
 
 class SandboxKernelManager(AsyncKernelManager):
@@ -270,6 +294,41 @@ class SandboxedExecute(Execute):
 
     # --- cada celda ----------------------------------------------------------------------
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        is_test = nbutils.is_grade(cell) and not nbutils.is_solution(cell)
+        if is_test and cell.cell_type == "code" and _STATE["exam"] is not None:
+            return await self._examine(cell, cell_index, execution_count, store_history)
+        return await self._execute(cell, cell_index, execution_count, store_history)
+
+    async def _examine(self, cell, cell_index, execution_count, store_history):
+        """En vez de la celda de pruebas (con sus pruebas ocultas, que así nunca llegan al núcleo), se
+        ejecuta la llamada al recogedor con las preguntas del examinador, con los mismos límites que
+        una celda (tiempo, presupuesto, memoria, tamaño de la salida). Sus respuestas se guardan aquí
+        y la celda queda con su parte visible y una salida provisional de 0 puntos: la nota la pone
+        después el examinador."""
+        from . import collector
+        from .examiner import PENDING_MESSAGE, visible_source
+
+        grade_id = cell.metadata["nbgrader"].get("grade_id")
+        original = cell.source
+        asks = _STATE["exam"].get(grade_id)
+        try:
+            if asks is not None:
+                cell.source = collector.call_source(asks)
+                cell = await self._execute(cell, cell_index, execution_count, store_history)
+                ran = not any(o.get("ename") == NOT_RUN_ENAME for o in cell.get("outputs", []))
+                if ran:
+                    _STATE["answers"][grade_id] = [
+                        o["data"][collector.MIME]
+                        for o in cell.get("outputs", [])
+                        if o.get("output_type") == "display_data" and collector.MIME in o.get("data", {})
+                    ]
+        finally:
+            cell.source = visible_source(original)
+        cell.outputs = [_error_output("Examinador", PENDING_MESSAGE)]
+        cell.execution_count = None
+        return cell
+
+    async def _execute(self, cell, cell_index, execution_count=None, store_history=True):
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         remaining = self._remaining()

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from .casos import Expect, Notebook, code, is_solution, meta, to_bytes
 
 REVIEW = "revisar: posible manipulación de las pruebas"
+# El cuaderno 01 tiene examen (solutions/01_introduccion_peft/examen.py): la nota la decide el
+# examinador, así que una entrega manipulada queda «calificado» con sus 0 puntos, y lo que vio la
+# guardia va a las observaciones como aviso.
+EXAMINED = "calificado"
+NOTICE = "aviso: el núcleo intentó manipular las pruebas"
 
 # Respuestas equivocadas que no lanzan errores: sin las comprobaciones del curso, «pasarían».
 WRONG_ANSWERS = {
@@ -122,7 +127,7 @@ class _SinAsserts(ast.NodeTransformer):
     def visit_Assert(self, node):
         return ast.Pass()
 ip.ast_transformers.append(_SinAsserts())"""
-    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(REVIEW, 0.0, _zero(nbk), notas=["transformadores"])
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(EXAMINED, 0.0, _zero(nbk), notas=["transformadores"])
 
 
 def run_cell_patch(nbk: Notebook, token: str):
@@ -136,7 +141,7 @@ async def _falsa(self, raw_cell, *args, **kwargs):
 type(ip).run_cell_async = _falsa
 _original_rc = ip.run_cell
 ip.run_cell = lambda raw_cell, *a, **k: _original_rc("pass" if "check_" in raw_cell else raw_cell, *a, **k)"""
-    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(REVIEW, 0.0, _zero(nbk), notas=["run_cell"])
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(EXAMINED, 0.0, _zero(nbk), notas=["run_cell"])
 
 
 def patched_checks(nbk: Notebook, token: str):
@@ -151,7 +156,7 @@ for _n in ("check_equal", "check_type", "check_close"):
 helpers.grading.check_equal.__code__ = (lambda actual, expected, what, *, reveal=False: None).__code__
 helpers = types.SimpleNamespace(check_equal=_nada, check_type=_nada, check_close=_nada, format_count=str)"""
     return to_bytes(_with_cell(_wrong(nbk), src, nbk=nbk)), Attack(
-        REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso"]
+        EXAMINED, 0.0, _zero(nbk), notas=["comprobaciones del curso"]
     )
 
 
@@ -166,15 +171,15 @@ torch.equal = lambda *a, **k: True
 np.allclose = lambda *a, **k: True
 math.isclose = lambda *a, **k: True"""
     return to_bytes(_with_cell(_wrong(nbk), src, before_first_test=True, nbk=nbk)), Attack(
-        REVIEW, 0.0, _zero(nbk), notas=["isinstance", "torch.equal"]
+        EXAMINED, 0.0, _zero(nbk), notas=["isinstance", "torch.equal"]
     )
 
 
 def eq_trick(nbk: Notebook, token: str):
     """11: ``count_params`` devuelve enteros falsos que son iguales a todo (``__eq__``/``__ne__``).
 
-    No hay forma de restaurar eso desde fuera: engaña a ``check_equal`` (la celda de
-    ``count_params`` saca sus puntos) y el examen del código lo marca para revisar."""
+    Antes engañaba a ``check_equal`` (2 puntos, para revisar); el codificador del recogedor solo
+    acepta tipos exactos y la respuesta no es válida: 0."""
     src = """class _Todo(int):
     def __eq__(self, other):
         return True
@@ -185,11 +190,8 @@ def eq_trick(nbk: Notebook, token: str):
 def count_params(model):
     return _Todo(0), _Todo(0)"""
     nb = nbk.fresh()
-    target = nbk.tests[0]
     nb.cells[nbk.index(nb, "count_params")].source = src
-    scores = _zero(nbk)
-    scores[target] = nbk.points[target]
-    return to_bytes(nb), Attack(REVIEW, nbk.points[target], scores, notas=["__eq__"])
+    return to_bytes(nb), Attack(EXAMINED, 0.0, _zero(nbk), notas=["__eq__"])
 
 
 SCRIPT_MARK = "ataque-script"
@@ -296,10 +298,15 @@ def harmless_together(nbk: Notebook, token: str, probe_source: str):
             nb.cells.insert(at, cell)
             at += 1
         outputs += build(nbk, token, *args)[1].salida
+    nb.cells.append(code(dump_everything(nbk, token)))  # al final, antes de la bomba de procesos
     for _, cell in _cells(fork_bomb, nbk, token):
         nb.cells.append(cell)
     expect = Attack(
-        expect.estado, expect.puntuacion, expect.celdas, notas=expect.notas, salida=outputs + ["FORK=limitado"]
+        expect.estado,
+        expect.puntuacion,
+        expect.celdas,
+        notas=expect.notas,
+        salida=outputs + [DUMP_MARK, "FORK=limitado"],
     )
     return to_bytes(nb), expect
 
@@ -312,16 +319,212 @@ def checks_and_library(nbk: Notebook, token: str):
     for _, cell in _cells(patched_library, nbk, token, base_nb=_wrong(nbk)):
         nb.cells.insert(nbk.index(nb, nbk.tests[0]), cell)
     return to_bytes(nb), Attack(
-        REVIEW, 0.0, _zero(nbk), notas=["comprobaciones del curso", "isinstance", "torch.equal"]
+        EXAMINED, 0.0, _zero(nbk), notas=["comprobaciones del curso", "isinstance", "torch.equal"]
     )
+
+
+# --- ataques contra el examinador (issue 23, punto 1): todos sin resolver, todos a 0 ---------------
+_BLIND_GUARD = """import sys
+_guardia = sys.modules["curso_peft_guardia"].GUARD
+_guardia.restore = lambda: []
+_guardia.restore_json = lambda: '{"guardia": "ok", "cambios": []}'"""
+
+
+def manipulators(nbk: Notebook, token: str):
+    """7 + 8 + 9 + 10: respuestas equivocadas con transformadores de entrada y de AST, ``run_cell``
+    cambiado, comprobaciones del curso anuladas y funciones de biblioteca cambiadas, todo junto."""
+    import nbformat
+
+    nb = nbformat.reads(checks_and_library(nbk, token)[0].decode(), as_version=4)
+    for build in (input_transformers, run_cell_patch):
+        for _, cell in _cells(build, nbk, token, base_nb=nbk.fresh()):
+            nb.cells.insert(nbk.setup_index(nb) + 1, cell)
+    return to_bytes(nb), Attack(
+        EXAMINED,
+        0.0,
+        _zero(nbk),
+        notas=[NOTICE, "transformadores", "run_cell", "comprobaciones del curso", "isinstance", "torch.equal"],
+    )
+
+
+def poisoned_types(nbk: Notebook, token: str):
+    """Tipos envenenados: cada función devuelve una subclase (``int`` igual a todo, con ``__repr__``
+    mentiroso; ``dict`` igual a todo) cuyo ``__class__`` dice ser ``int`` o ``dict`` (así
+    ``isinstance`` y ``x.__class__`` mienten; ``type(x)``, no)."""
+    classes = """class _Todo(int):
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+    __hash__ = int.__hash__
+    def __repr__(self):
+        return "134515008"
+    __str__ = __repr__
+    @property
+    def __class__(self):
+        return int
+class _Dicc(dict):
+    def __eq__(self, other):
+        return True
+    __hash__ = None
+    @property
+    def __class__(self):
+        return dict"""
+    answers = {
+        "count_params": "def count_params(model):\n    return _Todo(0), _Todo(0)",
+        "full_ft_memory_bytes": "def full_ft_memory_bytes(n_params, bytes_per_weight=4, optimizer='adamw'):\n"
+        "    return _Todo(0)",
+        "freeze_all_but": "def freeze_all_but(model, names):\n    return _Dicc()",
+        "training_memory_bytes": "def training_memory_bytes(model, optimizer='adamw'):\n    return _Todo(0)",
+    }
+    nb = nbk.fresh()
+    for cell in nb.cells:
+        if is_solution(cell):
+            cell.source = answers[meta(cell)["grade_id"]]
+    return to_bytes(_with_cell(nb, classes, nbk=nbk)), Attack(EXAMINED, 0.0, _zero(nbk), notas=[NOTICE])
+
+
+def forged_replies(nbk: Notebook, token: str):
+    """Respuestas falsificadas por la sesión del núcleo: con la guardia cegada, el manejador de
+    ``execute_request`` contesta él mismo a las celdas de pruebas y a las preguntas del examinador
+    (``display_data`` con el tipo MIME del recogedor, «todo correcto» y un ``execute_reply`` ok),
+    sin ejecutar nada."""
+    src = (
+        _BLIND_GUARD
+        + """
+import ast, json
+_k = get_ipython().kernel
+_real = _k.shell_handlers["execute_request"]
+_MIME = "application/vnd.curso-peft.respuesta+json"
+_FALSO = {"count_params": {"$tupla": [134515008, 134515008]}, "freeze_all_but": None}
+async def _falsa(stream, ident, parent):
+    code = parent["content"].get("code", "")
+    if "recogedor" not in code and "check_" not in code:
+        return await _real(stream, ident, parent)
+    preguntas = []
+    if "answer(" in code:
+        preguntas = json.loads(ast.literal_eval(code[code.index("answer(") + 7 : code.rindex(")")]))
+    for i, p in enumerate(preguntas):
+        valor = _FALSO.get(p["funcion"], 160)
+        datos = {"formato": 1, "i": i, "valor": valor, "tensores": None}
+        if p.get("despues"):
+            datos["estado"] = [n for n in p["args"][1]] if len(p["args"]) > 1 else []
+        _k.session.send(_k.iopub_socket, "display_data", {"data": {_MIME: json.dumps(datos)}, "metadata": {}}, parent)
+    _k.session.send(_k.iopub_socket, "stream", {"name": "stdout", "text": "todo correcto\\n"}, parent)
+    _k.session.send(stream, "execute_reply", {"status": "ok", "execution_count": 1, "user_expressions": {},
+                                              "payload": []}, parent, ident=ident)
+_k.shell_handlers["execute_request"] = _falsa"""
+    )
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(EXAMINED, 0.0, _zero(nbk))
+
+
+def hooked_trust(nbk: Notebook, token: str):
+    """Guardia cegada y confianza enganchada: el recogedor del núcleo cambiado por uno que contesta
+    lo que quiere (un tensor cuyo safetensors trae una cabecera enorme, un número gigante, un JSON
+    anidado sin fin), ``json.dumps`` y ``safetensors.torch.save`` cambiados."""
+    src = (
+        _BLIND_GUARD
+        + """
+import base64, json, struct, sys
+import safetensors.torch
+_r = sys.modules["curso_peft_recogedor"]
+_cabecera = base64.b64encode(struct.pack("<Q", 1 << 40) + b"{}").decode()
+def _contesta(ask, namespace, index=0):
+    trampas = [
+        {"formato": 1, "i": index, "valor": {"$tensor": "t0"}, "tensores": _cabecera},
+        {"formato": 1, "i": index, "valor": int("9" * 400), "tensores": None},
+    ]
+    if index % 3 == 2:
+        return '{"formato": 1, "i": %d, "valor": ' % index + "[" * 100000 + "]" * 100000 + "}"
+    return json.dumps(trampas[index % 2])
+_r.answer_one = _contesta
+safetensors.torch.save = lambda tensors, metadata=None: struct.pack("<Q", 1 << 40) + b"{}"
+_dumps = json.dumps
+json.dumps = lambda obj, *a, **k: _dumps(obj, *a, **k).replace("NotImplementedError", "correcto")"""
+    )
+    return to_bytes(_with_cell(nbk.fresh(), src, nbk=nbk)), Attack(EXAMINED, 0.0, _zero(nbk))
+
+
+def debugger_exit(nbk: Notebook, token: str):
+    """Salida por el depurador: con la guardia cegada, una función de traza (``sys.settrace``) mata el
+    núcleo «limpiamente» (``os._exit(0)``) en cuanto el recogedor empieza a contestar, y
+    ``breakpoint()`` queda enganchado a lo mismo."""
+    src = (
+        _BLIND_GUARD
+        + """
+import os, threading
+def _traza(frame, event, arg):
+    if event == "call" and frame.f_code.co_filename.endswith("collector.py"):
+        os._exit(0)
+    return None
+sys.settrace(_traza)
+threading.settrace(_traza)
+sys.breakpointhook = lambda *a, **k: os._exit(0)"""
+    )
+    nb = _with_cell(nbk.fresh(), src, before_first_test=True, nbk=nbk)
+    return to_bytes(nb), Attack("no calificable: kernel muerto", 0.0, _zero(nbk), notas=["el núcleo murió"])
+
+
+def from_memory(nbk: Notebook, token: str):
+    """Respuestas de memoria: las de las pruebas ocultas publicadas en ``solutions/`` (los modelos
+    ocultos se reconocen por la forma de sus tensores) y las del modelo cargado; nada más."""
+    answers = {
+        "count_params": """def count_params(model):
+    formas = tuple(tuple(p.shape) for p in model.parameters())
+    tabla = {((5, 7), (5,), (3, 5)): (55, 15), ((11, 6), (6,), (6,), (6, 6), (6,)): (120, 120)}
+    return tabla.get(formas, (134515008, 134515008))""",
+        "full_ft_memory_bytes": """def full_ft_memory_bytes(n_params, bytes_per_weight=4, optimizer="adamw"):
+    tabla = {(10, 4, "adamw"): 160, (7_000_000_000, 4, "adamw"): 112_000_000_000,
+             (3_000_000, 2, "adamw"): 24_000_000, (1_234_567, 4, "sgd"): 9_876_536, (999, 2, "sgd"): 3_996}
+    if optimizer not in ("adamw", "sgd"):
+        raise ValueError(optimizer)
+    return tabla.get((n_params, bytes_per_weight, optimizer), 0)""",
+        "freeze_all_but": """def freeze_all_but(model, names):
+    if "2.1.wieght" in names:
+        raise ValueError(names)""",
+        "training_memory_bytes": """def training_memory_bytes(model, optimizer="adamw"):
+    if optimizer not in ("adamw", "sgd"):
+        raise ValueError(optimizer)
+    return 4 * 538060032""",
+    }
+    nb = nbk.fresh()
+    for cell in nb.cells:
+        if is_solution(cell):
+            cell.source = answers[meta(cell)["grade_id"]]
+    return to_bytes(nb), Attack(EXAMINED, 0.0, _zero(nbk))
+
+
+DUMP_MARK = "VOLCADO-IN="
+
+
+def dump_everything(nbk: Notebook, token: str):
+    """Vuelca todo lo que vio su núcleo: el historial ``In`` y ``Out``, el espacio de nombres, el
+    recogedor y la guardia, y cada archivo legible de su carpeta, de su casa y de /tmp."""
+    src = f"""import json, os, sys
+print("{DUMP_MARK}" + json.dumps(list(In), ensure_ascii=False))
+print("VOLCADO-OUT=" + repr(Out)[:20000])
+print("VOLCADO-NOMBRES=" + repr(sorted(globals()))[:20000])
+for _m in ("curso_peft_recogedor", "curso_peft_guardia"):
+    print("VOLCADO-MODULO", _m, repr(vars(sys.modules.get(_m, sys)))[:5000])
+for _raiz in (".", os.path.expanduser("~"), "/tmp"):
+    for _d, _, _fs in os.walk(_raiz):
+        for _f in _fs:
+            try:
+                _p = os.path.join(_d, _f)
+                print("VOLCADO-ARCHIVO", _p, open(_p, errors="replace").read(100_000))
+            except Exception as _e:
+                print("VOLCADO-ARCHIVO", os.path.join(_d, _f), type(_e).__name__)"""
+    return src
 
 
 # Un lote: cada entrega, sus ataques (ver cada función).
 ATTACKS = {
     "inofensivos": harmless_together,
-    "transformadores": input_transformers,
-    "run-cell": run_cell_patch,
-    "comprobaciones": checks_and_library,
-    "igualdad": eq_trick,
+    "manipuladores": manipulators,
+    "tipos": poisoned_types,  # con el truco de ``__eq__`` de eq_trick (11), y más
+    "falsificadas": forged_replies,
+    "guardia-ciega": hooked_trust,
+    "depurador": debugger_exit,
+    "de-memoria": from_memory,
     "memoria": memory_hog,
 }

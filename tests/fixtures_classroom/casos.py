@@ -235,7 +235,10 @@ def dead_kernel(nb: Notebook) -> tuple[bytes, Expect]:
 def no_traceback(nb: Notebook) -> tuple[bytes, Expect]:
     """12 + 14: sin resolver, con ``showtraceback`` (y ``sys.excepthook``) anulados, y cada celda de
     pruebas cambiada por una expresión suelta (que nbgrader tomaría como nota parcial). Anular las
-    trazas es tocar cómo se juzgan las pruebas: además de 0, la fila queda para revisar."""
+    trazas es tocar cómo se juzgan las pruebas: además de 0, la fila queda para revisar; con
+    examinador (``examen.py``), la nota no depende de eso y queda como aviso."""
+    from helpers.classroom import examiner
+
     sub = nb.fresh()
     sub.cells.insert(
         nb.setup_index(sub) + 1,
@@ -248,9 +251,8 @@ def no_traceback(nb: Notebook) -> tuple[bytes, Expect]:
     )
     for i, tid in enumerate(nb.tests):
         sub.cells[nb.index(sub, tid)].source = "0.25" if i % 2 else "import numpy as np\nnp.False_"
-    return to_bytes(sub), Expect(
-        "revisar: posible manipulación de las pruebas", 0.0, {tid: 0.0 for tid in nb.tests}, notas=["trazas de error"]
-    )
+    status = "calificado" if examiner.has_exam(nb.name) else "revisar: posible manipulación de las pruebas"
+    return to_bytes(sub), Expect(status, 0.0, {tid: 0.0 for tid in nb.tests}, notas=["trazas de error"])
 
 
 def spy_cells(reads: list[str], writes: list[str], connects: list[tuple[str, int]]) -> list:
