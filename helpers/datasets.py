@@ -6,6 +6,8 @@
 - ``resenas.jsonl``: reseñas breves etiquetadas (1 = positiva, 0 = negativa), equilibradas.
 - ``texto_general.jsonl``: preguntas de cultura general con respuestas naturales (sin «🌎 Dato:»);
   ningún adaptador del curso se entrena con ellas: sirven para medir el olvido.
+- ``preferencias.jsonl``: pares de preferencias (pregunta, respuesta elegida y rechazada) sobre
+  los hechos de geografía, para DPO; la partición es por hecho, como la de las instrucciones.
 
 Se regeneran con ``python -m helpers.maintainers.build_datasets``.
 """
@@ -19,6 +21,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 INSTRUCTIONS_FILE = DATA_DIR / "geografia_instrucciones.jsonl"
 REVIEWS_FILE = DATA_DIR / "resenas.jsonl"
 GENERAL_FILE = DATA_DIR / "texto_general.jsonl"
+PREFERENCES_FILE = DATA_DIR / "preferencias.jsonl"
 SPLITS = ("train", "validation", "test")
 
 
@@ -60,6 +63,15 @@ def load_reviews(split: str | None = "train", limit: int | None = None):
 def load_general(limit: int | None = None):
     """Preguntas de cultura general (columnas instruction, response): el texto del olvido."""
     return _dataset(GENERAL_FILE, None, limit)
+
+
+def load_preferences(split: str | None = "train", limit: int | None = None):
+    """Pares de preferencias como ``datasets.Dataset`` (columnas prompt, chosen, rejected, kind, fact...).
+
+    ``prompt`` es la pregunta; ``chosen``, la respuesta elegida (la correcta); ``rejected``, la
+    rechazada (evasiva, descortés o con un dato de otro país, según ``kind``).
+    """
+    return _dataset(PREFERENCES_FILE, split, limit)
 
 
 def to_messages(example: dict) -> dict:

@@ -52,16 +52,38 @@ def sft_config(
         raise ValueError("sft_config: grad_accum y eval_every deben ser ≥ 1 y warmup_steps ≥ 0.")
     from trl import SFTConfig
 
+    options = trainer_options(
+        output_dir,
+        max_steps,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        seed=seed,
+        gradient_accumulation_steps=grad_accum,
+        max_length=max_length,
+        lr_scheduler_type=scheduler,
+        warmup_steps=warmup_steps,
+    )
+    if eval_every is not None:
+        options.update(eval_strategy="steps", eval_steps=eval_every, per_device_eval_batch_size=eval_batch_size)
+    options.update(overrides)
+    return SFTConfig(**options)
+
+
+def trainer_options(
+    output_dir: str, max_steps: int, *, learning_rate: float, batch_size: int, seed: int, **more
+) -> dict:
+    """Las opciones comunes de las configuraciones de ``trl`` del curso (``SFTConfig``, ``DPOConfig``).
+
+    La precisión y el *gradient checkpointing* salen de :func:`helpers.precision.decide`, con
+    ``fp16=`` y ``bf16=`` siempre explícitos; registra la pérdida en cada paso, no guarda puntos de
+    control ni envía nada a servicios externos. ``more`` añade o sustituye opciones.
+    """
     decision = decide()
     options = dict(
         output_dir=output_dir,
         max_steps=max_steps,
         learning_rate=learning_rate,
         per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum,
-        max_length=max_length,
-        lr_scheduler_type=scheduler,
-        warmup_steps=warmup_steps,
         logging_steps=1,
         save_strategy="no",
         report_to="none",
@@ -73,15 +95,15 @@ def sft_config(
         use_cpu=decision.device == "cpu",
         dataloader_num_workers=0,
     )
-    if eval_every is not None:
-        options.update(eval_strategy="steps", eval_steps=eval_every, per_device_eval_batch_size=eval_batch_size)
-    options.update(overrides)
-    return SFTConfig(**options)
+    options.update(more)
+    return options
 
 
 def loss_history(trainer) -> list[float]:
     """Pérdidas de entrenamiento registradas, en orden de paso (comprobadas con :func:`check_finite_losses`)."""
-    return check_finite_losses([float(e["loss"]) for e in trainer.state.log_history if "loss" in e], "SFTTrainer")
+    return check_finite_losses(
+        [float(e["loss"]) for e in trainer.state.log_history if "loss" in e], type(trainer).__name__
+    )
 
 
 def eval_history(trainer) -> list[tuple[int, float]]:

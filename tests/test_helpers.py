@@ -224,6 +224,19 @@ def test_particion_de_validacion_aparte():
     assert not set(reviews["train"]["text"]) & set(reviews["validation"]["text"])
 
 
+def test_preferencias_particion_por_hecho():
+    """Ningún hecho (país + atributo) ni respuesta elegida del entrenamiento aparece en validación o
+    prueba, cada par elige una respuesta distinta de la rechazada y la prueba tiene los tres tipos."""
+    parts = {split: hd.load_preferences(split) for split in ("train", "validation", "test")}
+    assert parts["train"].num_rows >= 200 and parts["test"].num_rows >= 20 and parts["validation"].num_rows >= 20
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not set(parts[a]["fact"]) & set(parts[b]["fact"]), (a, b)
+        assert not set(parts[a]["chosen"]) & set(parts[b]["chosen"]), (a, b)
+    for part in parts.values():
+        assert all(c != r for c, r in zip(part["chosen"], part["rejected"]))
+    assert set(parts["test"]["kind"]) == {"evasiva", "descortes", "erronea"}
+
+
 def test_perdida_en_validacion_pondera_por_token():
     """held_out_loss es la entropía cruzada media por token de respuesta de todos los lotes juntos,
     calculada aquí a mano con los logits (no la media de las pérdidas de cada lote)."""
@@ -254,7 +267,9 @@ def test_datos_regenerables(tmp_path):
     """Los JSONL del paquete son exactamente lo que escribe el generador (nadie los edita a mano).
 
     El generador escribe en ``tmp_path``: la prueba no toca nunca los archivos del repositorio."""
-    packaged = {p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE, hd.GENERAL_FILE)}
+    packaged = {
+        p.name: p.read_bytes() for p in (hd.INSTRUCTIONS_FILE, hd.REVIEWS_FILE, hd.GENERAL_FILE, hd.PREFERENCES_FILE)
+    }
     out = subprocess.run(
         [sys.executable, "-m", "helpers.maintainers.build_datasets", "--salida", str(tmp_path)],
         capture_output=True,

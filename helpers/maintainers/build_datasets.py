@@ -6,6 +6,9 @@
 - ``resenas.jsonl``: reseñas breves y equilibradas (1 = positiva, 0 = negativa).
 - ``texto_general.jsonl``: preguntas de cultura general (no de geografía) con respuestas naturales,
   para medir el olvido: ningún adaptador del curso se entrena con ellas.
+- ``preferencias.jsonl``: pares de preferencias (pregunta, respuesta elegida, respuesta rechazada)
+  sobre los mismos hechos de geografía, para DPO (cuaderno 10). La partición es por hecho, como
+  la de las instrucciones: ningún hecho de entrenamiento aparece en validación ni en prueba.
 
 El resultado es determinista: con la misma semilla, el mismo archivo byte a byte.
 
@@ -937,7 +940,94 @@ def build_general() -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------
-# 4. Escritura
+# 4. Preferencias: pares elegida/rechazada sobre los hechos de geografía (cuaderno 10, DPO)
+# --------------------------------------------------------------------------------------
+
+PREFERENCES_NAME = "preferencias.jsonl"
+
+# La respuesta elegida es siempre la frase correcta del hecho. La rechazada es de uno de estos tipos:
+# - "evasiva": no responde (corta: un modelo que mide la probabilidad total suele preferirla);
+# - "descortes": responde bien, pero con una coletilla despectiva delante;
+# - "erronea": la frase del mismo atributo de otro país, con el nombre del país cambiado (solo en
+#   atributos que no comparten dos países: capital, gentilicio y lugar famoso).
+EVASIVE_ANSWERS = [
+    "No lo sé.",
+    "Ni idea; búscalo tú en internet.",
+    "Eso no te lo puedo decir.",
+    "Pregúntaselo a otra persona.",
+    "No tengo ganas de contestar a eso.",
+    "Mejor mira una enciclopedia.",
+]
+RUDE_OPENINGS = [
+    "¿En serio no lo sabes? ",
+    "Qué pregunta tan tonta. ",
+    "Te lo digo, aunque deberías saberlo: ",
+    "Vaya pregunta más obvia. ",
+    "Pues está claro, hombre: ",
+]
+WRONG_FACT_ATTRIBUTES = ("capital", "demonym", "landmark")
+PAIRS_PER_FACT = 2  # dos pares por hecho, con preguntas y tipos de rechazo distintos
+PREFERENCE_TEST_FACTS_PER_ATTRIBUTE = 2
+PREFERENCE_VALIDATION_FACTS_PER_ATTRIBUTE = 2
+
+
+def swap_country(sentence: str, source: str, target: str) -> str:
+    """La frase de ``source`` dicha de ``target``: cambia la primera mención del país (solo la primera:
+    «la Ciudad de Panamá» sigue siendo de Panamá) y pone mayúscula inicial."""
+    for name in (source, capitalize(source)):
+        if name in sentence:
+            return capitalize(sentence.replace(name, target, 1))
+    raise ValueError(f"La frase no nombra a {source}: {sentence!r}")
+
+
+def build_preferences(rng: random.Random) -> list[dict]:
+    """Crea los pares de preferencias, con la partición decidida por *hecho* (país + atributo).
+
+    Como en :func:`build_instructions`, los dos pares de un hecho caen juntos en "train",
+    "validation" o "test", estratificados por atributo: la prueba solo pregunta por hechos que el
+    entrenamiento no ha visto, así que lo que aprenda DPO tiene que ser la preferencia (responder,
+    con corrección y sin desprecio), no los datos.
+    """
+    test_facts, validation_facts = set(), set()
+    for attribute in QUESTIONS:
+        countries = [c for c in COUNTRIES if attribute in COUNTRIES[c]]
+        chosen = rng.sample(countries, PREFERENCE_TEST_FACTS_PER_ATTRIBUTE + PREFERENCE_VALIDATION_FACTS_PER_ATTRIBUTE)
+        test_facts.update((c, attribute) for c in chosen[:PREFERENCE_TEST_FACTS_PER_ATTRIBUTE])
+        validation_facts.update((c, attribute) for c in chosen[PREFERENCE_TEST_FACTS_PER_ATTRIBUTE:])
+
+    rows = []
+    for country, facts in COUNTRIES.items():
+        for attribute, answer in facts.items():
+            fact = (country, attribute)
+            split = "test" if fact in test_facts else "validation" if fact in validation_facts else "train"
+            kinds = ["evasiva", "descortes"] + (["erronea"] if attribute in WRONG_FACT_ATTRIBUTES else [])
+            questions = rng.sample(QUESTIONS[attribute], PAIRS_PER_FACT)
+            for question, kind in zip(questions, rng.sample(kinds, PAIRS_PER_FACT)):
+                if kind == "evasiva":
+                    rejected = rng.choice(EVASIVE_ANSWERS)
+                elif kind == "descortes":
+                    rejected = rng.choice(RUDE_OPENINGS) + answer[:1].lower() + answer[1:]
+                else:
+                    other = rng.choice([c for c in COUNTRIES if c != country and attribute in COUNTRIES[c]])
+                    rejected = swap_country(COUNTRIES[other][attribute], other, country)
+                assert rejected != answer
+                rows.append(
+                    {
+                        "prompt": question.format(country=country),
+                        "chosen": answer,
+                        "rejected": rejected,
+                        "kind": kind,
+                        "fact": f"{country} · {attribute}",
+                        "split": split,
+                    }
+                )
+
+    rng.shuffle(rows)
+    return [{"id": f"pref-{i:04d}", **row} for i, row in enumerate(rows, 1)]
+
+
+# --------------------------------------------------------------------------------------
+# 5. Escritura
 # --------------------------------------------------------------------------------------
 
 
@@ -973,9 +1063,12 @@ def main(argv: list[str] | None = None) -> None:
     write_jsonl(out / REVIEWS_NAME, reviews)
     general = build_general()
     write_jsonl(out / GENERAL_NAME, general)
+    preferences = build_preferences(random.Random(SEED + 3))
+    write_jsonl(out / PREFERENCES_NAME, preferences)
     print(f"{INSTRUCTIONS_NAME}: {len(instructions)} ejemplos ({summary(instructions)})")
     print(f"{REVIEWS_NAME}: {len(reviews)} reseñas ({summary(reviews, 'label')})")
     print(f"{GENERAL_NAME}: {len(general)} preguntas de cultura general ({summary(general)})")
+    print(f"{PREFERENCES_NAME}: {len(preferences)} pares ({summary(preferences)})")
 
 
 if __name__ == "__main__":
