@@ -12,6 +12,9 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 # Solo los cuadernos: los archivos de salida que deje una ejecución no se publican.
 c.CourseDirectory.include = ["*.ipynb"]
+# El examen de cada cuaderno (solutions/<nb>/examen.py: las preguntas del examinador y cómo se juzgan)
+# es tan secreto como las pruebas ocultas: nbgrader no lo copia al publicar (notebooks/) ni al calificar.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "examen.py"]
 
 # Lo que ve el alumnado donde estaba la solución.
 c.ClearSolutions.code_stub = {"python": "# TU CÓDIGO AQUÍ\nraise NotImplementedError()"}

@@ -85,9 +85,14 @@ def test_magias_de_ipython_y_codigo_roto():
 def test_importaciones_relativas_de_helpers():
     uses = ad.collect_module(ad.ROOT / "helpers" / "training.py")
     targets = {(u.target, u.keyword) for u in uses}
-    # SFTConfig(**options) con options = dict(...): se leen las claves del diccionario.
+    # SFTConfig(**options) con options = trainer_options(..., max_length=...), una función del módulo que
+    # devuelve un dict(...), y options.update(...): se leen las claves de las tres partes.
     assert ("trl.SFTConfig", "max_length") in targets and ("trl.SFTConfig", "per_device_train_batch_size") in targets
+    assert ("trl.SFTConfig", "eval_steps") in targets
+    assert ("trl.SFTConfig", "batch_size") not in targets  # parámetro de trainer_options, no de SFTConfig
     assert ("trl.SFTTrainer", "processing_class") in targets
+    dpo = {(u.target, u.keyword) for u in ad.collect_module(ad.ROOT / "helpers" / "preferences.py")}
+    assert ("trl.DPOConfig", "per_device_train_batch_size") in dpo
 
 
 def test_cuadernos_y_helpers_usan_la_api_instalada(monkeypatch, capsys):

@@ -245,5 +245,6 @@ def test_el_examen_nunca_se_publica(tmp_path):
         assert name in notebook_names()
         copy = course_files.copy_source(name, tmp_path / name)
         assert not (copy / EXAM_FILE).exists()
-    config = (ROOT / "nbgrader_config.py").read_text(encoding="utf-8")
-    assert 'c.CourseDirectory.include = ["*.ipynb"]' in config  # nbgrader publica solo los cuadernos
+    # Lo que publica nbgrader (`make release` → notebooks/), generado de nuevo: sin examen.
+    published = course_files.generate("*", release_dir=tmp_path / "publicado")
+    assert sorted(published.rglob(EXAM_FILE)) == [], "nbgrader publica examen.py: falta en CourseDirectory.ignore"

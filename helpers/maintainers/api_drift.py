@@ -43,6 +43,18 @@ ROOTS = PACKAGES + ("helpers",)
 INSTANCE = "()"  # marca en una ruta: «una instancia de la clase anterior»
 UNPARSABLE = "<sin analizar>"  # destino de un uso que marca código que no se pudo analizar
 
+
+@functools.cache
+def _module_builders(module: str) -> dict[str, tuple[set[str], set[str]]]:
+    """Las funciones de un módulo de helpers que devuelven un ``dict(...)`` (ver ``_built_keys``)."""
+    source = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    if not source.exists():
+        return {}
+    collector = _Collector(module)
+    collector._find_builders(ast.parse(source.read_text(encoding="utf-8")))
+    return collector.builders
+
+
 # Funciones de helpers cuyo ``**kwargs`` va entero a otra función o clase.
 FORWARDS: dict[str, tuple[str, ...]] = {
     "helpers.training.sft_config": ("trl.SFTConfig",),
@@ -89,6 +101,8 @@ class _Collector(ast.NodeVisitor):
         self.module = module  # nombre del módulo, para resolver importaciones relativas
         self.aliases: dict[str, str] = {}
         self.dicts: dict[str, set[str]] = {}
+        # función local que devuelve un dict(...) → (sus claves, sus parámetros)
+        self.builders: dict[str, tuple[set[str], set[str]]] = {}
         self.where = ""
         self.uses: list[KeywordUse] = []
 
@@ -146,6 +160,8 @@ class _Collector(ast.NodeVisitor):
                 self.aliases.pop(target.id, None)
                 self.dicts.pop(target.id, None)
                 keys = self._dict_keys(node.value)
+                if keys is None:
+                    keys = self._built_keys(node.value)
                 if keys is not None:
                     self.dicts[target.id] = keys
                 elif isinstance(node.value, ast.Call):
@@ -161,8 +177,48 @@ class _Collector(ast.NodeVisitor):
             ):
                 self.dicts[target.value.id].add(target.slice.value)
 
+    def _built_keys(self, node: ast.AST) -> set[str] | None:
+        """Claves de ``builder(...)``, una función de este mismo código que devuelve un ``dict(...)``
+        (p. ej. ``training.trainer_options``): las de ese diccionario más los argumentos con nombre de
+        la llamada que no son parámetros suyos (los que van a su ``**more``)."""
+        if not isinstance(node, ast.Call):
+            return None
+        if isinstance(node.func, ast.Name) and node.func.id in self.builders:
+            keys, params = self.builders[node.func.id]
+        else:  # importada de otro módulo de helpers (p. ej. preferences usa training.trainer_options)
+            path = self.dotted(node.func) or ""
+            module, _, name = path.rpartition(".")
+            if not module.startswith("helpers") or name not in _module_builders(module):
+                return None
+            keys, params = _module_builders(module)[name]
+        return keys | {kw.arg for kw in node.keywords if kw.arg and kw.arg not in params}
+
+    def _find_builders(self, tree: ast.AST) -> None:
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef) or func.args.kwarg is None:
+                continue
+            assigned = {}
+            for stmt in ast.walk(func):
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                    keys = self._dict_keys(stmt.value)
+                    if keys is not None:
+                        assigned[stmt.targets[0].id] = keys
+            returned = [
+                r.value.id for r in ast.walk(func) if isinstance(r, ast.Return) and isinstance(r.value, ast.Name)
+            ]
+            if returned and all(name in assigned for name in returned):
+                params = {a.arg for a in func.args.args + func.args.kwonlyargs + func.args.posonlyargs}
+                self.builders[func.name] = (set().union(*(assigned[n] for n in returned)), params)
+
     # llamadas
     def visit_Call(self, node: ast.Call) -> None:
+        if (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "update"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in self.dicts
+        ):  # options.update(clave=...): más claves del mismo diccionario
+            self.dicts[node.func.value.id] |= {kw.arg for kw in node.keywords if kw.arg}
         path = self.dotted(node.func)
         if self._watched(path):
             keywords: list[str] = []
@@ -186,6 +242,7 @@ class _Collector(ast.NodeVisitor):
             except SyntaxError as exc:  # se informa como error: ese código tampoco se ejecutaría
                 self.uses.append(KeywordUse(UNPARSABLE, exc.msg, f"{where}línea {exc.lineno}"))
         for _, tree in trees:  # primero todas las importaciones (pueden venir al final del módulo)
+            self._find_builders(tree)
             for node in ast.walk(tree):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     self.visit(node)

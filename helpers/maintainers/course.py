@@ -24,10 +24,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
-from ..course_files import ipc_kernel_settings
+from ..course_files import copy_source, ipc_kernel_settings
 from ..models import ENV_VAR, resolve_profile
 from ..validar import SKIP_ENV
-from .release import ROOT, SOLUTIONS, notebook_names
+from .release import ROOT, notebook_names
 
 DEFAULT_OUT = ROOT / "build" / "curso"
 CELL_TIMEOUT = 1800
@@ -104,7 +104,7 @@ def run_notebook(name: str, out_dir: Path) -> tuple[str, float, int]:
     """Ejecuta un cuaderno en su propia carpeta de trabajo; devuelve (estado, segundos, figuras)."""
     work = out_dir / name
     shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(SOLUTIONS / name, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "salidas"))
+    copy_source(name, work)  # sin el examen del examinador (examen.py), ni salidas ni cachés
     path = work / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
     # «immediate»: al terminar, el núcleo se cierra sin esperar a que Python se despida (con torch y
