@@ -337,12 +337,13 @@ def test_retroalimentacion_en_espanol_sin_pruebas_ocultas(clase):
     gabi = (clase["dir"] / "retroalimentacion" / "gabi-leon-1007" / f"{NB1}.html").read_text(encoding="utf-8")
     assert "Puntuación: 0.0" in gabi
     # La entrega espía imprimió el historial de IPython (su última celda): el 01 tiene examen.py, así que
-    # el examinador no ejecutó ninguna prueba oculta en su núcleo. El historial está en la página (la celda
-    # de memoria sale dos veces: su celda y el historial impreso) y no trae ni una línea oculta, ni tapada.
+    # el examinador no ejecutó ninguna prueba oculta en su núcleo. El historial está en la página (el código
+    # de las celdas sale coloreado, partido en etiquetas; la línea entera solo está en el historial impreso)
+    # y no trae ni una línea oculta, ni tapada.
     elena = html_lib.unescape(
         (clase["dir"] / "retroalimentacion" / "elena-mora-1005" / f"{NB1}.html").read_text(encoding="utf-8")
     )
-    assert elena.count("print('MEMORIA=concedida')") >= 2, "la entrega espía no imprimió su historial"
+    assert "print('MEMORIA=concedida')" in elena, "la entrega espía no imprimió su historial"
     assert HIDDEN_PLACEHOLDER not in elena
     sources = "\n".join(c.source for c in graded(clase, "elena-mora-1005").cells)
     assert not any(line in sources for line in telltale)  # ni en el cuaderno calificado: nunca se ejecutaron
