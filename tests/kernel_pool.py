@@ -145,10 +145,15 @@ def _watch(conn, pid: int) -> None:
 
 
 def serve(path: str) -> None:
+    import ctypes
     import gc
     import importlib
     import threading
 
+    try:  # si muere el proceso de pytest que lo lanzó, el zigoto no se queda huérfano
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
     for name in WARM_MODULES:
         importlib.import_module(name)
     gc.collect()

@@ -72,9 +72,11 @@ def extract_figures(nb, folder: Path) -> int:
 
 
 def default_jobs() -> int:
-    """Cuadernos a la vez por defecto: 2 si hay al menos 2 núcleos de CPU (con un hilo cada uno, dos
-    cuadernos a la vez terminan antes que uno tras otro con dos hilos: buena parte de cada cuaderno es
-    Python de un solo hilo), 1 si no. En una GPU, 1: se la repartirían."""
+    """Cuadernos a la vez por defecto: 2 si hay al menos 2 núcleos de CPU, 1 si no; en una GPU, 1 (se la
+    repartirían). Buena parte de cada cuaderno es Python de un solo hilo (tokenizar, preparar datos,
+    arrancar el núcleo), así que con un hilo cada uno se espera que dos a la vez terminen antes; no
+    está medido frente a ``--trabajos 1`` en la misma máquina: compáralo con el tiempo de reloj que
+    imprime al final."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is not None:
@@ -147,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         "--trabajos",
         type=int,
         default=default_jobs(),
-        help="cuadernos a la vez, cada uno con núcleos de CPU / trabajos hilos (por defecto "
-        f"{default_jobs()} en esta máquina)",
+        help="cuántos cuadernos se ejecutan a la vez; cada uno usa núcleos de CPU ÷ trabajos hilos (por "
+        f"defecto {default_jobs()} en esta máquina; con 1, uno tras otro con todos los núcleos)",
     )
     args = parser.parse_args(argv)
     if args.trabajos < 1:
